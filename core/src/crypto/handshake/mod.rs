@@ -1,0 +1,1 @@
+//! Circuit-extension handshakes: CREATE_FAST and ntor.

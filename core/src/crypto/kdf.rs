@@ -1,0 +1,1 @@
+//! Key derivation functions: KDF-TOR and ntor's HKDF-SHA256.

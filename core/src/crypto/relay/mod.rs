@@ -1,0 +1,1 @@
+//! Relay-cell crypto: one hop's layer, a whole circuit's layers, SENDME v1 tags.

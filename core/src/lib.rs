@@ -1,0 +1,29 @@
+//! # onionpeer-core
+//!
+//! The protocol logic of onionpeer — Tor's link, circuit and stream protocols and the
+//! Peersm layer (Kademlia DHT, ORDB content distribution) — as deterministic state
+//! machines with no I/O of their own.
+//!
+//! This crate performs no network or disk access, reads no clock and draws no entropy of
+//! its own: bytes, time and randomness all come in through its API, so the same inputs
+//! give the same outputs, byte for byte. Runtimes (`onionpeer-smol`, `onionpeer-webrtc`)
+//! and the simulator (`onionpeer-sim`) move bytes and time in and out of it.
+//!
+//! The crate is `no_std` + `alloc` so it builds for browsers (wasm32) and small boxes.
+//!
+//! Layout, bottom up:
+//! - [`codec`]: the byte reader and writer every encoding is built on.
+//! - [`cells`]: channel cells and relay cells, every message of the protocol.
+//! - [`crypto`]: KDFs, handshakes, relay crypto, identity keys and certificates.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+pub mod codec;
+pub mod cells;
+pub mod crypto;
