@@ -15,6 +15,7 @@
 //! - [`codec`]: the byte reader and writer every encoding is built on.
 //! - [`cells`]: channel cells and relay cells, every message of the protocol.
 //! - [`crypto`]: KDFs, handshakes, relay crypto, identity keys and certificates.
+//! - [`time`]: the [`Instant`] every entry point takes as `now`.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -24,6 +25,9 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
-pub mod codec;
 pub mod cells;
+pub mod codec;
 pub mod crypto;
+pub mod time;
+
+pub use time::Instant;
