@@ -73,6 +73,7 @@ impl core::fmt::Display for Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::ToString;
 
     #[test]
     fn arithmetic_saturates() {
