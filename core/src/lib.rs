@@ -26,6 +26,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod cells;
+pub mod circuit;
 pub mod codec;
 pub mod crypto;
 pub mod time;
