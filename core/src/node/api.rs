@@ -1,0 +1,283 @@
+//! The drive contract: what goes into a [`Node`](super::Node) and what comes out.
+//!
+//! One way in per kind of stimulus — [`Input`] for the network and timers, [`Command`] for
+//! the application — and one way out, [`Output`], drained with `poll_output` after every
+//! input or command until it yields [`Output::Timeout`], which is always last.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::net::{IpAddr, SocketAddr};
+
+use crate::Instant;
+use crate::cells::channel::DestroyReason;
+use crate::cells::relay::EndReason;
+use crate::crypto::identity::PeerId;
+
+/// A byte connection the runtime carries for the node: a link to another node, or at an
+/// exit, a connection to a destination. Chosen by the node (for connections it asks for)
+/// or returned by `accept_link` (for links a peer opened).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+/// An application's handle on a circuit this node built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CircuitHandle(pub u64);
+
+/// An application's handle on a stream this node opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamHandle(pub u64);
+
+/// What a link's transport proves about the two ends, passed in by the runtime: the
+/// SHA-256 digests of the TLS (or DTLS) certificates. The responder certifies its own in
+/// CERTS (type 5); the initiator checks the peer's against it. This is what binds the
+/// Tor handshake to the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkBinding {
+    /// Digest of this end's certificate.
+    pub local: [u8; 32],
+    /// Digest of the peer's certificate.
+    pub remote: [u8; 32],
+}
+
+/// A network or timer stimulus.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// Time has advanced to this instant; due timers fire. An early timeout is a no-op.
+    Timeout(Instant),
+    /// A connection the node asked for (with [`Output::Connect`]) is established.
+    Connected {
+        /// When.
+        now: Instant,
+        /// Which connection.
+        conn: ConnId,
+        /// For a link: the transport's certificate digests. Ignored for exit connections.
+        binding: LinkBinding,
+    },
+    /// Bytes arrived on a connection, in any chunking.
+    Data {
+        /// When.
+        now: Instant,
+        /// Which connection.
+        conn: ConnId,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// A connection closed, failed to open, or was reset.
+    Closed {
+        /// When.
+        now: Instant,
+        /// Which connection.
+        conn: ConnId,
+        /// True when the connection ended in an error (refused, reset, timed out) rather
+        /// than an orderly close.
+        error: bool,
+    },
+}
+
+impl Input<'_> {
+    /// The instant this input happened at.
+    pub fn now(&self) -> Instant {
+        match *self {
+            Input::Timeout(now)
+            | Input::Connected { now, .. }
+            | Input::Data { now, .. }
+            | Input::Closed { now, .. } => now,
+        }
+    }
+}
+
+/// A hop of a path, as the application (or a directory) describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayTarget {
+    /// Where to reach it.
+    pub addr: SocketAddr,
+    /// Its RSA identity fingerprint.
+    pub id: PeerId,
+    /// Its ntor onion key (curve25519).
+    pub ntor_key: [u8; 32],
+    /// Its ed25519 identity, if known (sent as a link specifier when extending).
+    pub ed_id: Option<[u8; 32]>,
+}
+
+/// How the first hop of a circuit is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FirstHop {
+    /// CREATE2 with ntor: authenticated against the relay's onion key.
+    #[default]
+    Ntor,
+    /// CREATE_FAST: no public-key step, relying on the link's authentication (as the
+    /// Peersm design does for its first hops).
+    Fast,
+}
+
+/// Where an exit stream goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamTarget {
+    /// A TCP destination, by name or address.
+    Tcp {
+        /// Host name or address literal.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// The last hop's directory service (BEGIN_DIR).
+    Directory,
+}
+
+/// What the application asks of the node.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Build a circuit along `path` (first hop first). Answered with
+    /// [`Event::CircuitBuilt`] or [`Event::CircuitClosed`].
+    BuildCircuit {
+        /// The handle the circuit will be known by (from `Node::next_circuit_handle`).
+        handle: CircuitHandle,
+        /// The hops, first to last.
+        path: Vec<RelayTarget>,
+        /// How to create the first hop.
+        first_hop: FirstHop,
+    },
+    /// Close a circuit (DESTROY towards the first hop).
+    CloseCircuit(CircuitHandle),
+    /// Open a stream on a built circuit; answered with [`Event::StreamOpened`] or
+    /// [`Event::StreamClosed`].
+    OpenStream {
+        /// The handle the stream will be known by (from `Node::next_stream_handle`).
+        handle: StreamHandle,
+        /// The circuit to carry it.
+        circuit: CircuitHandle,
+        /// Where the last hop should connect it.
+        target: StreamTarget,
+    },
+    /// Close a stream (RELAY_END, reason DONE) once its queued data is sent.
+    CloseStream(StreamHandle),
+}
+
+/// Where a connection the node asks for should go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectTarget {
+    /// A link (TLS or DTLS) to a relay; the handshake checks `id` when given.
+    Relay {
+        /// The relay's address.
+        addr: SocketAddr,
+        /// The identity the link must prove, if known.
+        id: Option<PeerId>,
+    },
+    /// At an exit: a plain TCP connection for a stream, already checked against the exit
+    /// policy.
+    Exit {
+        /// Host name or address literal to connect to.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+}
+
+/// Why a link went down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkCloseReason {
+    /// The transport closed cleanly.
+    Closed,
+    /// The transport failed (refused, reset).
+    TransportError,
+    /// The link handshake did not finish in time.
+    HandshakeTimeout,
+    /// The peer broke the protocol (a counter says which rule).
+    ProtocolViolation,
+    /// The peer's certificates did not prove the expected identity.
+    BadCertificates,
+    /// No link protocol version in common.
+    NoCommonVersion,
+    /// We closed it (idle, shutdown, limit).
+    Local,
+}
+
+/// Something the application should know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A link finished its handshake.
+    LinkUp {
+        /// The connection.
+        conn: ConnId,
+        /// The peer's proven RSA identity (for links we initiated), if any.
+        peer: Option<PeerId>,
+        /// The negotiated link protocol version.
+        version: u16,
+    },
+    /// A link closed.
+    LinkDown {
+        /// The connection.
+        conn: ConnId,
+        /// Why.
+        reason: LinkCloseReason,
+    },
+    /// The peer's NETINFO clock differs from ours by this many seconds (positive: the
+    /// peer is ahead). Reported when beyond a threshold.
+    ClockSkew {
+        /// The connection.
+        conn: ConnId,
+        /// Peer's clock minus ours, in seconds.
+        skew_secs: i64,
+    },
+    /// A circuit this node built is ready.
+    CircuitBuilt(CircuitHandle),
+    /// A circuit this node built closed (or failed to build).
+    CircuitClosed {
+        /// Which.
+        circuit: CircuitHandle,
+        /// The DESTROY reason (from the network or our own).
+        reason: DestroyReason,
+    },
+    /// A stream was connected by the exit.
+    StreamOpened {
+        /// Which.
+        stream: StreamHandle,
+        /// The address the exit connected to, if it said.
+        addr: Option<IpAddr>,
+    },
+    /// A stream has data to read with `Node::read_stream`.
+    StreamReadable(StreamHandle),
+    /// A stream can take more data with `Node::write_stream`.
+    StreamWritable(StreamHandle),
+    /// A stream closed.
+    StreamClosed {
+        /// Which.
+        stream: StreamHandle,
+        /// The END reason.
+        reason: EndReason,
+    },
+}
+
+/// Why the node wants to be woken at a [`Output::Timeout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutReason {
+    /// Nothing scheduled; the instant is far in the future.
+    Idle,
+    /// A link handshake deadline.
+    LinkHandshake,
+    /// A circuit build deadline.
+    CircuitBuild,
+    /// An exit connection deadline.
+    ExitConnect,
+}
+
+/// What the node asks of its driver.
+#[derive(Debug)]
+pub enum Output {
+    /// Open a connection; report it with [`Input::Connected`] or [`Input::Closed`].
+    Connect {
+        /// The id the node will know it by.
+        conn: ConnId,
+        /// Where to.
+        target: ConnectTarget,
+    },
+    /// Bytes are queued on this connection: pull them with `Node::poll_transmit` when the
+    /// transport can take them.
+    Transmit(ConnId),
+    /// Close this connection (after sending what `poll_transmit` gave).
+    Close(ConnId),
+    /// Something for the application.
+    Event(Event),
+    /// Nothing more to do until this instant (or the next input). Always the last output.
+    Timeout(Instant, TimeoutReason),
+}

@@ -1,0 +1,110 @@
+//! A node's configuration: who it is, what it does, and the limits that bound it.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use super::exit_policy::ExitPolicy;
+
+/// The functions a node performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Role {
+    /// Accept links and relay circuits (an onion router). A node that is not a relay
+    /// refuses CREATE cells (an onion proxy only).
+    pub relay: bool,
+    /// Open exit connections for BEGIN (subject to the exit policy).
+    pub exit: bool,
+}
+
+impl Role {
+    /// An onion proxy: builds circuits, relays nothing.
+    pub const CLIENT: Role = Role { relay: false, exit: false };
+    /// A middle relay.
+    pub const RELAY: Role = Role { relay: true, exit: false };
+    /// An exit relay.
+    pub const EXIT: Role = Role { relay: true, exit: true };
+}
+
+/// Upper bounds on everything a peer can make the node hold. Hitting one is a counted,
+/// reported event (the object is refused or closed), never a panic or unbounded growth.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Links (handshaking or open) at once.
+    pub max_links: usize,
+    /// Circuits on one link.
+    pub max_circuits_per_link: usize,
+    /// Circuits through or from this node in all.
+    pub max_circuits: usize,
+    /// Streams on one circuit.
+    pub max_streams_per_circuit: usize,
+    /// Bytes queued for sending on one connection; a circuit whose cells would overflow
+    /// it is closed with RESOURCELIMIT.
+    pub max_queued_bytes_per_conn: usize,
+    /// Bytes an exit connection may buffer from its destination beyond what the windows
+    /// let it send; the runtime should read no more than `Node::read_capacity` allows.
+    pub max_exit_buffer: usize,
+    /// How long a link handshake may take.
+    pub link_handshake_timeout: Duration,
+    /// How long building a circuit may take.
+    pub circuit_build_timeout: Duration,
+    /// How long an exit connection may take to open.
+    pub exit_connect_timeout: Duration,
+    /// RELAY_EARLY cells accepted on one circuit (tor-spec: at most 8).
+    pub max_relay_early: u8,
+    /// NETINFO clock skew reported as an event beyond this many seconds.
+    pub clock_skew_report_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_links: 1024,
+            max_circuits_per_link: 4096,
+            max_circuits: 16384,
+            max_streams_per_circuit: 256,
+            max_queued_bytes_per_conn: 4 << 20,
+            max_exit_buffer: 256 << 10,
+            link_handshake_timeout: Duration::from_secs(30),
+            circuit_build_timeout: Duration::from_secs(60),
+            exit_connect_timeout: Duration::from_secs(30),
+            max_relay_early: 8,
+            clock_skew_report_secs: 3600,
+        }
+    }
+}
+
+/// Everything a node is made from. A node is a pure function of its config and inputs.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The seed of every random choice the node makes (keys, ids, padding, challenges).
+    pub seed: [u8; 32],
+    /// What the node does.
+    pub role: Role,
+    /// Unix time (seconds) at `Instant::ZERO` of the driver's clock, for NETINFO
+    /// timestamps and certificate lifetimes. The runtime reads the wall clock once; the
+    /// simulator picks a fixed date.
+    pub unix_time_at_zero: u64,
+    /// Which exits this node opens (only used when `role.exit`).
+    pub exit_policy: ExitPolicy,
+    /// Documents served to BEGIN_DIR streams, by HTTP path (e.g.
+    /// `/tor/status-vote/current/consensus-microdesc`). Empty: not a directory, and
+    /// BEGIN_DIR is answered with END NOTDIRECTORY.
+    pub directory: BTreeMap<String, Vec<u8>>,
+    /// Resource bounds.
+    pub limits: Limits,
+}
+
+impl NodeConfig {
+    /// A config with default limits, no exits and no directory.
+    pub fn new(seed: [u8; 32], role: Role, unix_time_at_zero: u64) -> Self {
+        NodeConfig {
+            seed,
+            role,
+            unix_time_at_zero,
+            exit_policy: ExitPolicy::reject_all(),
+            directory: BTreeMap::new(),
+            limits: Limits::default(),
+        }
+    }
+}

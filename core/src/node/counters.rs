@@ -1,0 +1,106 @@
+//! Counted reasons: every refusal, limit hit and protocol violation increments one named
+//! counter, so operators and tests can see what a node rejected and why.
+
+use core::fmt;
+
+macro_rules! counters {
+    ($( $(#[$m:meta])* $name:ident, )*) => {
+        /// Something the node refused, closed or dropped.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[repr(usize)]
+        pub enum Count { $( $(#[$m])* $name, )* }
+
+        impl Count {
+            /// Every counter, in order.
+            pub const ALL: &'static [Count] = &[$(Count::$name,)*];
+
+            /// The counter's name.
+            pub const fn name(self) -> &'static str {
+                match self { $(Count::$name => stringify!($name),)* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// A cell that did not decode (closes the link).
+    MalformedCell,
+    /// A cell not allowed in the link's or circuit's current state.
+    UnexpectedCell,
+    /// The peer's VERSIONS had no version in common with ours.
+    NoCommonVersion,
+    /// The peer's CERTS did not prove an identity (or not the expected one).
+    BadCertificates,
+    /// A link handshake ran out of time.
+    HandshakeTimeout,
+    /// A circuit handshake (CREATE_FAST, ntor) failed to verify.
+    CircuitHandshakeFailed,
+    /// A circuit took too long to build.
+    CircuitBuildTimeout,
+    /// A cell named a circuit that does not exist.
+    UnknownCircuit,
+    /// A CREATE named a circuit id already in use, or one with the wrong high bit.
+    CircuitIdInUse,
+    /// A CREATE arrived at a node that is not a relay.
+    NotARelay,
+    /// A relay cell no hop recognized where it had to be recognized.
+    UnrecognizedRelayCell,
+    /// A relay message that did not decode.
+    MalformedRelayMessage,
+    /// More RELAY_EARLY cells than allowed, or EXTEND2 outside RELAY_EARLY.
+    RelayEarlyViolation,
+    /// DATA beyond a flow-control window, or an unexpected SENDME.
+    FlowControlViolation,
+    /// An authenticated SENDME with a wrong tag, or a SENDME without one.
+    BadSendmeTag,
+    /// A limit on links was hit.
+    TooManyLinks,
+    /// A limit on circuits was hit.
+    TooManyCircuits,
+    /// A limit on streams was hit.
+    TooManyStreams,
+    /// A connection's send queue was full; the circuit was closed.
+    SendQueueFull,
+    /// An exit connection's buffer was overrun by its runtime.
+    ExitBufferOverrun,
+    /// A BEGIN refused by the exit policy (or at a non-exit).
+    ExitPolicyRejected,
+    /// An EXTEND2 that could not be carried out (bad link specifiers, failed link).
+    ExtendFailed,
+    /// An event about a stream or circuit that no longer exists (dropped quietly).
+    StaleReference,
+}
+
+/// The counters of one node.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    counts: [u64; Count::ALL.len()],
+}
+
+impl Counters {
+    /// Add one to `c`.
+    pub fn bump(&mut self, c: Count) {
+        self.counts[c as usize] = self.counts[c as usize].saturating_add(1);
+    }
+
+    /// The value of `c`.
+    pub fn get(&self, c: Count) -> u64 {
+        self.counts[c as usize]
+    }
+
+    /// The counters that are not zero.
+    pub fn nonzero(&self) -> impl Iterator<Item = (Count, u64)> + '_ {
+        Count::ALL.iter().map(|&c| (c, self.get(c))).filter(|&(_, n)| n > 0)
+    }
+
+    /// Sum of all counters.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+impl fmt::Debug for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.nonzero().map(|(c, n)| (c.name(), n))).finish()
+    }
+}
