@@ -59,6 +59,10 @@ impl core::error::Error for UnsupportedLinkVersion {}
 /// [`ChannelCodec::set_link_version`] once VERSIONS cells have been exchanged; bytes
 /// after the VERSIONS cell in the same buffer are then decoded at the new version, since
 /// [`ChannelCodec::decode`] takes one cell at a time.
+///
+/// Once a version is set, every cell (VERSIONS included, as in tor) uses that version's
+/// circuit id width; a VERSIONS cell after negotiation is the link handshake's error to
+/// report, not the framer's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChannelCodec {
     link_version: Option<u16>,
