@@ -430,7 +430,7 @@ fn decode_body(cmd: ChanCmd, r: &mut Reader<'_>) -> Result<ChanMsg> {
         }
         ChanCmd::VERSIONS => {
             let rest = r.take_rest();
-            if rest.len() % 2 != 0 {
+            if !rest.len().is_multiple_of(2) {
                 return Err(Error::BadLength("VERSIONS payload of odd length"));
             }
             let versions = rest
