@@ -130,8 +130,6 @@ pub enum Command {
     /// Build a circuit along `path` (first hop first). Answered with
     /// [`Event::CircuitBuilt`] or [`Event::CircuitClosed`].
     BuildCircuit {
-        /// The handle the circuit will be known by (from `Node::next_circuit_handle`).
-        handle: CircuitHandle,
         /// The hops, first to last.
         path: Vec<RelayTarget>,
         /// How to create the first hop.
@@ -142,8 +140,6 @@ pub enum Command {
     /// Open a stream on a built circuit; answered with [`Event::StreamOpened`] or
     /// [`Event::StreamClosed`].
     OpenStream {
-        /// The handle the stream will be known by (from `Node::next_stream_handle`).
-        handle: StreamHandle,
         /// The circuit to carry it.
         circuit: CircuitHandle,
         /// Where the last hop should connect it.
@@ -151,6 +147,44 @@ pub enum Command {
     },
     /// Close a stream (RELAY_END, reason DONE) once its queued data is sent.
     CloseStream(StreamHandle),
+}
+
+/// What a command started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandOk {
+    /// A circuit is being built under this handle.
+    Circuit(CircuitHandle),
+    /// A stream is being opened under this handle.
+    Stream(StreamHandle),
+    /// Done (closes).
+    Done,
+}
+
+/// Why a command or stream call was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandError {
+    /// The path is empty or longer than the node allows.
+    BadPath,
+    /// No such circuit, or it is not built yet.
+    NoSuchCircuit,
+    /// No such stream, or it is closed.
+    NoSuchStream,
+    /// The stream is not connected yet.
+    NotConnected,
+    /// A configured limit would be exceeded (see the counters).
+    Limit,
+}
+
+impl core::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            CommandError::BadPath => "a path needs between 1 and 8 hops",
+            CommandError::NoSuchCircuit => "no such circuit, or it is not built yet",
+            CommandError::NoSuchStream => "no such stream, or it is closed",
+            CommandError::NotConnected => "the stream is not connected yet",
+            CommandError::Limit => "a configured limit would be exceeded",
+        })
+    }
 }
 
 /// Where a connection the node asks for should go.
