@@ -11,8 +11,8 @@ use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 
 use super::{
-    CertError, CertKeyType, CertType, Ed25519Cert, RsaCrosscert, X509Cert, X509Params,
-    create_x509, hours_ceil, random_hostname, rsa_spki,
+    CertError, CertKeyType, CertType, Ed25519Cert, RsaCrosscert, X509Cert, X509Params, create_x509,
+    hours_ceil, random_hostname, rsa_spki,
 };
 use crate::crypto::identity::{
     Ed25519Identity, Ed25519Keypair, KeyError, PeerId, RSA_IDENTITY_BITS, RsaIdentityKey,
@@ -55,7 +55,9 @@ impl fmt::Display for CertsError {
             CertsError::Missing(t) => write!(f, "CERTS: no certificate of type {t}"),
             CertsError::Duplicate(t) => write!(f, "CERTS: several certificates of type {t}"),
             CertsError::Malformed(t) => write!(f, "CERTS: malformed certificate of type {t}"),
-            CertsError::WrongCertType(t) => write!(f, "CERTS: wrong kind of certificate as type {t}"),
+            CertsError::WrongCertType(t) => {
+                write!(f, "CERTS: wrong kind of certificate as type {t}")
+            }
             CertsError::Invalid { cert_type, error } => {
                 write!(f, "CERTS: certificate of type {cert_type}: {error}")
             }
@@ -121,7 +123,9 @@ pub fn validate_responder_certs(
 
     // The RSA identity (type 2) is needed in both cases.
     let id_cert = X509Cert::parse(get(2)?).map_err(|_| CertsError::Malformed(2))?;
-    let rsa_key = id_cert.subject_rsa_key().map_err(|_| CertsError::Malformed(2))?;
+    let rsa_key = id_cert
+        .subject_rsa_key()
+        .map_err(|_| CertsError::Malformed(2))?;
     if rsa_key.bits() != RSA_IDENTITY_BITS {
         return Err(CertsError::IdentityKeySize);
     }
@@ -137,7 +141,11 @@ pub fn validate_responder_certs(
         if &digest != tls_cert_sha256 {
             return Err(CertsError::LinkKeyMismatch);
         }
-        return Ok(ResponderIdentity { rsa_id: rsa_key.peer_id(), rsa_key, ed25519_id: None });
+        return Ok(ResponderIdentity {
+            rsa_id: rsa_key.peer_id(),
+            rsa_key,
+            ed25519_id: None,
+        });
     }
 
     let cross = RsaCrosscert::decode(get(7)?).map_err(|_| CertsError::Malformed(7))?;
@@ -168,11 +176,17 @@ pub fn validate_responder_certs(
         return Err(CertsError::IdentityMismatch);
     }
     let signing_key = id_signing.certified_ed25519();
-    signing_tls.verify(Some(&signing_key), now).map_err(invalid(5))?;
+    signing_tls
+        .verify(Some(&signing_key), now)
+        .map_err(invalid(5))?;
     if &signing_tls.certified_key != tls_cert_sha256 {
         return Err(CertsError::LinkKeyMismatch);
     }
-    Ok(ResponderIdentity { rsa_id: rsa_key.peer_id(), rsa_key, ed25519_id: Some(ed_id) })
+    Ok(ResponderIdentity {
+        rsa_id: rsa_key.peer_id(),
+        rsa_key,
+        ed25519_id: Some(ed_id),
+    })
 }
 
 /// A relay's long- and medium-term keys.
@@ -192,7 +206,11 @@ impl RelayKeys {
         let rsa_identity = RsaIdentityKey::generate(rng)?;
         let ed_identity = Ed25519Keypair::generate(rng);
         let ed_signing = Ed25519Keypair::generate(rng);
-        Ok(RelayKeys { rsa_identity, ed_identity, ed_signing })
+        Ok(RelayKeys {
+            rsa_identity,
+            ed_identity,
+            ed_signing,
+        })
     }
 }
 

@@ -38,7 +38,11 @@ impl RsaCrosscert {
             let ed25519_key = Ed25519Identity(r.take_array()?);
             let expiration_hours = r.take_u32()?;
             let signature = r.take_u8_prefixed()?.to_vec();
-            Ok(RsaCrosscert { ed25519_key, expiration_hours, signature })
+            Ok(RsaCrosscert {
+                ed25519_key,
+                expiration_hours,
+                signature,
+            })
         })()
         .map_err(codec::Error::truncated)?;
         r.should_be_exhausted()?;
@@ -58,7 +62,11 @@ impl RsaCrosscert {
         expiration_hours: u32,
     ) -> Result<Self, KeyError> {
         let signature = rsa.sign_digest(rng, &digest(&ed25519_key, expiration_hours))?;
-        Ok(RsaCrosscert { ed25519_key, expiration_hours, signature })
+        Ok(RsaCrosscert {
+            ed25519_key,
+            expiration_hours,
+            signature,
+        })
     }
 
     /// Encode to bytes.

@@ -129,7 +129,9 @@ impl Ed25519Cert {
 
     fn take(r: &mut Reader<'_>) -> codec::Result<Self> {
         if r.take_u8()? != ED25519_CERT_VERSION {
-            return Err(codec::Error::Invalid("ed25519 certificate version is not 1"));
+            return Err(codec::Error::Invalid(
+                "ed25519 certificate version is not 1",
+            ));
         }
         let cert_type = CertType(r.take_u8()?);
         let expiration_hours = r.take_u32()?;
@@ -147,9 +149,15 @@ impl Ed25519Cert {
                     return Err(codec::Error::BadLength("signed-with-ed25519-key extension"));
                 }
             } else if flags & EXT_FLAG_AFFECTS_VALIDATION != 0 {
-                return Err(codec::Error::Invalid("unknown extension affects validation"));
+                return Err(codec::Error::Invalid(
+                    "unknown extension affects validation",
+                ));
             }
-            extensions.push(CertExt { ext_type, flags, data: data.to_vec() });
+            extensions.push(CertExt {
+                ext_type,
+                flags,
+                data: data.to_vec(),
+            });
         }
         let signature = r.take_array()?;
         Ok(Ed25519Cert {
@@ -266,7 +274,9 @@ impl Ed25519Cert {
             (None, None) => return Err(CertError::MissingSigningKey),
         };
         let msg = self.signed_bytes().map_err(|_| CertError::BadSignature)?;
-        signer.verify(&msg, &self.signature).map_err(|_| CertError::BadSignature)?;
+        signer
+            .verify(&msg, &self.signature)
+            .map_err(|_| CertError::BadSignature)?;
         if self.is_expired_at(now) {
             return Err(CertError::Expired);
         }

@@ -15,17 +15,15 @@ mod x509;
 #[cfg(test)]
 mod tests;
 
-pub use certs::{
-    CertsError, RelayCertSet, RelayKeys, ResponderIdentity, validate_responder_certs,
-};
+pub use certs::{CertsError, RelayCertSet, RelayKeys, ResponderIdentity, validate_responder_certs};
 pub use cross::{CROSSCERT_PREFIX, RsaCrosscert};
 pub use ed::{
-    CertExt, CertKeyType, CertType, ED25519_CERT_VERSION, EXT_FLAG_AFFECTS_VALIDATION,
-    Ed25519Cert, ExtType, hours_ceil,
+    CertExt, CertKeyType, CertType, ED25519_CERT_VERSION, EXT_FLAG_AFFECTS_VALIDATION, Ed25519Cert,
+    ExtType, hours_ceil,
 };
 pub use x509::{
-    X509_FUTURE_SLOP_SECS, X509_PAST_SLOP_SECS, X509Cert, X509Params, create_x509,
-    random_hostname, rsa_spki,
+    X509_FUTURE_SLOP_SECS, X509_PAST_SLOP_SECS, X509Cert, X509Params, create_x509, random_hostname,
+    rsa_spki,
 };
 
 /// Why one certificate is not acceptable.

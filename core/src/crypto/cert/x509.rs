@@ -55,7 +55,11 @@ impl X509Cert {
         {
             return Err(CertError::UnsupportedAlgorithm);
         }
-        let signature = cert.signature().as_bytes().ok_or(CertError::BadX509)?.to_vec();
+        let signature = cert
+            .signature()
+            .as_bytes()
+            .ok_or(CertError::BadX509)?
+            .to_vec();
         let spki_info = tbsc.subject_public_key_info();
         let key_is_rsa = spki_info.algorithm.oid.as_bytes() == OID_RSA_ENCRYPTION;
         let subject_key = spki_info.subject_public_key.raw_bytes().to_vec();
@@ -160,7 +164,10 @@ pub fn create_x509<R: CryptoRng + ?Sized>(
     issuer: &RsaIdentityKey,
     p: &X509Params<'_>,
 ) -> Result<Vec<u8>, KeyError> {
-    let alg = tlv(0x30, &[tlv(0x06, OID_SHA256_WITH_RSA), tlv(0x05, &[])].concat());
+    let alg = tlv(
+        0x30,
+        &[tlv(0x06, OID_SHA256_WITH_RSA), tlv(0x05, &[])].concat(),
+    );
     let tbs = tlv(
         0x30,
         &[
@@ -184,7 +191,10 @@ pub fn create_x509<R: CryptoRng + ?Sized>(
 
 /// DER `SubjectPublicKeyInfo` for an RSA key.
 pub fn rsa_spki(key: &RsaPublicIdentity) -> Vec<u8> {
-    let alg = tlv(0x30, &[tlv(0x06, OID_RSA_ENCRYPTION), tlv(0x05, &[])].concat());
+    let alg = tlv(
+        0x30,
+        &[tlv(0x06, OID_RSA_ENCRYPTION), tlv(0x05, &[])].concat(),
+    );
     let mut bits = Vec::new();
     bits.push(0);
     bits.extend_from_slice(&key.to_der());
@@ -224,7 +234,11 @@ fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 /// A non-negative INTEGER from big-endian bytes: minimal, with a 0 byte if the top bit
 /// is set.
 fn der_uint(be: &[u8]) -> Vec<u8> {
-    let skip = be.iter().take_while(|b| **b == 0).count().min(be.len().saturating_sub(1));
+    let skip = be
+        .iter()
+        .take_while(|b| **b == 0)
+        .count()
+        .min(be.len().saturating_sub(1));
     let digits = be.get(skip..).unwrap_or(&[]);
     let mut v = Vec::with_capacity(digits.len() + 1);
     if digits.first().is_none_or(|b| b & 0x80 != 0) {
@@ -235,7 +249,10 @@ fn der_uint(be: &[u8]) -> Vec<u8> {
 }
 
 fn name(cn: &str) -> Vec<u8> {
-    let atv = tlv(0x30, &[tlv(0x06, OID_COMMON_NAME), tlv(0x0c, cn.as_bytes())].concat());
+    let atv = tlv(
+        0x30,
+        &[tlv(0x06, OID_COMMON_NAME), tlv(0x0c, cn.as_bytes())].concat(),
+    );
     tlv(0x30, &tlv(0x31, &atv))
 }
 

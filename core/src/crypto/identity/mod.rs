@@ -153,7 +153,10 @@ impl RsaPublicIdentity {
     pub fn to_der(&self) -> Vec<u8> {
         // Encoding a valid in-memory key cannot fail; an empty result would only make the
         // fingerprint wrong, never panic.
-        self.key.to_pkcs1_der().map(|d| d.into_vec()).unwrap_or_default()
+        self.key
+            .to_pkcs1_der()
+            .map(|d| d.into_vec())
+            .unwrap_or_default()
     }
 
     /// The SHA-1 of [`Self::to_der`]: Tor's fingerprint and the Peersm peer ID.
@@ -213,7 +216,9 @@ impl RsaIdentityKey {
     /// A fresh 1024-bit key with exponent 65537, drawn from `rng`.
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Result<Self, KeyError> {
         let key = PrivateKey::new(rng, RSA_IDENTITY_BITS).map_err(|_| KeyError::Generate)?;
-        let public = RsaPublicIdentity { key: key.to_public_key() };
+        let public = RsaPublicIdentity {
+            key: key.to_public_key(),
+        };
         Ok(RsaIdentityKey { key, public })
     }
 
@@ -265,8 +270,8 @@ impl Ed25519Identity {
     /// Verify an ed25519 `signature` over `msg` by this key. Fails as well when the
     /// bytes are not a valid curve point.
     pub fn verify(&self, msg: &[u8], signature: &[u8; 64]) -> Result<(), KeyError> {
-        let vk = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
-            .map_err(|_| KeyError::BadEncoding)?;
+        let vk =
+            ed25519_dalek::VerifyingKey::from_bytes(&self.0).map_err(|_| KeyError::BadEncoding)?;
         let sig = ed25519_dalek::Signature::from_bytes(signature);
         vk.verify(msg, &sig).map_err(|_| KeyError::BadSignature)
     }
@@ -309,12 +314,16 @@ impl fmt::Debug for Ed25519Keypair {
 impl Ed25519Keypair {
     /// A fresh key pair drawn from `rng`.
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
-        Ed25519Keypair { key: ed25519_dalek::SigningKey::generate(rng) }
+        Ed25519Keypair {
+            key: ed25519_dalek::SigningKey::generate(rng),
+        }
     }
 
     /// The key pair of a 32-byte secret seed.
     pub fn from_secret(secret: &[u8; 32]) -> Self {
-        Ed25519Keypair { key: ed25519_dalek::SigningKey::from_bytes(secret) }
+        Ed25519Keypair {
+            key: ed25519_dalek::SigningKey::from_bytes(secret),
+        }
     }
 
     /// The public key.
