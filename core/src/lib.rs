@@ -24,6 +24,6 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
-pub mod codec;
 pub mod cells;
+pub mod codec;
 pub mod crypto;

@@ -46,7 +46,10 @@ fn nested_reads_must_fill_their_length() {
     assert_eq!(v, Error::ExtraBytes);
     assert_eq!(r.consumed(), 0);
     let v = r.read_nested_u8len(|n| n.take_u32()).unwrap_err();
-    assert!(!v.is_incomplete(), "a short nested value is invalid, not incomplete");
+    assert!(
+        !v.is_incomplete(),
+        "a short nested value is invalid, not incomplete"
+    );
     let v = r.read_nested_u8len(|n| Ok(n.take_rest().to_vec())).unwrap();
     assert_eq!(v, [1, 2, 3]);
     assert_eq!(r.take_u8(), Ok(9));

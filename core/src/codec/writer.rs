@@ -83,7 +83,11 @@ pub struct SliceWriter<'a> {
 impl<'a> SliceWriter<'a> {
     /// A writer at the start of `buf`.
     pub fn new(buf: &'a mut [u8]) -> Self {
-        SliceWriter { buf, len: 0, overflow: false }
+        SliceWriter {
+            buf,
+            len: 0,
+            overflow: false,
+        }
     }
 
     /// Bytes written so far.
@@ -103,7 +107,11 @@ impl<'a> SliceWriter<'a> {
 
     /// How many bytes were written, or [`EncodeError::NoRoom`] if anything did not fit.
     pub fn finish(self) -> Result<usize, EncodeError> {
-        if self.overflow { Err(EncodeError::NoRoom) } else { Ok(self.len) }
+        if self.overflow {
+            Err(EncodeError::NoRoom)
+        } else {
+            Ok(self.len)
+        }
     }
 }
 
