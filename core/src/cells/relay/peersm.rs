@@ -73,14 +73,17 @@ fn put_var_uint<W: Writer + ?Sized>(w: &mut W, v: u64) {
     w.write_all(b);
 }
 
-/// Ask an ORDB for a file's info (`chunk == 0`) or for `nb_chunks` chunks from `chunk`.
+/// Ask an ORDB for a file's info (`nb_chunks == 0`, answered by DB_CONNECTED) or for
+/// `nb_chunks` chunks from `chunk` (answered by DB_DATA cells). The seed's first query is
+/// `'abcd' 1 0 0`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbQuery {
     /// What to fetch.
     pub hash_name: HashName,
-    /// First chunk wanted; 0 asks for the file info (answered by DB_CONNECTED).
+    /// First chunk wanted. For a live stream, 0 lets the ORDB pick the position (the seed's
+    /// OR_streams_P lookup).
     pub chunk: u64,
-    /// How many chunks.
+    /// How many chunks; 0 asks for the file info.
     pub nb_chunks: u16,
     /// How many ORDBs forwarded the query so far (0..=5): stops loops between ORDBs.
     pub counter: u8,
@@ -117,7 +120,7 @@ impl RelayBody for DbQuery {
     }
 }
 
-/// A file's info, the answer to a DB_QUERY for chunk 0.
+/// A file's info: the answer to a DB_QUERY with `nb_chunks == 0`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbConnected {
     /// File size in bytes.
@@ -183,7 +186,8 @@ impl ChunkSignature {
     }
 }
 
-/// One chunk of a file (answer to a DB_QUERY for chunks). Inline buffer: no allocation.
+/// One chunk of a file (answer to a DB_QUERY with `nb_chunks != 0`). Inline buffer: no
+/// allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DbData {
     /// Chunk number.
