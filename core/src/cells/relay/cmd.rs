@@ -118,7 +118,7 @@ relay_cmds! {
     XON = 44, Required;
     /// Peersm: "I have part of this file" (node-Tor's number).
     DB_INFO = 80, Any;
-    /// Peersm: ask for a file's info (chunk 0) or chunks (node-Tor's number).
+    /// Peersm: ask for a file's info (nb chunks 0) or chunks (node-Tor's number).
     DB_QUERY = 81, Required;
     /// Peersm: a file's size, type and public key (node-Tor's number).
     DB_CONNECTED = 82, Required;

@@ -27,7 +27,7 @@ pub use peersm::{
     MAX_CHUNK_DATA_LEN, MAX_FOUND_PEERS, MAX_QUERY_COUNTER, PeerId, PeerRecord, Progress,
 };
 pub use tor::{
-    Begin, BeginDir, Connected, Data, Drop, End, EndReason, Extend2, Extended2, HandshakeType,
+    Begin, BeginDir, Connected, Data, DropMsg, End, EndReason, Extend2, Extended2, HandshakeType,
     Host, LinkSpec, Resolve, Resolved, ResolvedAnswer, ResolvedValue, Sendme, Truncate, Truncated,
 };
 

@@ -106,7 +106,7 @@ relay_msgs! {
     /// TRUNCATED.
     Truncated(Truncated),
     /// DROP.
-    Drop(Drop),
+    Drop(DropMsg),
     /// RESOLVE.
     Resolve(Resolve),
     /// RESOLVED.

@@ -63,12 +63,13 @@ fn take_var_uint(r: &mut Reader<'_>) -> Result<u64> {
     Ok(b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
 }
 
-/// Write `v` as a 1-byte length then its minimal big-endian bytes, at least one byte (so 0
-/// is `01 00`).
+/// Write `v` as a 1-byte length then its minimal big-endian bytes (0 has the empty form).
+/// Minimal means a re-encoded value is never longer than any form the decoder accepts, so
+/// a decoded message always fits its cell again.
 fn put_var_uint<W: Writer + ?Sized>(w: &mut W, v: u64) {
     let bytes = v.to_be_bytes();
-    let skip = (v.leading_zeros() / 8).min(7) as usize;
-    let b = bytes.get(skip..).unwrap_or(&bytes);
+    let skip = (v.leading_zeros() / 8) as usize;
+    let b = bytes.get(skip..).unwrap_or(&[]);
     w.write_u8(b.len() as u8);
     w.write_all(b);
 }

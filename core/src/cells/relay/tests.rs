@@ -175,7 +175,7 @@ fn samples() -> Vec<(&'static str, RelayCell)> {
         ),
         ("truncate", RelayCell::new(None, Truncate)),
         ("truncated", RelayCell::new(None, Truncated { reason: 8 })),
-        ("drop", RelayCell::new(None, Drop)),
+        ("drop", RelayCell::new(None, DropMsg)),
         (
             "resolve",
             RelayCell::new(
@@ -704,8 +704,8 @@ fn variable_length_integers() {
             counter: 0,
         }))
     };
-    // [len 1][a][len][minimal big-endian, at least one byte][nb 2B][counter]
-    assert_eq!(enc(0), "01610100000100");
+    // [len 1][a][len][minimal big-endian, empty for 0][nb 2B][counter]
+    assert_eq!(enc(0), "016100000100");
     assert_eq!(enc(255), "016101ff000100");
     assert_eq!(enc(256), "0161020100000100");
     assert_eq!(enc(u64::MAX), "016108ffffffffffffffff000100");

@@ -585,14 +585,15 @@ impl RelayBody for Truncated {
     }
 }
 
-/// Long-range padding: the receiver drops it. Its body carries nothing.
+/// DROP: long-range padding, which the receiver drops. Its body carries nothing. (Not
+/// named `Drop`, which would shadow the prelude trait under a glob import.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Drop;
+pub struct DropMsg;
 
-impl RelayBody for Drop {
+impl RelayBody for DropMsg {
     const CMD: RelayCmd = RelayCmd::DROP;
     fn decode_body(_body: &[u8]) -> Result<Self> {
-        Ok(Drop)
+        Ok(DropMsg)
     }
     fn encode_body<W: Writer + ?Sized>(&self, _w: &mut W) -> EncResult {
         Ok(())
