@@ -24,7 +24,7 @@ pub use msg::{RelayBody, RelayMsg};
 pub use peersm::{
     ChunkSignature, DbConnected, DbData, DbEnd, DbEndReason, DbFindPeer, DbFoundPeer, DbInfo,
     DbQuery, DbSendme, DhtFindNode, DhtFindValue, DhtFound, DhtPing, DhtStore, FoundKind, HashName,
-    MAX_CHUNK_DATA_LEN, MAX_FOUND_PEERS, MAX_QUERY_COUNTER, PeerId, PeerRecord, Progress,
+    MAX_CHUNK_DATA_LEN, MAX_FOUND_PEERS, MAX_QUERY_COUNTER, PeerRecord, Progress,
 };
 pub use tor::{
     Begin, BeginDir, Connected, Data, DropMsg, End, EndReason, Extend2, Extended2, HandshakeType,
@@ -33,3 +33,6 @@ pub use tor::{
 
 #[cfg(test)]
 mod tests;
+
+/// The peer id carried by Peersm messages: the same 160-bit id as a relay's fingerprint.
+pub use crate::crypto::identity::PeerId;

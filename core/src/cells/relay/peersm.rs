@@ -10,6 +10,7 @@ use super::MAX_DATA_LEN;
 use super::cmd::RelayCmd;
 use super::msg::{RelayBody, decode_all};
 use crate::codec::{EncodeError, Error, Reader, Result, Writer};
+use crate::crypto::identity::PeerId;
 
 type EncResult = core::result::Result<(), EncodeError>;
 
@@ -373,20 +374,16 @@ impl RelayBody for DbSendme {
     }
 }
 
-/// A peer's 160-bit id: SHA-1 of the DER encoding of its session public key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PeerId(pub [u8; 20]);
+/// Reads a u8-length-prefixed peer id, which must be 20 bytes.
+fn take_peer_id(r: &mut Reader<'_>) -> Result<PeerId> {
+    let b = r.take_u8_prefixed()?;
+    b.try_into()
+        .map(PeerId)
+        .map_err(|_| Error::BadLength("peer id must be 20 bytes"))
+}
 
-impl PeerId {
-    fn take(r: &mut Reader<'_>) -> Result<PeerId> {
-        let b = r.take_u8_prefixed()?;
-        b.try_into()
-            .map(PeerId)
-            .map_err(|_| Error::BadLength("peer id must be 20 bytes"))
-    }
-    fn put<W: Writer + ?Sized>(&self, w: &mut W) -> EncResult {
-        w.write_u8_prefixed(&self.0)
-    }
+fn put_peer_id<W: Writer + ?Sized>(w: &mut W, id: &PeerId) -> EncResult {
+    w.write_u8_prefixed(&id.0)
 }
 
 /// RSA modulus bytes (1..=255; the seed's keys have 128).
@@ -421,7 +418,7 @@ pub struct PeerRecord {
 
 impl PeerRecord {
     fn take(r: &mut Reader<'_>) -> Result<PeerRecord> {
-        let id = PeerId::take(r)?;
+        let id = take_peer_id(r)?;
         let ip = match r.take_u8_prefixed()? {
             &[a, b, c, d] => IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
             b => IpAddr::V6(
@@ -444,7 +441,7 @@ impl PeerRecord {
     }
 
     fn put<W: Writer + ?Sized>(&self, w: &mut W) -> EncResult {
-        self.id.put(w)?;
+        put_peer_id(w, &self.id)?;
         match self.ip {
             IpAddr::V4(a) => w.write_u8_prefixed(&a.octets())?,
             IpAddr::V6(a) => w.write_u8_prefixed(&a.octets())?,
@@ -532,13 +529,13 @@ impl RelayBody for DhtFindNode {
     const CMD: RelayCmd = RelayCmd::DHT_FIND_NODE;
     fn decode_body(body: &[u8]) -> Result<Self> {
         decode_all(body, |r| {
-            let target = PeerId::take(r)?;
+            let target = take_peer_id(r)?;
             let modulus = take_modulus(r)?;
             Ok(DhtFindNode { target, modulus })
         })
     }
     fn encode_body<W: Writer + ?Sized>(&self, w: &mut W) -> EncResult {
-        self.target.put(w)?;
+        put_peer_id(w, &self.target)?;
         put_modulus(w, &self.modulus)
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::cells::channel::DestroyReason;
 use crate::codec::{EncodeError, Error};
 use alloc::string::{String, ToString};
 use alloc::vec;
@@ -174,7 +175,15 @@ fn samples() -> Vec<(&'static str, RelayCell)> {
             ),
         ),
         ("truncate", RelayCell::new(None, Truncate)),
-        ("truncated", RelayCell::new(None, Truncated { reason: 8 })),
+        (
+            "truncated",
+            RelayCell::new(
+                None,
+                Truncated {
+                    reason: DestroyReason(8),
+                },
+            ),
+        ),
         ("drop", RelayCell::new(None, DropMsg)),
         (
             "resolve",

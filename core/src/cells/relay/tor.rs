@@ -9,6 +9,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::MAX_DATA_LEN;
 use super::cmd::RelayCmd;
 use super::msg::{RelayBody, decode_all};
+use crate::cells::channel::DestroyReason;
 use crate::codec::{EncodeError, Error, Reader, Result, Writer};
 
 type EncResult = core::result::Result<(), EncodeError>;
@@ -566,8 +567,8 @@ impl RelayBody for Truncate {
 /// The circuit was truncated at this hop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Truncated {
-    /// A DESTROY reason byte (see the channel cells' DESTROY reasons).
-    pub reason: u8,
+    /// Why the rest of the circuit went away (a DESTROY reason).
+    pub reason: DestroyReason,
 }
 
 impl RelayBody for Truncated {
@@ -575,12 +576,12 @@ impl RelayBody for Truncated {
     fn decode_body(body: &[u8]) -> Result<Self> {
         decode_all(body, |r| {
             Ok(Truncated {
-                reason: r.take_u8()?,
+                reason: DestroyReason(r.take_u8()?),
             })
         })
     }
     fn encode_body<W: Writer + ?Sized>(&self, w: &mut W) -> EncResult {
-        w.write_u8(self.reason);
+        w.write_u8(self.reason.0);
         Ok(())
     }
 }
