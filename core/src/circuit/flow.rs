@@ -83,8 +83,8 @@ impl SendWindow {
         }
         // Tor records the tag of the cell sent while window-1 is a multiple of the
         // increment, never for the very first cell of a fresh window.
-        let record =
-            self.window != self.params.start && (self.window - 1) % self.params.increment == 0;
+        let record = self.window != self.params.start
+            && (self.window - 1).is_multiple_of(self.params.increment);
         self.window -= 1;
         Some(record)
     }
