@@ -62,8 +62,10 @@ impl core::fmt::Debug for PendingHop {
 /// A circuit this node built (the OP side).
 pub(crate) struct ClientCircuit {
     pub handle: CircuitHandle,
-    /// The first hop's link and our id on it; the link may still be connecting.
-    pub first: Option<CircEnd>,
+    /// The first hop's link (it may still be connecting).
+    pub link: ConnId,
+    /// Our circuit id on that link, once CREATE is sent.
+    pub circ_id: Option<CircId>,
     pub path: Vec<RelayTarget>,
     pub first_hop: FirstHop,
     pub crypto: ClientCircuitCrypto,

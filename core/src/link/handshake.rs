@@ -21,7 +21,7 @@ use crate::cells::channel::{
     AuthChallenge, AuthMethod, CertEntry, Certs, ChanCell, ChanMsg, LINK_VERSIONS, Netinfo,
     Versions,
 };
-use crate::crypto::cert::{CertError, VerifiedResponder, verify_responder_certs};
+use crate::crypto::cert::{CertsError, ResponderIdentity, validate_responder_certs};
 use crate::crypto::identity::PeerId;
 use crate::node::api::LinkBinding;
 
@@ -40,7 +40,7 @@ pub enum LinkHandshake {
         /// The negotiated version.
         version: u16,
         /// Who the responder proved to be.
-        peer: VerifiedResponder,
+        peer: ResponderIdentity,
     },
     /// Responder: waiting for the initiator's VERSIONS.
     AwaitInitiatorVersions,
@@ -76,7 +76,7 @@ pub struct LinkOpened {
     /// The negotiated link protocol version.
     pub version: u16,
     /// The responder's proven identities (initiator side only).
-    pub peer: Option<VerifiedResponder>,
+    pub peer: Option<ResponderIdentity>,
     /// The peer's clock minus ours, in seconds, when its NETINFO carried a time.
     pub clock_skew: Option<i64>,
 }
@@ -100,7 +100,7 @@ pub enum HandshakeError {
     /// A cell that is not allowed at this point of the handshake.
     UnexpectedCell(ChanMsgKind),
     /// The responder's certificates did not verify.
-    BadCertificates(CertError),
+    BadCertificates(CertsError),
     /// The responder proved an identity other than the expected one.
     WrongIdentity,
 }
@@ -152,7 +152,7 @@ impl LinkHandshake {
             (LinkHandshake::AwaitCerts { version }, ChanMsg::Certs(certs)) => {
                 let entries: Vec<(u8, &[u8])> =
                     certs.entries.iter().map(|e| (e.cert_type.0, e.body.as_slice())).collect();
-                let peer = verify_responder_certs(&entries, &ctx.binding.remote, ctx.unix_now)
+                let peer = validate_responder_certs(&entries, &ctx.binding.remote, ctx.unix_now)
                     .map_err(HandshakeError::BadCertificates)?;
                 if ctx.expected_peer.is_some_and(|id| id != peer.rsa_id) {
                     return Err(HandshakeError::WrongIdentity);

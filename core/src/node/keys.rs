@@ -1,37 +1,39 @@
 //! The node's long-lived keys, drawn from its seeded RNG at start: the RSA identity
 //! (whose SHA-1 fingerprint is the node's ID), the ed25519 identity and signing keys,
-//! and the ntor onion key.
+//! and the ntor onion key; and the CERTS cell it presents as a responder.
 
-use alloc::vec::Vec;
 use core::net::SocketAddr;
 
 use rand_core::CryptoRng;
 use x25519_dalek::StaticSecret;
 
-use crate::crypto::cert::RelayCertSet;
+use crate::cells::channel::Certs;
+use crate::crypto::cert::{RelayCertSet, RelayKeys};
 use crate::crypto::handshake::NtorSecretKey;
-use crate::crypto::identity::{Ed25519Keypair, KeyError, PeerId, RsaIdentityKey};
+use crate::crypto::identity::{KeyError, PeerId};
+use crate::link::handshake::certs_cell;
 use crate::node::api::RelayTarget;
 
 /// A node's keys.
 pub(crate) struct NodeKeys {
-    pub rsa: RsaIdentityKey,
-    pub ed_identity: Ed25519Keypair,
-    pub ed_signing: Ed25519Keypair,
+    pub relay: RelayKeys,
     pub ntor: NtorSecretKey,
+    /// The last CERTS cell made, for the TLS certificate digest it covers: runtimes use
+    /// one certificate per process, so this is nearly always a hit and saves two RSA
+    /// signatures per link.
+    certs: Option<([u8; 32], Certs)>,
 }
 
 impl NodeKeys {
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Result<NodeKeys, KeyError> {
-        let rsa = RsaIdentityKey::generate(rng)?;
-        let ed_identity = Ed25519Keypair::generate(rng);
-        let ed_signing = Ed25519Keypair::generate(rng);
-        let ntor = NtorSecretKey::new(rsa.peer_id().0, StaticSecret::random_from_rng(rng));
-        Ok(NodeKeys { rsa, ed_identity, ed_signing, ntor })
+        let relay = RelayKeys::generate(rng)?;
+        let ntor =
+            NtorSecretKey::new(relay.rsa_identity.peer_id().0, StaticSecret::random_from_rng(rng));
+        Ok(NodeKeys { relay, ntor, certs: None })
     }
 
     pub fn peer_id(&self) -> PeerId {
-        self.rsa.peer_id()
+        self.relay.rsa_identity.peer_id()
     }
 
     /// How others reach and authenticate this node.
@@ -40,18 +42,27 @@ impl NodeKeys {
             addr,
             id: self.peer_id(),
             ntor_key: self.ntor.public().onion_key_bytes(),
-            ed_id: Some(self.ed_identity.public().0),
+            ed_id: Some(self.relay.ed_identity.public().0),
         }
     }
 
-    /// The CERTS cell entries for a link whose TLS certificate has digest `tls_digest`.
+    /// The CERTS cell for a link whose TLS certificate has SHA-256 `tls_digest`.
     pub fn certs_for_link<R: CryptoRng + ?Sized>(
-        &self,
+        &mut self,
         rng: &mut R,
-        tls_digest: &[u8; 32],
+        tls_digest: [u8; 32],
         unix_now: u64,
-    ) -> Vec<(u8, Vec<u8>)> {
-        RelayCertSet::new(&self.rsa, &self.ed_identity, &self.ed_signing)
-            .certs_for_link(rng, tls_digest, unix_now)
+    ) -> Result<Certs, KeyError> {
+        if let Some((d, certs)) = &self.certs {
+            if *d == tls_digest {
+                return Ok(certs.clone());
+            }
+        }
+        let set = RelayCertSet::generate(rng, &self.relay, tls_digest, unix_now)?;
+        let entries: alloc::vec::Vec<(u8, alloc::vec::Vec<u8>)> =
+            set.entries().into_iter().map(|(t, b)| (t, b.to_vec())).collect();
+        let certs = certs_cell(&entries);
+        self.certs = Some((tls_digest, certs.clone()));
+        Ok(certs)
     }
 }
