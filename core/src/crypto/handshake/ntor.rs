@@ -231,8 +231,7 @@ fn derive(
 /// ntor's `H(x, t)`: HMAC-SHA256 keyed with the tweak `t`.
 fn hmac_sha256(key: &[u8], msg: &[u8]) -> Result<[u8; 32], HandshakeError> {
     // HMAC takes keys of any length: this never fails.
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(key).map_err(|_| HandshakeError::Failed)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|_| HandshakeError::Failed)?;
     Mac::update(&mut mac, msg);
     Ok(mac.finalize().into_bytes().into())
 }

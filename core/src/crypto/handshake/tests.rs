@@ -89,10 +89,7 @@ fn ntor_known_answer() {
     let server_msg = "390480a14362761d6aec1fea840f6e9e928fb2adb7b25c670be1045e35133a371cbdf68b89923e1f85e8e18ee6e805ea333fe4849c790ffd2670bd80fec95cc8";
     let keys = "0c62dee7f48893370d0ef896758d35729867beef1a5121df80e00f79ed349af39b51cae125719182f19d932a667dae1afbf2e336e6910e7822223e763afad0a13342157969dc6b79";
 
-    assert_eq!(
-        PublicKey::from(&StaticSecret::from(x_sk)).to_bytes(),
-        x_pk
-    );
+    assert_eq!(PublicKey::from(&StaticSecret::from(x_sk)).to_bytes(), x_pk);
     let relay_sk = NtorSecretKey::new(id, StaticSecret::from(b_sk));
     assert_eq!(relay_sk.public().onion_key.to_bytes(), b_pk);
 

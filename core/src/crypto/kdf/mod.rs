@@ -41,7 +41,10 @@ impl fmt::Display for KdfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KdfError::OutputTooLong { requested, max } => {
-                write!(f, "KDF output of {requested} bytes asked for; at most {max}")
+                write!(
+                    f,
+                    "KDF output of {requested} bytes asked for; at most {max}"
+                )
             }
         }
     }

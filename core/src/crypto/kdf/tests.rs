@@ -50,7 +50,9 @@ fn ntor_kdf_tor_vectors() {
          961be9fdb9f93197ea8e5977180801926d3321fa21513e59ac"
     );
     assert_eq!(
-        hex::encode(ntor("AN ALARMING ITEM TO FIND ON YOUR CREDIT-RATING STATEMENT")),
+        hex::encode(ntor(
+            "AN ALARMING ITEM TO FIND ON YOUR CREDIT-RATING STATEMENT"
+        )),
         "a2aa9b50da7e481d30463adb8f233ff06e9571a0ca6ab6df0f\
          b206fa34e5bc78d063fc291501beec53b36e5a0e434561200c\
          5f8bd13e0f88b3459600b4dc21d69363e2895321c06184879d\

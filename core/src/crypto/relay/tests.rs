@@ -150,7 +150,10 @@ fn tags_follow_the_running_digest() {
     let tag = client.encrypt_outbound(&mut cell, HopNum(1)).unwrap();
     assert_ne!(tag, before);
     assert_eq!(relays[0].decrypt_outbound(&mut cell), OutboundCell::Forward);
-    assert_eq!(relays[1].decrypt_outbound(&mut cell), OutboundCell::ForUs(tag));
+    assert_eq!(
+        relays[1].decrypt_outbound(&mut cell),
+        OutboundCell::ForUs(tag)
+    );
     // A forwarding relay's digest does not move.
     assert_eq!(
         relays[0].last_outbound_tag(),
@@ -202,7 +205,8 @@ fn any_cell_any_hop_round_trips_and_flips_never_pass() {
         // Inbound: a good cell from `target`, then a corrupted one.
         let (mut client, mut relays) = circuit(n);
         send_in(&mut client, &mut relays, &body, target);
-        let before: Vec<Option<SendmeTag>> = (0..n).map(|h| client.last_inbound_tag(HopNum(h))).collect();
+        let before: Vec<Option<SendmeTag>> =
+            (0..n).map(|h| client.last_inbound_tag(HopNum(h))).collect();
         let mut bad = body;
         relays[t].originate_inbound(&mut bad);
         for r in relays[..t].iter_mut().rev() {
@@ -213,7 +217,8 @@ fn any_cell_any_hop_round_trips_and_flips_never_pass() {
             client.decrypt_inbound(&mut bad),
             Err(RelayCryptoError::NotRecognized)
         );
-        let after: Vec<Option<SendmeTag>> = (0..n).map(|h| client.last_inbound_tag(HopNum(h))).collect();
+        let after: Vec<Option<SendmeTag>> =
+            (0..n).map(|h| client.last_inbound_tag(HopNum(h))).collect();
         assert_eq!(before, after);
         for h in (0..target).rev() {
             send_in(&mut client, &mut relays, &body, h);
