@@ -1,1 +1,0 @@
-//! Key derivation functions: KDF-TOR and ntor's HKDF-SHA256.
