@@ -16,6 +16,8 @@
 //! - [`cells`]: channel cells and relay cells, every message of the protocol.
 //! - [`crypto`]: KDFs, handshakes, relay crypto, identity keys and certificates.
 //! - [`time`]: the [`Instant`] every entry point takes as `now`.
+//! - [`link`], [`circuit`], [`stream`]: the state machines of links, circuits and streams.
+//! - [`node`]: the [`Node`](node::Node) that ties them together behind the drive contract.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -29,6 +31,9 @@ pub mod cells;
 pub mod circuit;
 pub mod codec;
 pub mod crypto;
+pub mod link;
+pub mod node;
+pub mod stream;
 pub mod time;
 
 pub use time::Instant;

@@ -38,8 +38,11 @@ pub(crate) struct ClientStream {
     /// (at most 500 cells), since SENDMEs are only sent as the application reads.
     pub inbuf: VecDeque<u8>,
     pub readable_announced: bool,
-    /// Set when the application closed its side (END sent).
-    pub closed: bool,
+    /// The application wrote more than the windows allowed: tell it when they open.
+    pub want_writable: bool,
+    /// The stream ended (END received or the circuit closed) with this reason; it is
+    /// reported closed once the application has read what was received before.
+    pub ended: Option<crate::cells::relay::EndReason>,
 }
 
 /// What an exit stream is connected to.

@@ -75,6 +75,11 @@ macro_rules! open_int {
 pub struct CircId(NonZeroU32);
 
 impl CircId {
+    /// The smallest circuit id (1); with [`CircId::MAX`], bounds for range scans.
+    pub const MIN: CircId = CircId(NonZeroU32::MIN);
+    /// The largest circuit id.
+    pub const MAX: CircId = CircId(NonZeroU32::MAX);
+
     /// The circuit id `v`, or `None` for zero.
     pub const fn new(v: u32) -> Option<CircId> {
         match NonZeroU32::new(v) {
