@@ -28,7 +28,8 @@
 //! ```
 //!
 //! Built-in action kinds: `crash`/`leave`/`restart` (`host`), `join` (`host`, `role`,
-//! optional `node`), `close_link`/`hold`/`release` (`a`, `b`: host names), `partition`
+//! optional `node`), `close_link`/`hold`/`release` (`a`, `b`: host names; they act on the
+//! links between the two that exist at that moment), `partition`
 //! (`a`, `b`: lists of names or `prefix*`; `oneway = true` blocks only a -> b), `heal`.
 //! Any other kind goes to the world's action hook, for `host` or every host.
 

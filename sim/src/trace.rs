@@ -110,8 +110,10 @@ pub struct Summary {
     pub events: BTreeMap<String, u64>,
     /// Bytes delivered to hosts over links.
     pub bytes_delivered: u64,
-    /// Link closes by reason.
+    /// Link closes by reason, counted per end told (a link closed at both ends counts 2).
     pub closes: BTreeMap<String, u64>,
+    /// Dials that never connected, by reason.
+    pub dial_failures: BTreeMap<String, u64>,
 }
 
 impl Summary {
@@ -135,6 +137,10 @@ impl std::fmt::Display for Summary {
         writeln!(f, "bytes delivered: {}", self.bytes_delivered)?;
         writeln!(f, "link closes:")?;
         for (k, v) in &self.closes {
+            writeln!(f, "  {k:<12} {v}")?;
+        }
+        writeln!(f, "dial failures:")?;
+        for (k, v) in &self.dial_failures {
             writeln!(f, "  {k:<12} {v}")?;
         }
         Ok(())

@@ -850,7 +850,15 @@ impl<H: SimHost> World<H> {
             if alive {
                 let what = if failed { "failed" } else { "closed" };
                 self.log(Some(end.host), &format!("{what} {local} {reason}"));
-                self.summary.count_close(reason);
+                if failed {
+                    *self
+                        .summary
+                        .dial_failures
+                        .entry(reason.to_string())
+                        .or_default() += 1;
+                } else {
+                    self.summary.count_close(reason);
+                }
                 let now = self.now;
                 let input = if failed {
                     HostInput::LinkFailed { now, link: local }
