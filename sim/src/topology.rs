@@ -277,7 +277,7 @@ impl Topology {
                 .filter(|&i| !done[i])
                 .filter_map(|i| best[i].map(|p| (p.latency, i)))
                 .min();
-            let Some((_, u)) = next else { return None };
+            let (_, u) = next?;
             if u == to {
                 return best[u];
             }

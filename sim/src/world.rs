@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::host::{HostInput, HostOutput, Instant, LinkId, SimHost};
 use crate::link::{Direction, End, Link, Pipe};
+use crate::plot::{self, PlotError};
 use crate::queue::EventQueue;
 use crate::scenario::Action;
 use crate::seed::{MasterSeed, derive_seed};
@@ -229,6 +230,31 @@ fn exp_delay(rng: &mut ChaCha20Rng, rate_per_s: f64) -> Duration {
     // u in (0, 1]: never ln(0).
     let u = ((rng.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64;
     Duration::from_secs_f64((-u.ln() / rate_per_s).min(1e9))
+}
+
+impl Report {
+    /// Write plots of the run's metrics into `dir` (next to the trace): `<name>.cdf.svg`
+    /// for every sample set and `series.svg` with every time series. Returns the files.
+    pub fn write_plots(&self, dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>, PlotError> {
+        let mut written = Vec::new();
+        for (name, samples) in &self.metrics.samples {
+            let path = dir.join(format!("{name}.cdf.svg"));
+            plot::cdf_svg(&path, name, name, samples)?;
+            written.push(path);
+        }
+        if !self.metrics.series.is_empty() {
+            let path = dir.join("series.svg");
+            let series: Vec<(&str, &[(f64, f64)])> = self
+                .metrics
+                .series
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_slice()))
+                .collect();
+            plot::time_series_svg(&path, "series", "value", &series)?;
+            written.push(path);
+        }
+        Ok(written)
+    }
 }
 
 impl<H: SimHost> World<H> {
@@ -889,14 +915,14 @@ impl<H: SimHost> World<H> {
         self.log(Some(h), &format!("close {local}"));
         self.summary.count_close("local");
         // Flush what the host still has queued, ignoring the window (close() lingers).
-        if let Some(link) = self.links.get_mut(&id) {
-            if link.writable(e) {
-                link.dirs[e].pending = true;
-                let window = self.config.window_bytes;
-                self.config.window_bytes = usize::MAX;
-                self.pump(id, e);
-                self.config.window_bytes = window;
-            }
+        if let Some(link) = self.links.get_mut(&id)
+            && link.writable(e)
+        {
+            link.dirs[e].pending = true;
+            let window = self.config.window_bytes;
+            self.config.window_bytes = usize::MAX;
+            self.pump(id, e);
+            self.config.window_bytes = window;
         }
         let Some(link) = self.links.get_mut(&id) else {
             return;
