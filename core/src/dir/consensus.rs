@@ -429,12 +429,11 @@ impl UnverifiedConsensus {
                         .ok_or(item.err("router item before any r line"))?;
                     match item.keyword {
                         "a" => {
-                            if r.ipv6.len() < 8 {
-                                if let Ok(addr) =
-                                    item.arg(0, "a: address missing")?.parse::<SocketAddrV6>()
-                                {
-                                    r.ipv6.push(addr);
-                                }
+                            let addr = item.arg(0, "a: address missing")?;
+                            if r.ipv6.len() < 8
+                                && let Ok(addr) = addr.parse::<SocketAddrV6>()
+                            {
+                                r.ipv6.push(addr);
                             }
                         }
                         "s" => {

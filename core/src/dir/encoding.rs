@@ -28,7 +28,7 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
             end -= 1;
             pads += 1;
         }
-        if pads > 2 || (pads > 0 && bytes.len() % 4 != 0) {
+        if pads > 2 || (pads > 0 && !bytes.len().is_multiple_of(4)) {
             return None;
         }
         bytes.get(..end)?
@@ -136,7 +136,7 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 
 /// Whether `year` is a Gregorian leap year.
 fn is_leap(year: u32) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
 }
 
 /// Parses Tor's UTC timestamp, given as its two space-separated halves
@@ -184,7 +184,7 @@ mod tests {
             let enc = base64_encode_unpadded(&data);
             assert_eq!(base64_decode(&enc).unwrap(), data);
             let mut padded = enc.clone();
-            while padded.len() % 4 != 0 {
+            while !padded.len().is_multiple_of(4) {
                 padded.push('=');
             }
             assert_eq!(base64_decode(&padded).unwrap(), data);

@@ -134,12 +134,11 @@ fn parse_head(text: &str) -> Result<Head, HttpError> {
                 return Err(HttpError::Malformed("conflicting Content-Length"));
             }
             content_length = Some(n);
-        } else if name.eq_ignore_ascii_case("Content-Encoding")
-            || name.eq_ignore_ascii_case("Transfer-Encoding")
+        } else if (name.eq_ignore_ascii_case("Content-Encoding")
+            || name.eq_ignore_ascii_case("Transfer-Encoding"))
+            && !value.eq_ignore_ascii_case("identity")
         {
-            if !value.eq_ignore_ascii_case("identity") {
-                return Err(HttpError::UnsupportedEncoding(value.to_string()));
-            }
+            return Err(HttpError::UnsupportedEncoding(value.to_string()));
         }
         headers.push((name.to_string(), value.to_string()));
     }
@@ -232,6 +231,15 @@ mod tests {
             build_request("127.0.0.1:7000", "/tor/keys/all"),
             b"GET /tor/keys/all HTTP/1.0\r\nHost: 127.0.0.1:7000\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn request_snapshot() {
+        let req = build_request(
+            "127.0.0.1:17150",
+            "/tor/status-vote/current/consensus-microdesc",
+        );
+        insta::assert_snapshot!(hex::encode(req));
     }
 
     #[test]

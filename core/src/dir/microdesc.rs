@@ -180,14 +180,12 @@ impl Microdesc {
                     ntor =
                         Some(base64_decode_array::<32>(k).ok_or(item.err("bad ntor-onion-key"))?);
                 }
-                "id" => {
-                    if item.arg(0, "id: key type missing")? == "ed25519" {
-                        if ed.is_some() {
-                            return Err(item.err("duplicate id ed25519"));
-                        }
-                        let k = item.arg(1, "id: key missing")?;
-                        ed = Some(base64_decode_array::<32>(k).ok_or(item.err("bad ed25519 id"))?);
+                "id" if item.arg(0, "id: key type missing")? == "ed25519" => {
+                    if ed.is_some() {
+                        return Err(item.err("duplicate id ed25519"));
                     }
+                    let k = item.arg(1, "id: key missing")?;
+                    ed = Some(base64_decode_array::<32>(k).ok_or(item.err("bad ed25519 id"))?);
                 }
                 "family" => {
                     for m in item.args() {

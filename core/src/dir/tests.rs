@@ -585,3 +585,45 @@ fn parsers_never_panic_on_mutated_real_documents() {
             }
         });
 }
+
+#[test]
+fn authcert_missing_items_are_named() {
+    let text = core::str::from_utf8(CERTS).unwrap();
+    let first = split_at_keyword(text, "dir-key-certificate-version")[0];
+    let drop_line = |kw: &str| -> String {
+        first
+            .lines()
+            .filter(|l| !l.starts_with(kw))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let err = |doc: &str| UnverifiedAuthCert::parse(doc.as_bytes()).unwrap_err();
+    assert_eq!(
+        err(&drop_line("fingerprint ")).reason,
+        "fingerprint missing"
+    );
+    assert_eq!(
+        err(&drop_line("dir-key-expires ")).reason,
+        "dir-key-expires missing"
+    );
+    assert_eq!(
+        err(&first.replacen("version 3", "version 2", 1)),
+        ParseError::at(1, "expected dir-key-certificate-version 3")
+    );
+    assert_eq!(
+        err(&first.replacen("dir-key-published 20", "dir-key-published 19", 1)).reason,
+        "bad timestamp"
+    );
+    let dup = first.replacen(
+        "dir-address",
+        &format!("fingerprint {}\ndir-address", "00".repeat(20)),
+        1,
+    );
+    assert_eq!(err(&dup).reason, "duplicate item");
+    let cert = UnverifiedAuthCert::parse(first.as_bytes())
+        .unwrap()
+        .verify()
+        .unwrap();
+    assert!(cert.is_current(cert.published) && !cert.is_current(cert.expires + 1));
+    assert!(cert.dir_address.is_some());
+}

@@ -244,10 +244,10 @@ pub fn split_at_keyword<'a>(text: &'a str, keyword: &str) -> Vec<&'a str> {
     let mut starts = Vec::new();
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
-        if let Some(rest) = line.strip_prefix(keyword) {
-            if rest.is_empty() || rest.starts_with([' ', '\t', '\n', '\r']) {
-                starts.push(offset);
-            }
+        if let Some(rest) = line.strip_prefix(keyword)
+            && (rest.is_empty() || rest.starts_with([' ', '\t', '\n', '\r']))
+        {
+            starts.push(offset);
         }
         offset += line.len();
     }
@@ -315,10 +315,8 @@ mod tests {
     fn never_panics() {
         bolero::check!().for_each(|input: &[u8]| {
             if let Ok(t) = Tokenizer::from_bytes(input) {
-                for item in t {
-                    if let Ok(item) = item {
-                        let _ = item.args().count();
-                    }
+                for item in t.flatten() {
+                    let _ = item.args().count();
                 }
             }
             if let Ok(s) = core::str::from_utf8(input) {
