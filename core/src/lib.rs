@@ -15,6 +15,8 @@
 //! - [`codec`]: the byte reader and writer every encoding is built on.
 //! - [`cells`]: channel cells and relay cells, every message of the protocol.
 //! - [`crypto`]: KDFs, handshakes, relay crypto, identity keys and certificates.
+//! - [`dir`]: the Tor directory (authorities, consensus, microdescriptors) and path
+//!   selection.
 //! - [`time`]: the [`Instant`] every entry point takes as `now`.
 
 #![no_std]
@@ -29,6 +31,7 @@ pub mod cells;
 pub mod circuit;
 pub mod codec;
 pub mod crypto;
+pub mod dir;
 pub mod time;
 
 pub use time::Instant;
