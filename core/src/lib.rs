@@ -15,6 +15,8 @@
 //! - [`codec`]: the byte reader and writer every encoding is built on.
 //! - [`cells`]: channel cells and relay cells, every message of the protocol.
 //! - [`crypto`]: KDFs, handshakes, relay crypto, identity keys and certificates.
+//! - [`dir`]: the Tor directory (authorities, consensus, microdescriptors) and path
+//!   selection.
 //! - [`time`]: the [`Instant`] every entry point takes as `now`.
 //! - [`link`], [`circuit`], [`stream`]: the state machines of links, circuits and streams.
 //! - [`node`]: the [`Node`](node::Node) that ties them together behind the drive contract.
@@ -34,6 +36,7 @@ pub mod crypto;
 pub mod link;
 pub mod node;
 pub mod stream;
+pub mod dir;
 pub mod time;
 
 pub use time::Instant;

@@ -1,0 +1,8 @@
+//! onionpeer on real sockets, with smol: the I/O pieces around the Sans-IO core.
+//!
+//! - [`tls`]: Tor links over TLS, initiator and responder, and the [`tls::LinkBinding`]
+//!   (certificate digests) they hand to the link handshake.
+//! - [`socks`]: a Sans-IO SOCKS4/4a/5 server handshake, as tor's SocksPort speaks it.
+
+pub mod socks;
+pub mod tls;

@@ -1,0 +1,135 @@
+//! SVG plots of run metrics: a CDF of samples and time series.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+/// Why a plot could not be drawn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlotError(pub String);
+
+impl std::fmt::Display for PlotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "plot: {}", self.0)
+    }
+}
+
+impl std::error::Error for PlotError {}
+
+fn err(e: impl std::fmt::Display) -> PlotError {
+    PlotError(e.to_string())
+}
+
+/// Bounds of a set of points, widened so a flat series still has an area.
+fn bounds(points: impl Iterator<Item = (f64, f64)>) -> ((f64, f64), (f64, f64)) {
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for (x, y) in points.filter(|(x, y)| x.is_finite() && y.is_finite()) {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    if x0 > x1 {
+        return ((0.0, 1.0), (0.0, 1.0));
+    }
+    let widen = |a: f64, b: f64| {
+        if b - a < 1e-12 {
+            (a - 0.5, b + 0.5)
+        } else {
+            (a, b)
+        }
+    };
+    (widen(x0, x1), widen(y0, y1))
+}
+
+/// Write the empirical CDF of `samples` to `path` as SVG.
+pub fn cdf_svg(path: &Path, title: &str, x_label: &str, samples: &[f64]) -> Result<(), PlotError> {
+    let mut s: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
+    s.sort_by(f64::total_cmp);
+    let n = s.len().max(1) as f64;
+    let points: Vec<(f64, f64)> = s
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| (x, (i + 1) as f64 / n))
+        .collect();
+    let ((x0, x1), _) = bounds(points.iter().copied());
+    let root = SVGBackend::new(path, (640, 400)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(45)
+        .build_cartesian_2d(x0..x1, 0.0..1.0)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc("fraction")
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(LineSeries::new(points, &BLUE))
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+/// Write named time series of (seconds, value) to `path` as SVG, one line each.
+pub fn time_series_svg(
+    path: &Path,
+    title: &str,
+    y_label: &str,
+    series: &[(&str, &[(f64, f64)])],
+) -> Result<(), PlotError> {
+    let ((x0, x1), (y0, y1)) = bounds(series.iter().flat_map(|(_, p)| p.iter().copied()));
+    let root = SVGBackend::new(path, (640, 400)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(55)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc(y_label)
+        .draw()
+        .map_err(err)?;
+    for (i, (name, points)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), color))
+            .map_err(err)?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 15, y)], color));
+    }
+    if series.len() > 1 {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .draw()
+            .map_err(err)?;
+    }
+    root.present().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_svgs() {
+        let dir = std::env::temp_dir().join(format!("onionpeer-sim-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cdf = dir.join("cdf.svg");
+        cdf_svg(&cdf, "rtt", "ms", &[3.0, 1.0, 2.0, 10.0]).unwrap();
+        let text = std::fs::read_to_string(&cdf).unwrap();
+        assert!(text.starts_with("<svg") && text.contains("<polyline"));
+        let ts = dir.join("ts.svg");
+        let a = [(0.0, 1.0), (1.0, 2.0)];
+        let b = [(0.0, 0.0), (1.0, 0.0)];
+        time_series_svg(&ts, "load", "bytes", &[("a", &a), ("b", &b)]).unwrap();
+        assert!(std::fs::read_to_string(&ts).unwrap().contains("<polyline"));
+        cdf_svg(&dir.join("empty.svg"), "none", "ms", &[]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
