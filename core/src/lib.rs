@@ -33,10 +33,10 @@ pub mod cells;
 pub mod circuit;
 pub mod codec;
 pub mod crypto;
+pub mod dir;
 pub mod link;
 pub mod node;
 pub mod stream;
-pub mod dir;
 pub mod time;
 
 pub use time::Instant;

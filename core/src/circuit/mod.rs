@@ -98,7 +98,11 @@ pub(crate) enum NextHop {
     /// This node is the last hop.
     None,
     /// Waiting for a link to the next relay; then send CREATE2 with this handshake.
-    AwaitingLink { conn: ConnId, htype: HandshakeType, hdata: Vec<u8> },
+    AwaitingLink {
+        conn: ConnId,
+        htype: HandshakeType,
+        hdata: Vec<u8>,
+    },
     /// CREATE2 sent; waiting for CREATED2.
     AwaitingCreated(CircEnd),
     /// Extended: cells are forwarded to this end.
@@ -119,7 +123,9 @@ pub(crate) struct RelayCircuit {
 }
 
 /// A circuit this node knows.
+/// Boxed: a relay circuit's crypto state is over a kilobyte, and the map of circuits
+/// should not pay that for every entry kind.
 pub(crate) enum Circuit {
-    Client(ClientCircuit),
-    Relay(RelayCircuit),
+    Client(alloc::boxed::Box<ClientCircuit>),
+    Relay(alloc::boxed::Box<RelayCircuit>),
 }

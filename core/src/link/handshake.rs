@@ -150,14 +150,20 @@ impl LinkHandshake {
                 *self = LinkHandshake::AwaitCerts { version };
             }
             (LinkHandshake::AwaitCerts { version }, ChanMsg::Certs(certs)) => {
-                let entries: Vec<(u8, &[u8])> =
-                    certs.entries.iter().map(|e| (e.cert_type.0, e.body.as_slice())).collect();
+                let entries: Vec<(u8, &[u8])> = certs
+                    .entries
+                    .iter()
+                    .map(|e| (e.cert_type.0, e.body.as_slice()))
+                    .collect();
                 let peer = validate_responder_certs(&entries, &ctx.binding.remote, ctx.unix_now)
                     .map_err(HandshakeError::BadCertificates)?;
                 if ctx.expected_peer.is_some_and(|id| id != peer.rsa_id) {
                     return Err(HandshakeError::WrongIdentity);
                 }
-                *self = LinkHandshake::AwaitNetinfo { version: *version, peer };
+                *self = LinkHandshake::AwaitNetinfo {
+                    version: *version,
+                    peer,
+                };
             }
             (LinkHandshake::AwaitNetinfo { .. }, ChanMsg::AuthChallenge(_)) => {}
             (LinkHandshake::AwaitNetinfo { version, peer }, ChanMsg::Netinfo(n)) => {
@@ -173,7 +179,8 @@ impl LinkHandshake {
                 step.negotiated = Some(version);
                 step.send.push(versions_cell());
                 if let Some(certs) = ctx.our_certs {
-                    step.send.push(ChanCell::new(None, ChanMsg::Certs(certs.clone())));
+                    step.send
+                        .push(ChanCell::new(None, ChanMsg::Certs(certs.clone())));
                 }
                 step.send.push(ChanCell::new(
                     None,
@@ -203,11 +210,17 @@ impl LinkHandshake {
 }
 
 fn versions_cell() -> ChanCell {
-    ChanCell::new(None, ChanMsg::Versions(Versions { versions: LINK_VERSIONS.to_vec() }))
+    ChanCell::new(
+        None,
+        ChanMsg::Versions(Versions {
+            versions: LINK_VERSIONS.to_vec(),
+        }),
+    )
 }
 
 fn negotiate(v: &Versions) -> Result<u16, HandshakeError> {
-    v.best_shared(&LINK_VERSIONS).ok_or(HandshakeError::NoCommonVersion)
+    v.best_shared(&LINK_VERSIONS)
+        .ok_or(HandshakeError::NoCommonVersion)
 }
 
 fn our_netinfo(ctx: &HandshakeContext<'_>) -> ChanMsg {
@@ -228,7 +241,10 @@ pub fn certs_cell(entries: &[(u8, Vec<u8>)]) -> Certs {
     Certs {
         entries: entries
             .iter()
-            .map(|(t, body)| CertEntry { cert_type: (*t).into(), body: body.clone() })
+            .map(|(t, body)| CertEntry {
+                cert_type: (*t).into(),
+                body: body.clone(),
+            })
             .collect(),
     }
 }

@@ -83,7 +83,9 @@ impl Link {
             let bytes = codec.encode_to_vec(cell).map_err(QueueError::Encode)?;
             self.push(&bytes, limit)
         } else {
-            let n = codec.encode_fixed(cell, &mut fixed).map_err(QueueError::Encode)?;
+            let n = codec
+                .encode_fixed(cell, &mut fixed)
+                .map_err(QueueError::Encode)?;
             self.push(&fixed[..n], limit)
         }
     }
@@ -113,15 +115,23 @@ impl Link {
         for _ in 0..64 {
             let r = rng.next_u32();
             let raw = if wide {
-                if self.initiator { r | 0x8000_0000 } else { r & 0x7fff_ffff }
+                if self.initiator {
+                    r | 0x8000_0000
+                } else {
+                    r & 0x7fff_ffff
+                }
             } else {
                 let r = r & 0xffff;
-                if self.initiator { r | 0x8000 } else { r & 0x7fff }
-            };
-            if let Some(id) = CircId::new(raw) {
-                if !in_use(id) {
-                    return Some(id);
+                if self.initiator {
+                    r | 0x8000
+                } else {
+                    r & 0x7fff
                 }
+            };
+            if let Some(id) = CircId::new(raw)
+                && !in_use(id)
+            {
+                return Some(id);
             }
         }
         None
@@ -130,7 +140,11 @@ impl Link {
     /// Whether the peer may create a circuit with this id: its ids carry the high bit
     /// exactly when it initiated the link.
     pub fn peer_may_use(&self, id: CircId) -> bool {
-        let high = if self.codec.circ_id_len() == 4 { 0x8000_0000 } else { 0x8000 };
+        let high = if self.codec.circ_id_len() == 4 {
+            0x8000_0000
+        } else {
+            0x8000
+        };
         let peer_initiated = !self.initiator;
         (u32::from(id) & high != 0) == peer_initiated
     }

@@ -10,12 +10,10 @@ use super::counters::Count;
 use super::{Node, Timer};
 use crate::Instant;
 use crate::cells::channel::{
-    ChanCell, ChanMsg, CircId, Create2, CreateFast, Created2, CreatedFast, Destroy,
-    DestroyReason, HandshakeType, Relay, RelayCellBody, RelayEarly,
+    ChanCell, ChanMsg, CircId, Create2, CreateFast, Created2, CreatedFast, Destroy, DestroyReason,
+    HandshakeType, Relay, RelayCellBody, RelayEarly,
 };
-use crate::cells::relay::{
-    Extend2, Extended2, LinkSpec, RelayCell, RelayMsg, Sendme, Truncated,
-};
+use crate::cells::relay::{Extend2, Extended2, LinkSpec, RelayCell, RelayMsg, Sendme, Truncated};
 use crate::circuit::{
     CircEnd, CircFlow, CircKey, Circuit, ClientCircuit, NextHop, PendingHop, RelayCircuit,
 };
@@ -60,13 +58,15 @@ impl Node {
             self.counters.bump(Count::TooManyCircuits);
             return Err(CommandError::Limit);
         }
-        let link = self.link_to(path[0].addr, path[0].id).ok_or(CommandError::Limit)?;
+        let link = self
+            .link_to(path[0].addr, path[0].id)
+            .ok_or(CommandError::Limit)?;
         let key = CircKey(self.fresh_u64());
         let handle = CircuitHandle(key.0);
         let deadline = self.now + self.config.limits.circuit_build_timeout;
         self.circuits.insert(
             key,
-            Circuit::Client(ClientCircuit {
+            Circuit::Client(alloc::boxed::Box::new(ClientCircuit {
                 handle,
                 link,
                 circ_id: None,
@@ -78,7 +78,7 @@ impl Node {
                 relay_early_left: self.config.limits.max_relay_early,
                 flow: CircFlow::new(),
                 streams: BTreeMap::new(),
-            }),
+            })),
         );
         self.client_circs.insert(handle, key);
         self.timers.insert((deadline, Timer::Circuit(key)));
@@ -127,13 +127,17 @@ impl Node {
     }
 
     fn send_create(&mut self, key: CircKey) {
-        let Some(Circuit::Client(c)) = self.circuits.get(&key) else { return };
+        let Some(Circuit::Client(c)) = self.circuits.get(&key) else {
+            return;
+        };
         let conn = c.link;
         let Some(id) = self.claim_circ_id(conn, key) else {
             self.destroy_circuit(key, DestroyReason::RESOURCELIMIT, None);
             return;
         };
-        let Some(Circuit::Client(c)) = self.circuits.get_mut(&key) else { return };
+        let Some(Circuit::Client(c)) = self.circuits.get_mut(&key) else {
+            return;
+        };
         c.circ_id = Some(id);
         let (pending, msg): (PendingHop, ChanMsg) = match c.first_hop {
             FirstHop::Fast => {
@@ -143,7 +147,10 @@ impl Node {
             FirstHop::Ntor => {
                 let relay = ntor_public(&c.path[0]);
                 let (state, onion_skin) = ntor_client_create(&mut self.rng, &relay);
-                let msg = Create2 { handshake_type: HandshakeType::NTOR, hdata: onion_skin.to_vec() };
+                let msg = Create2 {
+                    handshake_type: HandshakeType::NTOR,
+                    hdata: onion_skin.to_vec(),
+                };
                 (PendingHop::Ntor(state), msg.into())
             }
         };
@@ -177,7 +184,8 @@ impl Node {
                 }
             }
             Some(Circuit::Relay(r)) => {
-                let expected = matches!(r.next, NextHop::AwaitingCreated(e) if e.conn == conn && e.id == id);
+                let expected =
+                    matches!(r.next, NextHop::AwaitingCreated(e) if e.conn == conn && e.id == id);
                 let CreatedReply::Ntor(m) = reply else {
                     self.counters.bump(Count::UnexpectedCell);
                     self.destroy_circuit(key, DestroyReason::PROTOCOL, None);
@@ -201,7 +209,9 @@ impl Node {
 
     /// After each hop: extend to the next one, or report the circuit built.
     fn advance_build(&mut self, key: CircKey) {
-        let Some(Circuit::Client(c)) = self.circuits.get_mut(&key) else { return };
+        let Some(Circuit::Client(c)) = self.circuits.get_mut(&key) else {
+            return;
+        };
         let n = c.crypto.n_hops();
         if n >= c.path.len() {
             if let Some(at) = c.deadline.take() {
@@ -232,7 +242,8 @@ impl Node {
     }
 
     pub(super) fn on_circuit_timer(&mut self, key: CircKey, at: Instant) {
-        let due = matches!(self.circuits.get(&key), Some(Circuit::Client(c)) if c.deadline == Some(at));
+        let due =
+            matches!(self.circuits.get(&key), Some(Circuit::Client(c)) if c.deadline == Some(at));
         if due {
             self.counters.bump(Count::CircuitBuildTimeout);
             self.destroy_circuit(key, DestroyReason::TIMEOUT, None);
@@ -248,7 +259,9 @@ impl Node {
             self.send_destroy(conn, id, DestroyReason::PROTOCOL);
             return false;
         }
-        let Some(link) = self.links.get(&conn) else { return false };
+        let Some(link) = self.links.get(&conn) else {
+            return false;
+        };
         if self.circ_ends.contains_key(&(conn, id)) || !link.peer_may_use(id) {
             // A peer that reuses or forges circuit ids is broken: drop the link.
             self.counters.bump(Count::CircuitIdInUse);
@@ -287,7 +300,12 @@ impl Node {
             return;
         }
         let result = if m.handshake_type == HandshakeType::NTOR {
-            ntor_server_reply(&mut self.rng, core::slice::from_ref(&self.keys.ntor), &m.hdata).ok()
+            ntor_server_reply(
+                &mut self.rng,
+                core::slice::from_ref(&self.keys.ntor),
+                &m.hdata,
+            )
+            .ok()
         } else {
             None
         };
@@ -297,21 +315,29 @@ impl Node {
             return;
         };
         self.add_relay_circuit(conn, id, RelayHopCrypto::new(&keys));
-        self.send_cell(conn, &ChanCell::new(Some(id), Created2 { hdata: reply.to_vec() }));
+        self.send_cell(
+            conn,
+            &ChanCell::new(
+                Some(id),
+                Created2 {
+                    hdata: reply.to_vec(),
+                },
+            ),
+        );
     }
 
     fn add_relay_circuit(&mut self, conn: ConnId, id: CircId, crypto: RelayHopCrypto) {
         let key = CircKey(self.fresh_u64());
         self.circuits.insert(
             key,
-            Circuit::Relay(RelayCircuit {
+            Circuit::Relay(alloc::boxed::Box::new(RelayCircuit {
                 prev: CircEnd { conn, id },
                 next: NextHop::None,
                 crypto,
                 relay_early_seen: 0,
                 flow: CircFlow::new(),
                 streams: BTreeMap::new(),
-            }),
+            })),
         );
         self.circ_ends.insert((conn, id), key);
         if let Some(link) = self.links.get_mut(&conn) {
@@ -325,7 +351,9 @@ impl Node {
             self.destroy_circuit(key, DestroyReason::PROTOCOL, None);
             return;
         }
-        let Some(Circuit::Relay(r)) = self.circuits.get(&key) else { return };
+        let Some(Circuit::Relay(r)) = self.circuits.get(&key) else {
+            return;
+        };
         if !matches!(r.next, NextHop::None) {
             self.counters.bump(Count::UnexpectedCell);
             self.destroy_circuit(key, DestroyReason::PROTOCOL, None);
@@ -355,7 +383,11 @@ impl Node {
             return;
         };
         if let Some(Circuit::Relay(r)) = self.circuits.get_mut(&key) {
-            r.next = NextHop::AwaitingLink { conn, htype: m.handshake_type, hdata: m.hdata };
+            r.next = NextHop::AwaitingLink {
+                conn,
+                htype: m.handshake_type,
+                hdata: m.hdata,
+            };
         }
         if self.links.get(&conn).is_some_and(|l| l.is_open()) {
             self.send_extend_create(key);
@@ -363,20 +395,35 @@ impl Node {
     }
 
     fn send_extend_create(&mut self, key: CircKey) {
-        let Some(Circuit::Relay(r)) = self.circuits.get(&key) else { return };
-        let NextHop::AwaitingLink { conn, .. } = r.next else { return };
+        let Some(Circuit::Relay(r)) = self.circuits.get(&key) else {
+            return;
+        };
+        let NextHop::AwaitingLink { conn, .. } = r.next else {
+            return;
+        };
         let Some(id) = self.claim_circ_id(conn, key) else {
             self.counters.bump(Count::ExtendFailed);
             self.destroy_circuit(key, DestroyReason::RESOURCELIMIT, None);
             return;
         };
-        let Some(Circuit::Relay(r)) = self.circuits.get_mut(&key) else { return };
+        let Some(Circuit::Relay(r)) = self.circuits.get_mut(&key) else {
+            return;
+        };
         let NextHop::AwaitingLink { htype, hdata, .. } =
             core::mem::replace(&mut r.next, NextHop::AwaitingCreated(CircEnd { conn, id }))
         else {
             return;
         };
-        self.send_cell(conn, &ChanCell::new(Some(id), Create2 { handshake_type: htype, hdata }));
+        self.send_cell(
+            conn,
+            &ChanCell::new(
+                Some(id),
+                Create2 {
+                    handshake_type: htype,
+                    hdata,
+                },
+            ),
+        );
     }
 
     // ---- relay cells ------------------------------------------------------------------
@@ -420,7 +467,12 @@ impl Node {
                     // Inbound, from the next hop: add our layer and pass it back.
                     r.crypto.encrypt_inbound(&mut body);
                     let prev = r.prev;
-                    let cell = ChanCell::new(Some(prev.id), Relay { body: RelayCellBody(body) });
+                    let cell = ChanCell::new(
+                        Some(prev.id),
+                        Relay {
+                            body: RelayCellBody(body),
+                        },
+                    );
                     if !self.send_cell(prev.conn, &cell) {
                         self.destroy_circuit(key, DestroyReason::RESOURCELIMIT, None);
                     }
@@ -442,8 +494,11 @@ impl Node {
                             return;
                         };
                         let body = RelayCellBody(body);
-                        let msg: ChanMsg =
-                            if early { RelayEarly { body }.into() } else { Relay { body }.into() };
+                        let msg: ChanMsg = if early {
+                            RelayEarly { body }.into()
+                        } else {
+                            Relay { body }.into()
+                        };
                         if !self.send_cell(next.conn, &ChanCell::new(Some(next.id), msg)) {
                             self.destroy_circuit(key, DestroyReason::RESOURCELIMIT, None);
                         }
@@ -466,10 +521,14 @@ impl Node {
         let RelayCell { stream_id, msg } = cell;
         match msg {
             RelayMsg::Extended2(m) => {
-                let Some(Circuit::Client(c)) = self.circuits.get_mut(&key) else { return };
+                let Some(Circuit::Client(c)) = self.circuits.get_mut(&key) else {
+                    return;
+                };
                 let from_last = usize::from(hop.0) + 1 == c.crypto.n_hops();
                 let keys = match c.pending.take() {
-                    Some(PendingHop::Ntor(s)) if from_last && !c.is_built() => s.finish(&m.hdata).ok(),
+                    Some(PendingHop::Ntor(s)) if from_last && !c.is_built() => {
+                        s.finish(&m.hdata).ok()
+                    }
                     _ => None,
                 };
                 match keys.map(|k| c.crypto.add_hop(&k)) {
@@ -500,7 +559,9 @@ impl Node {
         match msg {
             RelayMsg::Extend2(m) => self.on_extend2(key, m, early),
             RelayMsg::Truncate(_) => {
-                let Some(Circuit::Relay(r)) = self.circuits.get_mut(&key) else { return };
+                let Some(Circuit::Relay(r)) = self.circuits.get_mut(&key) else {
+                    return;
+                };
                 match core::mem::replace(&mut r.next, NextHop::None) {
                     NextHop::Open(end) | NextHop::AwaitingCreated(end) => {
                         self.circ_ends.remove(&(end.conn, end.id));
@@ -509,7 +570,12 @@ impl Node {
                     }
                     NextHop::AwaitingLink { .. } | NextHop::None => {}
                 }
-                let reply = RelayCell::new(None, Truncated { reason: DestroyReason::REQUESTED });
+                let reply = RelayCell::new(
+                    None,
+                    Truncated {
+                        reason: DestroyReason::REQUESTED,
+                    },
+                );
                 self.send_relay_inbound(key, &reply);
             }
             RelayMsg::Sendme(s) if stream_id.is_none() => {
@@ -535,7 +601,11 @@ impl Node {
             Sendme::V1 { tag } => flow.tags.check(&tag).map_err(|_| Count::BadSendmeTag),
             _ => Err(Count::BadSendmeTag),
         };
-        let result = checked.and_then(|()| flow.send.on_sendme().map_err(|_| Count::FlowControlViolation));
+        let result = checked.and_then(|()| {
+            flow.send
+                .on_sendme()
+                .map_err(|_| Count::FlowControlViolation)
+        });
         match result {
             Ok(()) => true,
             Err(count) => {
@@ -587,13 +657,19 @@ impl Node {
         cell: &RelayCell,
         early: bool,
     ) -> Option<SendmeTag> {
-        let Some(Circuit::Client(c)) = self.circuits.get_mut(&key) else { return None };
-        let (Some(id), conn) = (c.circ_id, c.link) else { return None };
+        let Some(Circuit::Client(c)) = self.circuits.get_mut(&key) else {
+            return None;
+        };
+        let (Some(id), conn) = (c.circ_id, c.link) else {
+            return None;
+        };
         let Ok(mut body) = cell.encode(&mut self.rng) else {
             self.counters.bump(Count::MalformedRelayMessage);
             return None;
         };
-        let Ok(tag) = c.crypto.encrypt_outbound(&mut body, hop) else { return None };
+        let Ok(tag) = c.crypto.encrypt_outbound(&mut body, hop) else {
+            return None;
+        };
         let body = RelayCellBody(body);
         let msg: ChanMsg = if early {
             c.relay_early_left = c.relay_early_left.saturating_sub(1);
@@ -611,15 +687,26 @@ impl Node {
 
     /// Originate a relay cell at this hop toward the client and queue it. Returns the
     /// cell's SENDME tag, or `None` when it could not be sent (the circuit is destroyed).
-    pub(super) fn send_relay_inbound(&mut self, key: CircKey, cell: &RelayCell) -> Option<SendmeTag> {
-        let Some(Circuit::Relay(r)) = self.circuits.get_mut(&key) else { return None };
+    pub(super) fn send_relay_inbound(
+        &mut self,
+        key: CircKey,
+        cell: &RelayCell,
+    ) -> Option<SendmeTag> {
+        let Some(Circuit::Relay(r)) = self.circuits.get_mut(&key) else {
+            return None;
+        };
         let Ok(mut body) = cell.encode(&mut self.rng) else {
             self.counters.bump(Count::MalformedRelayMessage);
             return None;
         };
         let tag = r.crypto.originate_inbound(&mut body);
         let prev = r.prev;
-        let cell = ChanCell::new(Some(prev.id), Relay { body: RelayCellBody(body) });
+        let cell = ChanCell::new(
+            Some(prev.id),
+            Relay {
+                body: RelayCellBody(body),
+            },
+        );
         if self.send_cell(prev.conn, &cell) {
             Some(tag)
         } else {
@@ -651,8 +738,15 @@ impl Node {
 
     /// Close a circuit everywhere: DESTROY to each end except `from` (which already knows),
     /// its streams closed, the application told.
-    pub(super) fn destroy_circuit(&mut self, key: CircKey, reason: DestroyReason, from: Option<ConnId>) {
-        let Some(circ) = self.circuits.remove(&key) else { return };
+    pub(super) fn destroy_circuit(
+        &mut self,
+        key: CircKey,
+        reason: DestroyReason,
+        from: Option<ConnId>,
+    ) {
+        let Some(circ) = self.circuits.remove(&key) else {
+            return;
+        };
         match circ {
             Circuit::Client(c) => {
                 if let Some(at) = c.deadline {
@@ -670,7 +764,10 @@ impl Node {
                 for (_, s) in c.streams {
                     self.stream_gone(s, crate::cells::relay::EndReason::DESTROY);
                 }
-                self.emit(Event::CircuitClosed { circuit: c.handle, reason });
+                self.emit(Event::CircuitClosed {
+                    circuit: c.handle,
+                    reason,
+                });
             }
             Circuit::Relay(r) => {
                 let mut ends = alloc::vec![r.prev];
@@ -694,12 +791,21 @@ impl Node {
 }
 
 fn ntor_public(t: &RelayTarget) -> NtorPublicKey {
-    NtorPublicKey { id: t.id.0, onion_key: x25519_dalek::PublicKey::from(t.ntor_key) }
+    NtorPublicKey {
+        id: t.id.0,
+        onion_key: x25519_dalek::PublicKey::from(t.ntor_key),
+    }
 }
 
 fn link_spec_addr(a: SocketAddr) -> LinkSpec {
     match a {
-        SocketAddr::V4(v4) => LinkSpec::Ipv4 { addr: *v4.ip(), port: v4.port() },
-        SocketAddr::V6(v6) => LinkSpec::Ipv6 { addr: *v6.ip(), port: v6.port() },
+        SocketAddr::V4(v4) => LinkSpec::Ipv4 {
+            addr: *v4.ip(),
+            port: v4.port(),
+        },
+        SocketAddr::V6(v6) => LinkSpec::Ipv6 {
+            addr: *v6.ip(),
+            port: v6.port(),
+        },
     }
 }

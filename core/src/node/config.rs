@@ -19,11 +19,20 @@ pub struct Role {
 
 impl Role {
     /// An onion proxy: builds circuits, relays nothing.
-    pub const CLIENT: Role = Role { relay: false, exit: false };
+    pub const CLIENT: Role = Role {
+        relay: false,
+        exit: false,
+    };
     /// A middle relay.
-    pub const RELAY: Role = Role { relay: true, exit: false };
+    pub const RELAY: Role = Role {
+        relay: true,
+        exit: false,
+    };
     /// An exit relay.
-    pub const EXIT: Role = Role { relay: true, exit: true };
+    pub const EXIT: Role = Role {
+        relay: true,
+        exit: true,
+    };
 }
 
 /// Upper bounds on everything a peer can make the node hold. Hitting one is a counted,

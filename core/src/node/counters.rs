@@ -90,7 +90,10 @@ impl Counters {
 
     /// The counters that are not zero.
     pub fn nonzero(&self) -> impl Iterator<Item = (Count, u64)> + '_ {
-        Count::ALL.iter().map(|&c| (c, self.get(c))).filter(|&(_, n)| n > 0)
+        Count::ALL
+            .iter()
+            .map(|&c| (c, self.get(c)))
+            .filter(|&(_, n)| n > 0)
     }
 
     /// Sum of all counters.
@@ -101,6 +104,8 @@ impl Counters {
 
 impl fmt::Debug for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.nonzero().map(|(c, n)| (c.name(), n))).finish()
+        f.debug_map()
+            .entries(self.nonzero().map(|(c, n)| (c.name(), n)))
+            .finish()
     }
 }

@@ -37,12 +37,20 @@ fn in_prefix(net: IpAddr, bits: u8, a: IpAddr) -> bool {
     match (net, a) {
         (IpAddr::V4(n), IpAddr::V4(a)) => {
             let bits = u32::from(bits.min(32));
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             (u32::from(n) & mask) == (u32::from(a) & mask)
         }
         (IpAddr::V6(n), IpAddr::V6(a)) => {
             let bits = u32::from(bits.min(128));
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             (u128::from(n) & mask) == (u128::from(a) & mask)
         }
         _ => false,
@@ -64,18 +72,30 @@ impl ExitPolicy {
 
     /// Accept everything.
     pub fn accept_all() -> Self {
-        ExitPolicy { rules: alloc::vec![ExitRule { accept: true, net: None, ports: (1, u16::MAX) }] }
+        ExitPolicy {
+            rules: alloc::vec![ExitRule {
+                accept: true,
+                net: None,
+                ports: (1, u16::MAX)
+            }],
+        }
     }
 
     /// Whether a stream to `host` (an address literal or a name) and `port` may exit.
     pub fn allows(&self, host: &str, port: u16) -> bool {
         let addr = parse_host_addr(host);
-        self.rules.iter().find(|r| r.matches(addr, port)).is_some_and(|r| r.accept)
+        self.rules
+            .iter()
+            .find(|r| r.matches(addr, port))
+            .is_some_and(|r| r.accept)
     }
 }
 
 fn parse_host_addr(host: &str) -> Option<IpAddr> {
-    let h = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let h = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     h.parse().ok()
 }
 
@@ -101,13 +121,21 @@ impl FromStr for ExitRule {
             return Err(ExitPolicyError("a rule starts with 'accept ' or 'reject '"));
         };
         let rest = rest.trim();
-        let colon = rest.rfind(':').ok_or(ExitPolicyError("a rule needs ADDR:PORT"))?;
+        let colon = rest
+            .rfind(':')
+            .ok_or(ExitPolicyError("a rule needs ADDR:PORT"))?;
         let (addr, ports) = (&rest[..colon], &rest[colon + 1..]);
         let net = if addr == "*" {
             None
         } else {
             let (a, bits) = match addr.split_once('/') {
-                Some((a, b)) => (a, Some(b.parse::<u8>().map_err(|_| ExitPolicyError("bad prefix length"))?)),
+                Some((a, b)) => (
+                    a,
+                    Some(
+                        b.parse::<u8>()
+                            .map_err(|_| ExitPolicyError("bad prefix length"))?,
+                    ),
+                ),
                 None => (addr, None),
             };
             let ip = parse_host_addr(a).ok_or(ExitPolicyError("bad address"))?;
@@ -155,7 +183,9 @@ mod tests {
 
     #[test]
     fn first_match_wins() {
-        let p: ExitPolicy = "reject 127.0.0.0/8:*, accept *:80, accept *:443, reject *:*".parse().unwrap();
+        let p: ExitPolicy = "reject 127.0.0.0/8:*, accept *:80, accept *:443, reject *:*"
+            .parse()
+            .unwrap();
         assert!(p.allows("example.org", 80));
         assert!(p.allows("93.184.216.34", 443));
         assert!(!p.allows("127.0.0.1", 80));
@@ -174,7 +204,13 @@ mod tests {
 
     #[test]
     fn bad_rules_are_refused() {
-        for bad in ["allow *:80", "accept *", "accept 1.2.3.4/33:80", "accept *:9-1", "accept x:80"] {
+        for bad in [
+            "allow *:80",
+            "accept *",
+            "accept 1.2.3.4/33:80",
+            "accept *:9-1",
+            "accept x:80",
+        ] {
             assert!(bad.parse::<ExitPolicy>().is_err(), "{bad}");
         }
     }

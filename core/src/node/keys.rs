@@ -27,9 +27,15 @@ pub(crate) struct NodeKeys {
 impl NodeKeys {
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Result<NodeKeys, KeyError> {
         let relay = RelayKeys::generate(rng)?;
-        let ntor =
-            NtorSecretKey::new(relay.rsa_identity.peer_id().0, StaticSecret::random_from_rng(rng));
-        Ok(NodeKeys { relay, ntor, certs: None })
+        let ntor = NtorSecretKey::new(
+            relay.rsa_identity.peer_id().0,
+            StaticSecret::random_from_rng(rng),
+        );
+        Ok(NodeKeys {
+            relay,
+            ntor,
+            certs: None,
+        })
     }
 
     pub fn peer_id(&self) -> PeerId {
@@ -41,7 +47,7 @@ impl NodeKeys {
         RelayTarget {
             addr,
             id: self.peer_id(),
-            ntor_key: self.ntor.public().onion_key_bytes(),
+            ntor_key: self.ntor.public().onion_key.to_bytes(),
             ed_id: Some(self.relay.ed_identity.public().0),
         }
     }
@@ -53,14 +59,17 @@ impl NodeKeys {
         tls_digest: [u8; 32],
         unix_now: u64,
     ) -> Result<Certs, KeyError> {
-        if let Some((d, certs)) = &self.certs {
-            if *d == tls_digest {
-                return Ok(certs.clone());
-            }
+        if let Some((d, certs)) = &self.certs
+            && *d == tls_digest
+        {
+            return Ok(certs.clone());
         }
         let set = RelayCertSet::generate(rng, &self.relay, tls_digest, unix_now)?;
-        let entries: alloc::vec::Vec<(u8, alloc::vec::Vec<u8>)> =
-            set.entries().into_iter().map(|(t, b)| (t, b.to_vec())).collect();
+        let entries: alloc::vec::Vec<(u8, alloc::vec::Vec<u8>)> = set
+            .entries()
+            .into_iter()
+            .map(|(t, b)| (t, b.to_vec()))
+            .collect();
         let certs = certs_cell(&entries);
         self.certs = Some((tls_digest, certs.clone()));
         Ok(certs)

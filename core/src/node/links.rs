@@ -19,9 +19,10 @@ use crate::link::{Link, LinkHandshake, LinkState, QueueError};
 impl Node {
     /// An open or opening link we initiated to `id`, or a new one: the id of the link.
     pub(super) fn link_to(&mut self, addr: SocketAddr, id: PeerId) -> Option<ConnId> {
-        let reusable = self.links.iter().find(|(_, l)| {
-            l.peer_id == Some(id) && (l.is_open() || l.initiator)
-        });
+        let reusable = self
+            .links
+            .iter()
+            .find(|(_, l)| l.peer_id == Some(id) && (l.is_open() || l.initiator));
         if let Some((&conn, _)) = reusable {
             return Some(conn);
         }
@@ -30,7 +31,8 @@ impl Node {
             return None;
         }
         let conn = self.fresh_conn();
-        self.links.insert(conn, Link::new(true, Some(addr), Some(id)));
+        self.links
+            .insert(conn, Link::new(true, Some(addr), Some(id)));
         self.set_link_deadline(conn);
         self.outputs.push_back(Output::Connect {
             conn,
@@ -40,7 +42,9 @@ impl Node {
     }
 
     pub(super) fn on_link_connected(&mut self, conn: ConnId, binding: LinkBinding) {
-        let Some(link) = self.links.get_mut(&conn) else { return };
+        let Some(link) = self.links.get_mut(&conn) else {
+            return;
+        };
         if !matches!(link.state, LinkState::Connecting) {
             self.counters.bump(Count::StaleReference);
             return;
@@ -53,7 +57,9 @@ impl Node {
 
     /// Bytes from a link's transport: frame them into cells and act on each.
     pub(super) fn on_link_data(&mut self, conn: ConnId, data: &[u8]) {
-        let Some(link) = self.links.get_mut(&conn) else { return };
+        let Some(link) = self.links.get_mut(&conn) else {
+            return;
+        };
         if matches!(link.state, LinkState::Connecting) {
             self.counters.bump(Count::UnexpectedCell);
             self.drop_link(conn, LinkCloseReason::ProtocolViolation, true);
@@ -66,7 +72,9 @@ impl Node {
         let mut off = 0;
         loop {
             // The link may close, or its version change, after any cell.
-            let Some(link) = self.links.get(&conn) else { return };
+            let Some(link) = self.links.get(&conn) else {
+                return;
+            };
             match link.codec.decode(&buf[off..]) {
                 Ok(Some((cell, used))) => {
                     off += used;
@@ -87,7 +95,9 @@ impl Node {
     }
 
     fn on_link_cell(&mut self, conn: ConnId, cell: ChanCell) {
-        let Some(link) = self.links.get(&conn) else { return };
+        let Some(link) = self.links.get(&conn) else {
+            return;
+        };
         match &link.state {
             LinkState::Handshaking(_) => self.on_handshake_cell(conn, cell),
             LinkState::Open => self.on_open_link_cell(conn, cell),
@@ -97,14 +107,21 @@ impl Node {
 
     fn on_handshake_cell(&mut self, conn: ConnId, cell: ChanCell) {
         let unix_now = self.unix_now();
-        let Some(link) = self.links.get(&conn) else { return };
-        let LinkState::Handshaking(hs) = &link.state else { return };
+        let Some(link) = self.links.get(&conn) else {
+            return;
+        };
+        let LinkState::Handshaking(hs) = &link.state else {
+            return;
+        };
         let responding = matches!(hs, LinkHandshake::AwaitInitiatorVersions);
         let binding = link.binding;
         let expected_peer = if link.initiator { link.peer_id } else { None };
         let peer_addr = link.remote.map(|a| a.ip());
         let our_certs = if responding {
-            match self.keys.certs_for_link(&mut self.rng, binding.local, unix_now) {
+            match self
+                .keys
+                .certs_for_link(&mut self.rng, binding.local, unix_now)
+            {
                 Ok(c) => Some(c),
                 Err(_) => {
                     self.drop_link(conn, LinkCloseReason::Local, true);
@@ -127,8 +144,12 @@ impl Node {
             peer_addr,
             my_addrs: &self.my_addrs,
         };
-        let Some(link) = self.links.get_mut(&conn) else { return };
-        let LinkState::Handshaking(hs) = &mut link.state else { return };
+        let Some(link) = self.links.get_mut(&conn) else {
+            return;
+        };
+        let LinkState::Handshaking(hs) = &mut link.state else {
+            return;
+        };
         let step = match hs.handle_cell(cell, &ctx) {
             Ok(step) => step,
             Err(e) => {
@@ -156,18 +177,27 @@ impl Node {
             self.send_cell(conn, c);
         }
         let Some(opened) = step.opened else { return };
-        let Some(link) = self.links.get_mut(&conn) else { return };
+        let Some(link) = self.links.get_mut(&conn) else {
+            return;
+        };
         link.state = LinkState::Open;
         link.deadline = None;
         if let Some(p) = &opened.peer {
             link.peer_id = Some(p.rsa_id);
         }
         let peer = opened.peer.map(|p| p.rsa_id);
-        self.emit(Event::LinkUp { conn, peer, version: opened.version });
-        if let Some(skew) = opened.clock_skew {
-            if skew.unsigned_abs() > self.config.limits.clock_skew_report_secs {
-                self.emit(Event::ClockSkew { conn, skew_secs: skew });
-            }
+        self.emit(Event::LinkUp {
+            conn,
+            peer,
+            version: opened.version,
+        });
+        if let Some(skew) = opened.clock_skew
+            && skew.unsigned_abs() > self.config.limits.clock_skew_report_secs
+        {
+            self.emit(Event::ClockSkew {
+                conn,
+                skew_secs: skew,
+            });
         }
         self.on_link_open(conn);
     }
@@ -198,7 +228,10 @@ impl Node {
     }
 
     pub(super) fn on_link_timer(&mut self, conn: ConnId, at: Instant) {
-        let due = self.links.get(&conn).is_some_and(|l| l.deadline == Some(at) && !l.is_open());
+        let due = self
+            .links
+            .get(&conn)
+            .is_some_and(|l| l.deadline == Some(at) && !l.is_open());
         if due {
             self.counters.bump(Count::HandshakeTimeout);
             self.drop_link(conn, LinkCloseReason::HandshakeTimeout, true);
@@ -209,7 +242,9 @@ impl Node {
     /// reported as `false`; the caller closes what caused it.
     pub(super) fn send_cell(&mut self, conn: ConnId, cell: &ChanCell) -> bool {
         let limit = self.config.limits.max_queued_bytes_per_conn;
-        let Some(link) = self.links.get_mut(&conn) else { return false };
+        let Some(link) = self.links.get_mut(&conn) else {
+            return false;
+        };
         match link.queue_cell(cell, limit) {
             Ok(()) => {
                 if !link.transmit_announced {
@@ -240,7 +275,9 @@ impl Node {
     /// Close a link: every circuit on it (or waiting for it) closes too, the other end of
     /// each relayed circuit gets a DESTROY, and the application hears `LinkDown`.
     pub(super) fn drop_link(&mut self, conn: ConnId, reason: LinkCloseReason, close: bool) {
-        let Some(link) = self.links.remove(&conn) else { return };
+        let Some(link) = self.links.remove(&conn) else {
+            return;
+        };
         if let Some(at) = link.deadline {
             self.timers.remove(&(at, Timer::Link(conn)));
         }

@@ -153,7 +153,12 @@ impl Node {
 
     /// Numbers of open objects: (links, circuits, client streams, exit streams).
     pub fn census(&self) -> (usize, usize, usize, usize) {
-        (self.links.len(), self.circuits.len(), self.streams.len(), self.exits.len())
+        (
+            self.links.len(),
+            self.circuits.len(),
+            self.streams.len(),
+            self.exits.len(),
+        )
     }
 
     /// Announce our own public addresses (sent in NETINFO).
@@ -237,7 +242,10 @@ impl Node {
                 self.start_circuit(path, first_hop).map(CommandOk::Circuit)
             }
             Command::CloseCircuit(h) => {
-                let key = *self.client_circs.get(&h).ok_or(CommandError::NoSuchCircuit)?;
+                let key = *self
+                    .client_circs
+                    .get(&h)
+                    .ok_or(CommandError::NoSuchCircuit)?;
                 self.destroy_circuit(key, crate::cells::channel::DestroyReason::FINISHED, None);
                 Ok(CommandOk::Done)
             }

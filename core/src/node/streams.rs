@@ -4,7 +4,9 @@
 use alloc::collections::VecDeque;
 use alloc::string::String;
 
-use super::api::{CircuitHandle, CommandError, ConnId, ConnectTarget, Event, Output, StreamHandle, StreamTarget};
+use super::api::{
+    CircuitHandle, CommandError, ConnId, ConnectTarget, Event, Output, StreamHandle, StreamTarget,
+};
 use super::counters::Count;
 use super::{Node, Timer};
 use crate::Instant;
@@ -30,7 +32,10 @@ impl Node {
         circuit: CircuitHandle,
         target: StreamTarget,
     ) -> Result<StreamHandle, CommandError> {
-        let key = *self.client_circs.get(&circuit).ok_or(CommandError::NoSuchCircuit)?;
+        let key = *self
+            .client_circs
+            .get(&circuit)
+            .ok_or(CommandError::NoSuchCircuit)?;
         let Some(Circuit::Client(c)) = self.circuits.get(&key) else {
             return Err(CommandError::NoSuchCircuit);
         };
@@ -42,15 +47,20 @@ impl Node {
             return Err(CommandError::Limit);
         }
         let msg: RelayMsg = match target {
-            StreamTarget::Tcp { host, port } => Begin { host: parse_host(host), port, flags: None }.into(),
+            StreamTarget::Tcp { host, port } => Begin {
+                host: parse_host(host),
+                port,
+                flags: None,
+            }
+            .into(),
             StreamTarget::Directory => BeginDir.into(),
         };
         let id = loop {
             let raw = (rand_core::Rng::next_u32(&mut self.rng) & 0xffff) as u16;
-            if let Some(id) = StreamId::new(raw) {
-                if !c.streams.contains_key(&id) {
-                    break id;
-                }
+            if let Some(id) = StreamId::new(raw)
+                && !c.streams.contains_key(&id)
+            {
+                break id;
             }
         };
         let hop = c.last_hop();
@@ -76,7 +86,10 @@ impl Node {
     }
 
     pub(super) fn close_client_stream(&mut self, handle: StreamHandle) -> Result<(), CommandError> {
-        let s = self.streams.remove(&handle).ok_or(CommandError::NoSuchStream)?;
+        let s = self
+            .streams
+            .remove(&handle)
+            .ok_or(CommandError::NoSuchStream)?;
         if let Some(Circuit::Client(c)) = self.circuits.get_mut(&s.circ) {
             c.streams.remove(&s.id);
             if s.ended.is_none() {
@@ -90,13 +103,18 @@ impl Node {
 
     /// How many bytes `write_stream` would accept now.
     pub fn stream_capacity(&self, handle: StreamHandle) -> usize {
-        let Some(s) = self.streams.get(&handle) else { return 0 };
-        let Some(Circuit::Client(c)) = self.circuits.get(&s.circ) else { return 0 };
+        let Some(s) = self.streams.get(&handle) else {
+            return 0;
+        };
+        let Some(Circuit::Client(c)) = self.circuits.get(&s.circ) else {
+            return 0;
+        };
         if !s.open || s.ended.is_some() {
             return 0;
         }
         let room = self.links.get(&c.link).map_or(0, |l| {
-            l.room(self.config.limits.max_queued_bytes_per_conn) / crate::cells::channel::MAX_FIXED_CELL_LEN
+            l.room(self.config.limits.max_queued_bytes_per_conn)
+                / crate::cells::channel::MAX_FIXED_CELL_LEN
         });
         let cells = usize::from(s.flow.send.available().min(c.flow.send.available())).min(room);
         cells * MAX_DATA_LEN
@@ -105,9 +123,17 @@ impl Node {
     /// Send application bytes on a stream; returns how many were taken (fewer when the
     /// flow-control windows or the link's queue are full — the rest waits for
     /// [`Event::StreamWritable`]).
-    pub fn write_stream(&mut self, now: Instant, handle: StreamHandle, data: &[u8]) -> Result<usize, CommandError> {
+    pub fn write_stream(
+        &mut self,
+        now: Instant,
+        handle: StreamHandle,
+        data: &[u8],
+    ) -> Result<usize, CommandError> {
         self.advance(now);
-        let s = self.streams.get(&handle).ok_or(CommandError::NoSuchStream)?;
+        let s = self
+            .streams
+            .get(&handle)
+            .ok_or(CommandError::NoSuchStream)?;
         if s.ended.is_some() {
             return Err(CommandError::NoSuchStream);
         }
@@ -117,42 +143,57 @@ impl Node {
         let mut taken = 0;
         while taken < data.len() && self.stream_capacity(handle) > 0 {
             let chunk = &data[taken..data.len().min(taken + MAX_DATA_LEN)];
-            let Some(s) = self.streams.get_mut(&handle) else { break };
+            let Some(s) = self.streams.get_mut(&handle) else {
+                break;
+            };
             let (key, id) = (s.circ, s.id);
             let _ = s.flow.send.take();
-            let Some(Circuit::Client(c)) = self.circuits.get_mut(&key) else { break };
+            let Some(Circuit::Client(c)) = self.circuits.get_mut(&key) else {
+                break;
+            };
             let record = c.flow.send.take() == Some(true);
             let hop = c.last_hop();
             let Ok(msg) = Data::new(chunk) else { break };
-            let Some(tag) = self.send_relay_outbound(key, hop, &RelayCell::new(Some(id), msg), false) else {
+            let Some(tag) =
+                self.send_relay_outbound(key, hop, &RelayCell::new(Some(id), msg), false)
+            else {
                 break;
             };
-            if record {
-                if let Some(Circuit::Client(c)) = self.circuits.get_mut(&key) {
-                    let _ = c.flow.tags.record(tag.0);
-                }
+            if record && let Some(Circuit::Client(c)) = self.circuits.get_mut(&key) {
+                let _ = c.flow.tags.record(tag.0);
             }
             taken += chunk.len();
         }
-        if taken < data.len() {
-            if let Some(s) = self.streams.get_mut(&handle) {
-                s.want_writable = true;
-            }
+        if taken < data.len()
+            && let Some(s) = self.streams.get_mut(&handle)
+        {
+            s.want_writable = true;
         }
         Ok(taken)
     }
 
     /// Read received bytes of a stream into `buf`; returns how many (0: nothing yet).
     /// Reading lets the node acknowledge data with SENDMEs, so the peer may send more.
-    pub fn read_stream(&mut self, now: Instant, handle: StreamHandle, buf: &mut [u8]) -> Result<usize, CommandError> {
+    pub fn read_stream(
+        &mut self,
+        now: Instant,
+        handle: StreamHandle,
+        buf: &mut [u8],
+    ) -> Result<usize, CommandError> {
         self.advance(now);
-        let s = self.streams.get_mut(&handle).ok_or(CommandError::NoSuchStream)?;
+        let s = self
+            .streams
+            .get_mut(&handle)
+            .ok_or(CommandError::NoSuchStream)?;
         let n = super::drain_into(&mut s.inbuf, buf);
         if s.inbuf.is_empty() {
             s.readable_announced = false;
             if let Some(reason) = s.ended {
                 self.streams.remove(&handle);
-                self.emit(Event::StreamClosed { stream: handle, reason });
+                self.emit(Event::StreamClosed {
+                    stream: handle,
+                    reason,
+                });
                 return Ok(n);
             }
         }
@@ -162,7 +203,9 @@ impl Node {
                 break;
             }
             s.flow.recv.sendme_sent();
-            let Some(Circuit::Client(c)) = self.circuits.get(&key) else { break };
+            let Some(Circuit::Client(c)) = self.circuits.get(&key) else {
+                break;
+            };
             let hop = c.last_hop();
             self.send_relay_outbound(key, hop, &RelayCell::new(Some(id), Sendme::V0), false);
         }
@@ -171,10 +214,15 @@ impl Node {
 
     /// A stream's end: reported now, or once its received bytes are read.
     pub(super) fn stream_gone(&mut self, handle: StreamHandle, reason: EndReason) {
-        let Some(s) = self.streams.get_mut(&handle) else { return };
+        let Some(s) = self.streams.get_mut(&handle) else {
+            return;
+        };
         if s.inbuf.is_empty() {
             self.streams.remove(&handle);
-            self.emit(Event::StreamClosed { stream: handle, reason });
+            self.emit(Event::StreamClosed {
+                stream: handle,
+                reason,
+            });
         } else {
             s.ended = Some(reason);
         }
@@ -188,7 +236,9 @@ impl Node {
         stream_id: Option<StreamId>,
         msg: RelayMsg,
     ) {
-        let Some(Circuit::Client(c)) = self.circuits.get(&key) else { return };
+        let Some(Circuit::Client(c)) = self.circuits.get(&key) else {
+            return;
+        };
         if hop != c.last_hop() {
             self.counters.bump(Count::UnexpectedCell);
             return;
@@ -197,17 +247,24 @@ impl Node {
         if is_data && !self.circuit_data_received(key, tag) {
             return;
         }
-        let Some(Circuit::Client(c)) = self.circuits.get(&key) else { return };
+        let Some(Circuit::Client(c)) = self.circuits.get(&key) else {
+            return;
+        };
         let Some(&handle) = stream_id.and_then(|id| c.streams.get(&id)) else {
             // Data for a stream we already closed is normal; anything else is counted.
             self.counters.bump(Count::StaleReference);
             return;
         };
-        let Some(s) = self.streams.get_mut(&handle) else { return };
+        let Some(s) = self.streams.get_mut(&handle) else {
+            return;
+        };
         match msg {
             RelayMsg::Connected(m) if !s.open => {
                 s.open = true;
-                self.emit(Event::StreamOpened { stream: handle, addr: m.addr.map(|(a, _)| a) });
+                self.emit(Event::StreamOpened {
+                    stream: handle,
+                    addr: m.addr.map(|(a, _)| a),
+                });
             }
             RelayMsg::Data(d) if s.open && s.ended.is_none() => {
                 if s.flow.recv.on_data().is_err() {
@@ -247,14 +304,16 @@ impl Node {
 
     /// The circuit window of a client circuit opened: streams that were blocked hear it.
     pub(super) fn on_client_circuit_window_open(&mut self, key: CircKey) {
-        let Some(Circuit::Client(c)) = self.circuits.get(&key) else { return };
+        let Some(Circuit::Client(c)) = self.circuits.get(&key) else {
+            return;
+        };
         let handles: alloc::vec::Vec<StreamHandle> = c.streams.values().copied().collect();
         for h in handles {
-            if let Some(s) = self.streams.get_mut(&h) {
-                if s.want_writable {
-                    s.want_writable = false;
-                    self.emit(Event::StreamWritable(h));
-                }
+            if let Some(s) = self.streams.get_mut(&h)
+                && s.want_writable
+            {
+                s.want_writable = false;
+                self.emit(Event::StreamWritable(h));
             }
         }
     }
@@ -262,7 +321,13 @@ impl Node {
     // ---- exit side --------------------------------------------------------------------
 
     /// A stream message at the last hop.
-    pub(super) fn on_exit_msg(&mut self, key: CircKey, tag: SendmeTag, stream_id: Option<StreamId>, msg: RelayMsg) {
+    pub(super) fn on_exit_msg(
+        &mut self,
+        key: CircKey,
+        tag: SendmeTag,
+        stream_id: Option<StreamId>,
+        msg: RelayMsg,
+    ) {
         let Some(id) = stream_id else {
             self.counters.bump(Count::UnexpectedCell);
             return;
@@ -286,8 +351,12 @@ impl Node {
                 }
             }
             RelayMsg::Sendme(_) => {
-                let Some(conn) = self.exit_of(key, id) else { return };
-                let Some(e) = self.exits.get_mut(&conn) else { return };
+                let Some(conn) = self.exit_of(key, id) else {
+                    return;
+                };
+                let Some(e) = self.exits.get_mut(&conn) else {
+                    return;
+                };
                 if e.flow.send.on_sendme().is_err() {
                     self.counters.bump(Count::FlowControlViolation);
                     self.destroy_circuit(key, DestroyReason::PROTOCOL, None);
@@ -317,7 +386,9 @@ impl Node {
 
     /// Room for one more stream on `key`; `false` after replying END or destroying.
     fn may_open_stream(&mut self, key: CircKey, id: StreamId) -> bool {
-        let Some(Circuit::Relay(r)) = self.circuits.get(&key) else { return false };
+        let Some(Circuit::Relay(r)) = self.circuits.get(&key) else {
+            return false;
+        };
         if r.streams.contains_key(&id) {
             self.counters.bump(Count::UnexpectedCell);
             self.destroy_circuit(key, DestroyReason::PROTOCOL, None);
@@ -373,7 +444,10 @@ impl Node {
             return;
         }
         let conn = self.new_exit(key, id, ExitKind::Tcp, false);
-        self.outputs.push_back(Output::Connect { conn, target: ConnectTarget::Exit { host, port: b.port } });
+        self.outputs.push_back(Output::Connect {
+            conn,
+            target: ConnectTarget::Exit { host, port: b.port },
+        });
     }
 
     fn on_begin_dir(&mut self, key: CircKey, id: StreamId) {
@@ -389,7 +463,9 @@ impl Node {
     }
 
     pub(super) fn on_exit_connected(&mut self, conn: ConnId) {
-        let Some(e) = self.exits.get_mut(&conn) else { return };
+        let Some(e) = self.exits.get_mut(&conn) else {
+            return;
+        };
         if e.open {
             self.counters.bump(Count::StaleReference);
             return;
@@ -406,7 +482,9 @@ impl Node {
     /// Bytes from an exit's destination.
     pub(super) fn on_exit_data(&mut self, conn: ConnId, data: &[u8]) {
         let limit = self.config.limits.max_exit_buffer;
-        let Some(e) = self.exits.get_mut(&conn) else { return };
+        let Some(e) = self.exits.get_mut(&conn) else {
+            return;
+        };
         if e.from_dest.len() + data.len() > limit {
             self.counters.bump(Count::ExitBufferOverrun);
             let (key, id) = (e.circ, e.id);
@@ -419,10 +497,16 @@ impl Node {
     }
 
     pub(super) fn on_exit_closed(&mut self, conn: ConnId, error: bool) {
-        let Some(e) = self.exits.get_mut(&conn) else { return };
+        let Some(e) = self.exits.get_mut(&conn) else {
+            return;
+        };
         if !e.open {
             let (key, id) = (e.circ, e.id);
-            let reason = if error { EndReason::CONNECTREFUSED } else { EndReason::MISC };
+            let reason = if error {
+                EndReason::CONNECTREFUSED
+            } else {
+                EndReason::MISC
+            };
             self.refuse_stream(key, id, reason);
             self.drop_exit(conn, false);
             return;
@@ -432,7 +516,9 @@ impl Node {
     }
 
     pub(super) fn on_exit_timer(&mut self, conn: ConnId, at: Instant) {
-        let Some(e) = self.exits.get(&conn) else { return };
+        let Some(e) = self.exits.get(&conn) else {
+            return;
+        };
         if e.deadline == Some(at) && !e.open {
             let (key, id) = (e.circ, e.id);
             self.refuse_stream(key, id, EndReason::TIMEOUT);
@@ -442,7 +528,9 @@ impl Node {
 
     /// Client bytes for an exit's destination (or its directory request).
     fn on_exit_stream_data(&mut self, conn: ConnId, data: &[u8]) {
-        let Some(e) = self.exits.get_mut(&conn) else { return };
+        let Some(e) = self.exits.get_mut(&conn) else {
+            return;
+        };
         let key = e.circ;
         if e.flow.recv.on_data().is_err() {
             self.counters.bump(Count::FlowControlViolation);
@@ -477,13 +565,18 @@ impl Node {
     /// Send stream SENDMEs for data the destination has taken.
     fn maybe_exit_sendme(&mut self, conn: ConnId) {
         loop {
-            let Some(e) = self.exits.get_mut(&conn) else { return };
+            let Some(e) = self.exits.get_mut(&conn) else {
+                return;
+            };
             if !(e.flow.recv.sendme_due() && e.to_dest.len() < SENDME_BUFFER_THRESHOLD) {
                 return;
             }
             e.flow.recv.sendme_sent();
             let (key, id) = (e.circ, e.id);
-            if self.send_relay_inbound(key, &RelayCell::new(Some(id), Sendme::V0)).is_none() {
+            if self
+                .send_relay_inbound(key, &RelayCell::new(Some(id), Sendme::V0))
+                .is_none()
+            {
                 return;
             }
         }
@@ -494,13 +587,20 @@ impl Node {
     fn pump_exit(&mut self, conn: ConnId) {
         let mut chunk = [0u8; MAX_DATA_LEN];
         loop {
-            let Some(e) = self.exits.get(&conn) else { return };
+            let Some(e) = self.exits.get(&conn) else {
+                return;
+            };
             let key = e.circ;
-            let Some(Circuit::Relay(r)) = self.circuits.get(&key) else { return };
+            let Some(Circuit::Relay(r)) = self.circuits.get(&key) else {
+                return;
+            };
             if e.from_dest.is_empty() {
                 if e.dest_closed {
                     let id = e.id;
-                    self.send_relay_inbound(key, &RelayCell::new(Some(id), End::new(EndReason::DONE)));
+                    self.send_relay_inbound(
+                        key,
+                        &RelayCell::new(Some(id), End::new(EndReason::DONE)),
+                    );
                     self.drop_exit(conn, false);
                 }
                 return;
@@ -512,24 +612,32 @@ impl Node {
             if !ready {
                 return;
             }
-            let Some(e) = self.exits.get_mut(&conn) else { return };
+            let Some(e) = self.exits.get_mut(&conn) else {
+                return;
+            };
             let n = super::drain_into(&mut e.from_dest, &mut chunk);
             let _ = e.flow.send.take();
             let id = e.id;
-            let Some(Circuit::Relay(r)) = self.circuits.get_mut(&key) else { return };
+            let Some(Circuit::Relay(r)) = self.circuits.get_mut(&key) else {
+                return;
+            };
             let record = r.flow.send.take() == Some(true);
-            let Ok(msg) = Data::new(&chunk[..n]) else { return };
-            let Some(tag) = self.send_relay_inbound(key, &RelayCell::new(Some(id), msg)) else { return };
-            if record {
-                if let Some(Circuit::Relay(r)) = self.circuits.get_mut(&key) {
-                    let _ = r.flow.tags.record(tag.0);
-                }
+            let Ok(msg) = Data::new(&chunk[..n]) else {
+                return;
+            };
+            let Some(tag) = self.send_relay_inbound(key, &RelayCell::new(Some(id), msg)) else {
+                return;
+            };
+            if record && let Some(Circuit::Relay(r)) = self.circuits.get_mut(&key) {
+                let _ = r.flow.tags.record(tag.0);
             }
         }
     }
 
     pub(super) fn pump_circuit_exits(&mut self, key: CircKey) {
-        let Some(Circuit::Relay(r)) = self.circuits.get(&key) else { return };
+        let Some(Circuit::Relay(r)) = self.circuits.get(&key) else {
+            return;
+        };
         let conns: alloc::vec::Vec<ConnId> = r.streams.values().copied().collect();
         for c in conns {
             self.pump_exit(c);
@@ -538,7 +646,9 @@ impl Node {
 
     /// Forget an exit stream; `close` asks the runtime to close its connection.
     pub(super) fn drop_exit(&mut self, conn: ConnId, close: bool) {
-        let Some(e) = self.exits.remove(&conn) else { return };
+        let Some(e) = self.exits.remove(&conn) else {
+            return;
+        };
         if let Some(at) = e.deadline {
             self.timers.remove(&(at, Timer::Exit(conn)));
         }
@@ -552,7 +662,12 @@ impl Node {
 
     /// How many bytes the runtime may read from an exit connection's destination now.
     pub fn read_capacity(&self, conn: ConnId) -> usize {
-        self.exits.get(&conn).map_or(0, |e| self.config.limits.max_exit_buffer.saturating_sub(e.from_dest.len()))
+        self.exits.get(&conn).map_or(0, |e| {
+            self.config
+                .limits
+                .max_exit_buffer
+                .saturating_sub(e.from_dest.len())
+        })
     }
 
     /// The runtime took bytes from `conn`: room may have opened for more cells.
@@ -582,7 +697,10 @@ impl Node {
 }
 
 fn parse_host(host: String) -> Host {
-    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(&host);
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(&host);
     if let Ok(a) = bare.parse() {
         return Host::Ipv4(a);
     }

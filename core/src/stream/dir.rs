@@ -82,12 +82,19 @@ mod tests {
         let mut docs = BTreeMap::new();
         docs.insert(String::from("/tor/doc"), b"hello".to_vec());
         let mut r = DirRequest::default();
-        assert_eq!(r.push(b"GET /tor/doc HTTP/1.0\r\n", &docs), DirStep::NeedMore);
-        let DirStep::Respond(resp) = r.push(b"Host: x\r\n\r\n", &docs) else { panic!() };
+        assert_eq!(
+            r.push(b"GET /tor/doc HTTP/1.0\r\n", &docs),
+            DirStep::NeedMore
+        );
+        let DirStep::Respond(resp) = r.push(b"Host: x\r\n\r\n", &docs) else {
+            panic!()
+        };
         assert!(resp.starts_with(b"HTTP/1.0 200 OK\r\n"));
         assert!(resp.ends_with(b"\r\n\r\nhello"));
         let mut r = DirRequest::default();
-        let DirStep::Respond(resp) = r.push(b"GET /nope HTTP/1.0\r\n\r\n", &docs) else { panic!() };
+        let DirStep::Respond(resp) = r.push(b"GET /nope HTTP/1.0\r\n\r\n", &docs) else {
+            panic!()
+        };
         assert!(resp.starts_with(b"HTTP/1.0 404"));
     }
 

@@ -27,8 +27,8 @@ pub use peersm::{
     MAX_CHUNK_DATA_LEN, MAX_FOUND_PEERS, MAX_QUERY_COUNTER, PeerRecord, Progress,
 };
 pub use tor::{
-    Begin, BeginDir, Connected, Data, DropMsg, End, EndReason, Extend2, Extended2, HandshakeType,
-    Host, LinkSpec, Resolve, Resolved, ResolvedAnswer, ResolvedValue, Sendme, Truncate, Truncated,
+    Begin, BeginDir, Connected, Data, DropMsg, End, EndReason, Extend2, Extended2, Host, LinkSpec,
+    Resolve, Resolved, ResolvedAnswer, ResolvedValue, Sendme, Truncate, Truncated,
 };
 
 #[cfg(test)]
@@ -36,3 +36,6 @@ mod tests;
 
 /// The peer id carried by Peersm messages: the same 160-bit id as a relay's fingerprint.
 pub use crate::crypto::identity::PeerId;
+
+/// The CREATE2/EXTEND2 handshake type (shared with the channel cells).
+pub use crate::cells::channel::HandshakeType;

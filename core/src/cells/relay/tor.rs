@@ -9,7 +9,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::MAX_DATA_LEN;
 use super::cmd::RelayCmd;
 use super::msg::{RelayBody, decode_all};
-use crate::cells::channel::DestroyReason;
+use crate::cells::channel::{DestroyReason, HandshakeType};
 use crate::codec::{EncodeError, Error, Reader, Result, Writer};
 
 type EncResult = core::result::Result<(), EncodeError>;
@@ -470,21 +470,6 @@ impl LinkSpec {
         }
         Ok(())
     }
-}
-
-/// The CREATE2 handshake type (an open set).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct HandshakeType(pub u16);
-
-impl HandshakeType {
-    /// TAP (obsolete).
-    pub const TAP: HandshakeType = HandshakeType(0);
-    /// Reserved.
-    pub const RESERVED: HandshakeType = HandshakeType(1);
-    /// ntor.
-    pub const NTOR: HandshakeType = HandshakeType(2);
-    /// ntor v3.
-    pub const NTOR_V3: HandshakeType = HandshakeType(3);
 }
 
 /// Extend the circuit to the hop named by `link_specs`.
