@@ -18,6 +18,7 @@
 //! [`Lookup::on_value`] returns while the lookup goes on collecting more, so downloads do
 //! not all go to the first holder found.
 
+use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -91,6 +92,9 @@ pub struct Lookup {
     /// Sorted by distance to `target`, closest first; at most `max_candidates`.
     candidates: Vec<Candidate>,
     holders: Vec<PeerRecord>,
+    /// Every peer asked (at most `max_contacts`): one pruned from the candidates and
+    /// listed again is not asked twice.
+    contacted: BTreeSet<PeerId>,
     in_flight: usize,
     contacts: usize,
     k: usize,
@@ -124,6 +128,7 @@ impl Lookup {
             local,
             candidates: Vec::new(),
             holders: Vec::new(),
+            contacted: BTreeSet::new(),
             in_flight: 0,
             contacts: 0,
             k,
@@ -158,7 +163,10 @@ impl Lookup {
     /// Adds a candidate in distance order, keeping only the `max_candidates` closest
     /// (never dropping one that counts toward `alpha`). True if it is new.
     fn add_candidate(&mut self, record: PeerRecord, depth: u32) -> bool {
-        if record.id == self.local || self.position(&record.id).is_some() {
+        if record.id == self.local
+            || self.contacted.contains(&record.id)
+            || self.position(&record.id).is_some()
+        {
             return false;
         }
         let distance = self.target.distance(&Key::from(record.id));
@@ -198,11 +206,11 @@ impl Lookup {
             return Action::Finished;
         }
         for c in &mut self.candidates {
-            if let PeerState::Waiting { deadline } = c.state {
-                if deadline <= now {
-                    c.state = PeerState::Unresponsive;
-                    self.in_flight -= 1;
-                }
+            if let PeerState::Waiting { deadline } = c.state
+                && deadline <= now
+            {
+                c.state = PeerState::Unresponsive;
+                self.in_flight -= 1;
             }
         }
         if self.holders.len() >= self.max_holders {
@@ -238,6 +246,7 @@ impl Lookup {
             c.state = PeerState::Waiting { deadline };
             self.in_flight += 1;
             self.contacts += 1;
+            self.contacted.insert(c.record.id);
             return Action::Contact(c.record.clone());
         }
         if self.in_flight == 0 {
@@ -304,7 +313,10 @@ impl Lookup {
             return false;
         };
         self.take_listed(i, peers);
-        if is_final {
+        // New candidates may sit before it now: find it again. It is still there, as
+        // pruning spares awaited peers and it was awaited (or the lookup, finished, adds
+        // nobody).
+        if is_final && let Some(i) = self.position(peer) {
             self.complete(i);
         }
         true
@@ -335,7 +347,12 @@ impl Lookup {
     /// One DHT_FOUND of holders of the value from `peer` (FIND_VALUE); `is_final` on the
     /// last cell of its answer. Returns the holders not seen before (up to
     /// `max_lookup_holders` in all): the node may start downloading from them at once.
-    pub fn on_value(&mut self, peer: &PeerId, holders: &[PeerRecord], is_final: bool) -> &[PeerRecord] {
+    pub fn on_value(
+        &mut self,
+        peer: &PeerId,
+        holders: &[PeerRecord],
+        is_final: bool,
+    ) -> &[PeerRecord] {
         let start = self.holders.len();
         let Some(i) = self.answering(peer) else {
             return &[];

@@ -101,6 +101,9 @@ impl RecordStore {
             h.peer = holder.peer;
             h.progress = holder.progress;
             h.expires = expires;
+            // The announcer just sent it around: no need to send it on before the next
+            // interval.
+            h.republish_at = republish_at;
             return Ok(());
         }
         if holders.len() >= self.max_holders {
@@ -215,7 +218,11 @@ impl RateLimiter {
 
     /// A limiter with `config`'s `rate_*` limits.
     pub fn from_config(config: &DhtConfig) -> RateLimiter {
-        RateLimiter::new(config.rate_burst, config.rate_per_sec, config.rate_max_peers)
+        RateLimiter::new(
+            config.rate_burst,
+            config.rate_per_sec,
+            config.rate_max_peers,
+        )
     }
 
     /// Whether `peer` may make one more request now; if so, it is counted.
@@ -228,10 +235,10 @@ impl RateLimiter {
                 b
             }
             None => {
-                if self.peers.len() >= self.max_peers {
-                    if let Some((_, old)) = self.lru.pop_first() {
-                        self.peers.remove(&old);
-                    }
+                if self.peers.len() >= self.max_peers
+                    && let Some((_, old)) = self.lru.pop_first()
+                {
+                    self.peers.remove(&old);
                 }
                 self.peers.entry(*peer).or_insert(TokenBucket {
                     tokens: self.burst,

@@ -219,7 +219,11 @@ impl RoutingTable {
             e.last_seen = now;
             e.status = EntryStatus::Alive;
             // Hearing from the peer is as good as its PING answer.
-            if bucket.pending.as_ref().is_some_and(|p| p.ping == e.record.id) {
+            if bucket
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.ping == e.record.id)
+            {
                 bucket.pending = None;
             }
             return InsertResult::Updated;
@@ -303,7 +307,11 @@ impl RoutingTable {
     pub fn remove(&mut self, peer: &PeerId) -> Option<Entry> {
         let b = self.bucket_of(peer)?;
         let bucket = &mut self.buckets[b];
-        if bucket.pending.as_ref().is_some_and(|p| p.record.id == *peer) {
+        if bucket
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.record.id == *peer)
+        {
             bucket.pending = None;
             return None;
         }
@@ -391,8 +399,9 @@ impl RoutingTable {
     }
 
     /// One line per non-empty bucket, for snapshot tests and the simulator:
-    /// `b<index> n=<count>: <id8> <live time>s/<since seen>s[ ping] ...[ | pending <id8>
-    /// -> <id8>]`, ids abbreviated to 8 hex digits, ages in whole seconds.
+    /// `b<index> n=<count>: <id> <live time>s/<since seen>s[ ping] ...[ | pending <id> ->
+    /// <id>]`, farthest bucket first, ids abbreviated (`2C8B..5D19`), ages in whole
+    /// seconds.
     pub fn render(&self, now: Instant) -> String {
         let now = self.latest.max(now);
         let mut s = String::new();
@@ -415,7 +424,12 @@ impl RoutingTable {
                 }
             }
             if let Some(p) = &b.pending {
-                let _ = write!(s, " | pending {} -> {}", abbrev(&p.record.id), abbrev(&p.ping));
+                let _ = write!(
+                    s,
+                    " | pending {} -> {}",
+                    abbrev(&p.record.id),
+                    abbrev(&p.ping)
+                );
             }
             s.push('\n');
         }
@@ -423,11 +437,11 @@ impl RoutingTable {
     }
 }
 
-/// The first 8 hex digits of an id.
+/// An id abbreviated to its first and last two bytes (`2C8B..5D19`): the head tells
+/// far peers apart, the tail near ones (which share our head).
 fn abbrev(id: &PeerId) -> String {
-    let mut s = String::with_capacity(8);
-    for b in &id.0[..4] {
-        let _ = write!(s, "{b:02X}");
-    }
+    let [a, b, .., y, z] = id.0;
+    let mut s = String::with_capacity(10);
+    let _ = write!(s, "{a:02X}{b:02X}..{y:02X}{z:02X}");
     s
 }
