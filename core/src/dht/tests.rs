@@ -346,6 +346,44 @@ fn lookup_takes_partial_answers_and_terminates() {
 }
 
 #[test]
+fn never_closer_flags_peers_that_only_point_away() {
+    let cfg = DhtConfig { k: 2, ..config() };
+    let target = Key([0; 20]);
+    let seeds = [rec([0x10; 20]), rec([0x20; 20]), rec([0x30; 20])];
+    let mut l = Lookup::new(
+        LookupKind::FindNode,
+        PeerId([0xFF; 20]),
+        target,
+        seeds,
+        &cfg,
+    );
+    while let Action::Contact(_) = l.next(secs(0)) {}
+    // The suspect lists only peers farther from the target than itself.
+    l.on_response(
+        &PeerId([0x30; 20]),
+        &[rec([0x40; 20]), rec([0x50; 20])],
+        true,
+    );
+    l.on_response(&PeerId([0x10; 20]), &[rec([0x01; 20])], true);
+    l.on_response(&PeerId([0x20; 20]), &[rec([0x02; 20])], true);
+    let mut steps = 0;
+    loop {
+        steps += 1;
+        assert!(steps < 100);
+        match l.next(secs(0)) {
+            Action::Contact(p) => {
+                l.on_response(&p.id, &[], true);
+            }
+            Action::Finished => break,
+            Action::Wait { .. } => panic!("all answered"),
+        }
+    }
+    let got: Vec<PeerId> = l.closest().iter().map(|r| r.id).collect();
+    assert_eq!(got, [PeerId([1; 20]), PeerId([2; 20])]);
+    assert_eq!(l.never_closer(), [PeerId([0x30; 20])]);
+}
+
+#[test]
 fn find_value_collects_holders_and_keeps_going() {
     let cfg = DhtConfig {
         max_lookup_holders: 3,
@@ -432,9 +470,12 @@ fn lookup_never_exceeds_alpha_and_always_terminates() {
                                     .filter(|i| bits >> i & 1 == 1)
                                     .map(|i| universe[i].clone())
                                     .collect();
-                                match op % 4 {
+                                match op % 5 {
                                     0 => {
                                         l.on_response(&who, &listed, true);
+                                    }
+                                    4 => {
+                                        l.on_value(&who, &listed, op & 8 != 0);
                                     }
                                     1 => {
                                         l.on_response(&who, &listed, false);
