@@ -17,6 +17,7 @@
 //! - [`crypto`]: KDFs, handshakes, relay crypto, identity keys and certificates.
 //! - [`dir`]: the Tor directory (authorities, consensus, microdescriptors) and path
 //!   selection.
+//! - [`dht`]: the Peersm Kademlia DHT (routing table, iterative lookups, record store).
 //! - [`time`]: the [`Instant`] every entry point takes as `now`.
 //! - [`link`], [`circuit`], [`stream`]: the state machines of links, circuits and streams.
 //! - [`node`]: the [`Node`](node::Node) that ties them together behind the drive contract.
@@ -33,6 +34,7 @@ pub mod cells;
 pub mod circuit;
 pub mod codec;
 pub mod crypto;
+pub mod dht;
 pub mod dir;
 pub mod link;
 pub mod node;

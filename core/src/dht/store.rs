@@ -1,0 +1,275 @@
+//! What a node keeps for others: the DHT_STORE announcements ("`peer` holds `hash_name`")
+//! it is among the closest to, bounded in every dimension, and a per-peer rate limiter for
+//! the requests it serves.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use super::DhtConfig;
+use crate::Instant;
+use crate::cells::relay::{HashName, PeerRecord, Progress};
+use crate::crypto::identity::PeerId;
+
+/// Why a STORE was not kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreError {
+    /// The store holds `max_records` hash_names already.
+    Full,
+    /// This hash_name has `max_holders_per_record` live holders already.
+    TooManyHolders,
+}
+
+impl core::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            StoreError::Full => "record store full",
+            StoreError::TooManyHolders => "too many holders for this hash_name",
+        })
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for StoreError {}
+
+/// One peer holding (part of) a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// How to reach it.
+    pub peer: PeerRecord,
+    /// How much it has.
+    pub progress: Progress,
+    /// When it is forgotten unless announced again.
+    pub expires: Instant,
+    /// When the node should send this STORE on again.
+    pub republish_at: Instant,
+}
+
+/// The bounded store of DHT_STORE announcements, keyed by hash_name (the DHT key of a
+/// name is [`super::Key::for_hash_name`]).
+#[derive(Debug, Clone)]
+pub struct RecordStore {
+    records: BTreeMap<HashName, Vec<Holder>>,
+    max_records: usize,
+    max_holders: usize,
+    ttl: Duration,
+    republish_interval: Duration,
+}
+
+impl RecordStore {
+    /// An empty store with `config`'s limits.
+    pub fn new(config: &DhtConfig) -> RecordStore {
+        RecordStore {
+            records: BTreeMap::new(),
+            max_records: config.max_records,
+            max_holders: config.max_holders_per_record,
+            ttl: config.record_ttl,
+            republish_interval: config.republish_interval,
+        }
+    }
+
+    /// Keeps "`peer` holds `hash_name` at `progress`" until `now + record_ttl`. A holder
+    /// already known is refreshed (its record and progress replaced). Expired holders of
+    /// the name make room; expired names do not (call [`Self::expire`] periodically), so a
+    /// put never scans the whole store.
+    pub fn put(
+        &mut self,
+        hash_name: &HashName,
+        peer: PeerRecord,
+        progress: Progress,
+        now: Instant,
+    ) -> Result<(), StoreError> {
+        let expires = now + self.ttl;
+        let republish_at = now + self.republish_interval;
+        let holder = Holder {
+            peer,
+            progress,
+            expires,
+            republish_at,
+        };
+        let Some(holders) = self.records.get_mut(hash_name) else {
+            if self.records.len() >= self.max_records {
+                return Err(StoreError::Full);
+            }
+            if self.max_holders == 0 {
+                return Err(StoreError::TooManyHolders);
+            }
+            self.records.insert(hash_name.clone(), alloc::vec![holder]);
+            return Ok(());
+        };
+        if let Some(h) = holders.iter_mut().find(|h| h.peer.id == holder.peer.id) {
+            h.peer = holder.peer;
+            h.progress = holder.progress;
+            h.expires = expires;
+            // The announcer just sent it around: no need to send it on before the next
+            // interval.
+            h.republish_at = republish_at;
+            return Ok(());
+        }
+        if holders.len() >= self.max_holders {
+            holders.retain(|h| h.expires > now);
+        }
+        if holders.len() >= self.max_holders {
+            return Err(StoreError::TooManyHolders);
+        }
+        holders.push(holder);
+        Ok(())
+    }
+
+    /// The live holders of `hash_name`.
+    pub fn get(&self, hash_name: &HashName, now: Instant) -> impl Iterator<Item = &Holder> + '_ {
+        self.records
+            .get(hash_name)
+            .into_iter()
+            .flatten()
+            .filter(move |h| h.expires > now)
+    }
+
+    /// Forgets expired holders and names left without holders. Returns how many holders
+    /// were dropped.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let mut dropped = 0;
+        self.records.retain(|_, holders| {
+            let before = holders.len();
+            holders.retain(|h| h.expires > now);
+            dropped += before - holders.len();
+            !holders.is_empty()
+        });
+        dropped
+    }
+
+    /// The live announcements due to be sent on (a DHT_STORE each, to the closest peers of
+    /// the name), rescheduled `republish_interval` later.
+    pub fn due_for_republish(&mut self, now: Instant) -> Vec<(HashName, Holder)> {
+        let mut due = Vec::new();
+        for (name, holders) in &mut self.records {
+            for h in holders.iter_mut() {
+                if h.republish_at <= now && h.expires > now {
+                    h.republish_at = now + self.republish_interval;
+                    due.push((name.clone(), h.clone()));
+                }
+            }
+        }
+        due
+    }
+
+    /// Names stored.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// No names stored.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Holders stored, all names together (expired ones not yet dropped included).
+    pub fn holder_count(&self) -> usize {
+        self.records.values().map(Vec::len).sum()
+    }
+
+    /// Every name with its holders (expired ones not yet dropped included).
+    pub fn iter(&self) -> impl Iterator<Item = (&HashName, &[Holder])> + '_ {
+        self.records.iter().map(|(n, h)| (n, h.as_slice()))
+    }
+}
+
+/// Token units per request: tokens are counted in billionths so a refill of `per_sec`
+/// tokens a second is exact per nanosecond.
+const TOKEN: u64 = 1_000_000_000;
+
+#[derive(Debug, Clone)]
+struct TokenBucket {
+    /// Billionths of a token.
+    tokens: u64,
+    refilled: Instant,
+    /// Key of this peer in the LRU index.
+    seq: u64,
+}
+
+/// Per-peer token buckets: each peer may send `burst` requests at once and `per_sec` a
+/// second after that. At most `max_peers` peers are tracked; the least recently seen is
+/// forgotten first (it comes back with a full bucket, which is the cost of bounded
+/// memory).
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    peers: BTreeMap<PeerId, TokenBucket>,
+    /// Last-use order: sequence number -> peer.
+    lru: BTreeMap<u64, PeerId>,
+    next_seq: u64,
+    burst: u64,
+    per_sec: u64,
+    max_peers: usize,
+}
+
+impl RateLimiter {
+    /// A limiter allowing `burst` requests at once and `per_sec` a second, for at most
+    /// `max_peers` peers.
+    pub fn new(burst: u32, per_sec: u32, max_peers: usize) -> RateLimiter {
+        RateLimiter {
+            peers: BTreeMap::new(),
+            lru: BTreeMap::new(),
+            next_seq: 0,
+            burst: u64::from(burst).saturating_mul(TOKEN),
+            per_sec: u64::from(per_sec),
+            max_peers: max_peers.max(1),
+        }
+    }
+
+    /// A limiter with `config`'s `rate_*` limits.
+    pub fn from_config(config: &DhtConfig) -> RateLimiter {
+        RateLimiter::new(
+            config.rate_burst,
+            config.rate_per_sec,
+            config.rate_max_peers,
+        )
+    }
+
+    /// Whether `peer` may make one more request now; if so, it is counted.
+    pub fn allow(&mut self, peer: &PeerId, now: Instant) -> bool {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let bucket = match self.peers.get_mut(peer) {
+            Some(b) => {
+                self.lru.remove(&b.seq);
+                b
+            }
+            None => {
+                if self.peers.len() >= self.max_peers
+                    && let Some((_, old)) = self.lru.pop_first()
+                {
+                    self.peers.remove(&old);
+                }
+                self.peers.entry(*peer).or_insert(TokenBucket {
+                    tokens: self.burst,
+                    refilled: now,
+                    seq,
+                })
+            }
+        };
+        bucket.seq = seq;
+        self.lru.insert(seq, *peer);
+        let elapsed = u64::try_from((now - bucket.refilled).as_nanos()).unwrap_or(u64::MAX);
+        bucket.tokens = bucket
+            .tokens
+            .saturating_add(elapsed.saturating_mul(self.per_sec))
+            .min(self.burst);
+        bucket.refilled = bucket.refilled.max(now);
+        if bucket.tokens >= TOKEN {
+            bucket.tokens -= TOKEN;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Peers tracked.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// No peers tracked.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+}
