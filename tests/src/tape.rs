@@ -406,14 +406,14 @@ pub fn replay(text: &str, config: NodeConfig, start: Instant) -> Result<usize, D
             "output" => Some(format!("{:?}", node.poll_output())),
             other => panic!("unknown tape call {other:?} on line {}", i + 1),
         };
-        if let (Some(e), Some(g)) = (expected, got) {
-            if e != g {
-                return Err(Divergence {
-                    line: i + 1,
-                    expected: e.to_string(),
-                    got: g,
-                });
-            }
+        if let (Some(e), Some(g)) = (expected, got)
+            && e != g
+        {
+            return Err(Divergence {
+                line: i + 1,
+                expected: e.to_string(),
+                got: g,
+            });
         }
         n += 1;
     }
