@@ -17,6 +17,8 @@
 //! - [`crypto`]: KDFs, handshakes, relay crypto, identity keys and certificates.
 //! - [`dir`]: the Tor directory (authorities, consensus, microdescriptors) and path
 //!   selection.
+//! - [`ordb`]: ORDB data validation — content trees, signed manifests and live segments,
+//!   the seeder's builders and the downloader's verifiers.
 //! - [`time`]: the [`Instant`] every entry point takes as `now`.
 
 #![no_std]
@@ -32,6 +34,7 @@ pub mod circuit;
 pub mod codec;
 pub mod crypto;
 pub mod dir;
+pub mod ordb;
 pub mod time;
 
 pub use time::Instant;
