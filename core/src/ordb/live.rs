@@ -161,9 +161,7 @@ pub fn verify_segment(
     max_skew_secs: u32,
 ) -> Result<(), VerifyError> {
     if h.n_chunks == 0 || h.n_chunks > m.segment_chunks {
-        return Err(VerifyError::BadSegment {
-            segment: h.segment,
-        });
+        return Err(VerifyError::BadSegment { segment: h.segment });
     }
     if h.timestamp < now_secs.saturating_sub(max_age_secs) {
         return Err(VerifyError::StaleTimestamp {
@@ -213,7 +211,12 @@ impl ChunkRing {
         let size = u64::from(self.size);
         let slot = u64::from(wire - 1);
         let base = reference - reference % size;
-        let cand = base + slot;
+        // Near the top of u64 the slot in the reference's lap may not exist: use the lap
+        // before.
+        let cand = match base.checked_add(slot) {
+            Some(c) => c,
+            None => base.checked_sub(size)? + slot,
+        };
         // The candidates one ring before and after, nearest wins (ties go forward).
         let mut best = cand;
         let dist = |a: u64| a.abs_diff(reference);

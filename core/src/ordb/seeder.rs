@@ -5,12 +5,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::content::{
-    FileManifest, chunk_count, file_hash_name, file_root_prefix, wire_chunk_nb,
-};
-use super::live::{
-    LiveManifest, MAX_SEGMENT_CHUNKS, segment_root_prefix, segment_signed_message,
-};
+use super::content::{FileManifest, chunk_count, file_hash_name, file_root_prefix, wire_chunk_nb};
+use super::live::{LiveManifest, MAX_SEGMENT_CHUNKS, segment_root_prefix, segment_signed_message};
 use super::tree::{ARITY, TreeShape, build_levels, leaf_hash};
 use super::{CHUNK_SIZE, Name20};
 use crate::cells::relay::{ChunkSignature, DbConnected, DbData, DbHashes, DbSegment};
@@ -72,9 +68,7 @@ fn hashes_path(
     if count == 0 || first >= shape.n_leaves() {
         return out;
     }
-    let last = first
-        .saturating_add(count - 1)
-        .min(shape.n_leaves() - 1);
+    let last = first.saturating_add(count - 1).min(shape.n_leaves() - 1);
     for level in (1..=shape.depth()).rev() {
         for node in shape.ancestor(first, level)..=shape.ancestor(last, level) {
             if let Some(m) = hashes_msg(levels, shape, tree, level, node) {
@@ -130,7 +124,9 @@ impl FileSeeder {
         let leaves: Vec<[u8; 32]> = if data.is_empty() {
             alloc::vec![leaf_hash(&[])]
         } else {
-            data.chunks(usize::from(chunk_size)).map(leaf_hash).collect()
+            data.chunks(usize::from(chunk_size))
+                .map(leaf_hash)
+                .collect()
         };
         let levels = build_levels(leaves, &file_root_prefix(size, chunk_size));
         let root = levels

@@ -121,10 +121,7 @@ pub(crate) fn build_levels(leaves: Vec<[u8; 32]>, root_prefix: &[u8]) -> Vec<Vec
     for l in 1..=depth {
         let below = levels.last().map(|v| v.as_slice()).unwrap_or(&[]);
         let prefix: &[u8] = if l == depth { root_prefix } else { &[NODE_TAG] };
-        let next: Vec<[u8; 32]> = below
-            .chunks(ARITY)
-            .map(|c| node_hash(prefix, c))
-            .collect();
+        let next: Vec<[u8; 32]> = below.chunks(ARITY).map(|c| node_hash(prefix, c)).collect();
         levels.push(next);
     }
     levels

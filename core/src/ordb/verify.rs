@@ -359,10 +359,7 @@ impl TreeState {
     /// what to ask for next (top-down). `None` when the chunk's leaf hash is held or the
     /// chunk is verified.
     fn next_needed(&self, index: u64) -> Option<NodeRef> {
-        if index >= self.shape.n_leaves()
-            || self.done.get(index)
-            || self.leaf(index).is_some()
-        {
+        if index >= self.shape.n_leaves() || self.done.get(index) || self.leaf(index).is_some() {
             return None;
         }
         let mut level = self.shape.depth();
@@ -554,7 +551,11 @@ impl LiveVerifier {
     /// Accept a segment header at wall-clock time `now_secs` (Unix seconds, from the
     /// driver): signature, timestamp window, order against the newest segment, no
     /// replay of forgotten segments, no second version of a held one.
-    pub fn accept_segment(&mut self, h: &DbSegment, now_secs: u32) -> Result<Accepted, VerifyError> {
+    pub fn accept_segment(
+        &mut self,
+        h: &DbSegment,
+        now_secs: u32,
+    ) -> Result<Accepted, VerifyError> {
         if let Some(s) = self.segments.get(&h.segment) {
             return if s.header == *h {
                 Ok(Accepted::Duplicate)
@@ -584,9 +585,8 @@ impl LiveVerifier {
         {
             return Err(VerifyError::OutOfOrder { segment: h.segment });
         }
-        let shape = TreeShape::new(u64::from(h.n_chunks)).ok_or(VerifyError::BadSegment {
-            segment: h.segment,
-        })?;
+        let shape = TreeShape::new(u64::from(h.n_chunks))
+            .ok_or(VerifyError::BadSegment { segment: h.segment })?;
         let prefix = segment_root_prefix(h.segment, h.n_chunks);
         let tree = TreeState::new(h.segment, shape, &prefix, h.root);
         self.segments.insert(
@@ -616,7 +616,8 @@ impl LiveVerifier {
             .segments
             .get_mut(&msg.tree)
             .ok_or(VerifyError::UnknownSegment { segment: msg.tree })?;
-        seg.tree.accept_hashes(msg.level, msg.node, &msg.hashes, max)
+        seg.tree
+            .accept_hashes(msg.level, msg.node, &msg.hashes, max)
     }
 
     /// Segment and position within it of absolute chunk `abs`.
