@@ -723,11 +723,11 @@ fn fuzz_file_verifier() {
                 }
                 _ => {
                     // A genuine chunk with one bit flipped.
-                    if let Some(mut d) = s.db_data(idx) {
-                        if let Some(x) = d.data.get_mut(usize::from(a) % 486) {
-                            *x ^= 1 << (b % 8);
-                            assert_ne!(v.accept_db_data(&d), Ok(Accepted::New));
-                        }
+                    if let Some(mut d) = s.db_data(idx)
+                        && let Some(x) = d.data.get_mut(usize::from(a) % 486)
+                    {
+                        *x ^= 1 << (b % 8);
+                        assert_ne!(v.accept_db_data(&d), Ok(Accepted::New));
                     }
                 }
             }

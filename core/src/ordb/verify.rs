@@ -470,12 +470,13 @@ impl FileVerifier {
         let Some(index) = content::index_from_wire(msg.chunk) else {
             return Err(VerifyError::ChunkOutOfRange { index: 0 });
         };
-        if index < self.n_chunks() && !self.tree.done.get(index) {
-            if let Some(leaf) = self.tree.leaf(index) {
-                let tag = &msg.signature;
-                if tag.timestamp() != self.manifest.published || tag.sig_prefix() != leaf[..4] {
-                    return Err(VerifyError::BadTag { index });
-                }
+        if index < self.n_chunks()
+            && !self.tree.done.get(index)
+            && let Some(leaf) = self.tree.leaf(index)
+        {
+            let tag = &msg.signature;
+            if tag.timestamp() != self.manifest.published || tag.sig_prefix() != leaf[..4] {
+                return Err(VerifyError::BadTag { index });
             }
         }
         self.accept_chunk(index, &msg.data)
