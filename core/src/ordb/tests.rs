@@ -567,6 +567,13 @@ fn live_ring_wraps() {
     }
     assert!(v.is_verified(199));
     assert!(!v.is_verified(0), "forgotten with its segment");
+    // Held window of 64 segments = the whole ring: the oldest held segment's chunks
+    // still resolve (to the lap behind, not ahead).
+    assert_eq!(v.segments().next(), Some(36));
+    assert_eq!(v.absolute_chunk(73), Some(72));
+    assert_eq!(v.absolute_chunk(72), Some(199));
+    assert_eq!(v.absolute_chunk(0), None);
+    assert_eq!(v.absolute_chunk(129), None);
 }
 
 #[test]

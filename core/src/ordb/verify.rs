@@ -648,12 +648,24 @@ impl LiveVerifier {
         })
     }
 
-    /// The absolute chunk a wire chunk number stands for, resolved on the ring near the
-    /// newest accepted segment.
+    /// The absolute chunk a wire chunk number stands for: the latest one on the ring not
+    /// after the newest accepted segment's end (chunks never run ahead of their header,
+    /// and the held window, ≤ 64 segments, fits in the ring).
     pub fn absolute_chunk(&self, wire: u32) -> Option<u64> {
         let s = u64::from(self.manifest.segment_chunks.max(1));
-        let reference = self.newest.map_or(0, |(seg, _)| u64::from(seg) * s);
-        self.manifest.ring().to_absolute(wire, reference)
+        let ring = self.manifest.ring();
+        let size = u64::from(ring.size());
+        if wire == 0 || u64::from(wire) > size {
+            return None;
+        }
+        let end = self.newest.map_or(s, |(seg, _)| (u64::from(seg) + 1) * s) - 1;
+        let slot = u64::from(wire - 1);
+        let lap = end - end % size;
+        if lap + slot <= end {
+            Some(lap + slot)
+        } else {
+            lap.checked_sub(size).map(|l| l + slot)
+        }
     }
 
     /// Accept a DB_DATA cell: wire number resolved on the ring; the tag must be the
