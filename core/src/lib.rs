@@ -18,6 +18,8 @@
 //! - [`dir`]: the Tor directory (authorities, consensus, microdescriptors) and path
 //!   selection.
 //! - [`dht`]: the Peersm Kademlia DHT (routing table, iterative lookups, record store).
+//! - [`ordb`]: ORDB data validation — content trees, signed manifests and live segments,
+//!   the seeder's builders and the downloader's verifiers.
 //! - [`time`]: the [`Instant`] every entry point takes as `now`.
 //! - [`link`], [`circuit`], [`stream`]: the state machines of links, circuits and streams.
 //! - [`node`]: the [`Node`](node::Node) that ties them together behind the drive contract.
@@ -39,6 +41,7 @@ pub mod dir;
 pub mod link;
 pub mod node;
 pub mod stream;
+pub mod ordb;
 pub mod time;
 
 pub use time::Instant;

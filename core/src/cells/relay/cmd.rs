@@ -142,6 +142,10 @@ relay_cmds! {
     DHT_STORE = 91, Any;
     /// Peersm DHT: ask who holds a hash_name.
     DHT_FIND_VALUE = 92, Required;
+    /// Peersm: hashes of one node's children in a content tree (data validation).
+    DB_HASHES = 93, Required;
+    /// Peersm: signed header of a live-stream segment (data validation).
+    DB_SEGMENT = 94, Required;
 }
 
 impl fmt::Debug for RelayCmd {

@@ -22,9 +22,10 @@ pub use cell::{
 pub use cmd::{RelayCmd, StreamId, StreamIdRule};
 pub use msg::{RelayBody, RelayMsg};
 pub use peersm::{
-    ChunkSignature, DbConnected, DbData, DbEnd, DbEndReason, DbFindPeer, DbFoundPeer, DbInfo,
-    DbQuery, DbSendme, DhtFindNode, DhtFindValue, DhtFound, DhtPing, DhtStore, FoundKind, HashName,
-    MAX_CHUNK_DATA_LEN, MAX_FOUND_PEERS, MAX_QUERY_COUNTER, PeerRecord, Progress,
+    ChunkSignature, DbConnected, DbData, DbEnd, DbEndReason, DbFindPeer, DbFoundPeer, DbHashes,
+    DbInfo, DbQuery, DbSegment, DbSendme, DhtFindNode, DhtFindValue, DhtFound, DhtPing, DhtStore,
+    FoundKind, HashName, MAX_CHUNK_DATA_LEN, MAX_FOUND_PEERS, MAX_HASHES_PER_MSG,
+    MAX_QUERY_COUNTER, PeerRecord, Progress,
 };
 pub use tor::{
     Begin, BeginDir, Connected, Data, DropMsg, End, EndReason, Extend2, Extended2, Host, LinkSpec,

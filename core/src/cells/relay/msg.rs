@@ -143,4 +143,8 @@ relay_msgs! {
     DhtStore(DhtStore),
     /// DHT_FIND_VALUE.
     DhtFindValue(DhtFindValue),
+    /// DB_HASHES.
+    DbHashes(DbHashes),
+    /// DB_SEGMENT.
+    DbSegment(DbSegment),
 }

@@ -645,3 +645,104 @@ impl RelayBody for DhtFindValue {
         self.hash_name.put(w)
     }
 }
+
+/// Most hashes one DB_HASHES carries: the arity of the ORDB content trees, chosen so that
+/// all the children of one node fit in one relay cell (9 + 15 × 32 = 489 ≤ 498).
+pub const MAX_HASHES_PER_MSG: usize = 15;
+
+/// The SHA-256 hashes of the children of one node of a content tree (PROTOCOL.md section
+/// 6). With no hashes it is a request for them; with hashes, the answer. Inline buffer:
+/// no allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DbHashes {
+    /// Which tree: 0 for a file, the segment number for a live stream.
+    pub tree: u32,
+    /// Level of the node whose children these are (1 = parent of chunks).
+    pub level: u8,
+    /// Index of the node within its level.
+    pub node: u32,
+    /// The children's hashes, in order (empty = a request).
+    pub hashes: heapless::Vec<[u8; 32], MAX_HASHES_PER_MSG>,
+}
+
+impl RelayBody for DbHashes {
+    const CMD: RelayCmd = RelayCmd::DB_HASHES;
+    fn decode_body(body: &[u8]) -> Result<Self> {
+        decode_all(body, |r| {
+            let tree = r.take_u32()?;
+            let level = r.take_u8()?;
+            if level == 0 {
+                return Err(Error::Invalid("DB_HASHES: level 0 has no children"));
+            }
+            let node = r.take_u32()?;
+            let rest = r.take_rest();
+            if rest.len() % 32 != 0 || rest.len() / 32 > MAX_HASHES_PER_MSG {
+                return Err(Error::BadLength("DB_HASHES: not 0..=15 hashes of 32 bytes"));
+            }
+            let mut hashes = heapless::Vec::new();
+            for h in rest.chunks_exact(32) {
+                let mut a = [0u8; 32];
+                a.copy_from_slice(h);
+                hashes
+                    .push(a)
+                    .map_err(|_| Error::BadLength("DB_HASHES: too many hashes"))?;
+            }
+            Ok(DbHashes {
+                tree,
+                level,
+                node,
+                hashes,
+            })
+        })
+    }
+    fn encode_body<W: Writer + ?Sized>(&self, w: &mut W) -> EncResult {
+        if self.level == 0 {
+            return Err(EncodeError::Invalid("DB_HASHES: level 0 has no children"));
+        }
+        w.write_u32(self.tree);
+        w.write_u8(self.level);
+        w.write_u32(self.node);
+        for h in &self.hashes {
+            w.write_all(h);
+        }
+        Ok(())
+    }
+}
+
+/// The seeder's signed header of one live-stream segment (PROTOCOL.md section 6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbSegment {
+    /// Segment number.
+    pub segment: u32,
+    /// When the seeder produced it, seconds since the Unix epoch.
+    pub timestamp: u32,
+    /// Chunks in the segment (1..=225).
+    pub n_chunks: u16,
+    /// Root of the segment's content tree.
+    pub root: [u8; 32],
+    /// The seeder's ed25519 signature.
+    pub signature: [u8; 64],
+}
+
+impl RelayBody for DbSegment {
+    const CMD: RelayCmd = RelayCmd::DB_SEGMENT;
+    fn decode_body(body: &[u8]) -> Result<Self> {
+        decode_all(body, |r| {
+            Ok(DbSegment {
+                segment: r.take_u32()?,
+                timestamp: r.take_u32()?,
+                n_chunks: r.take_u16()?,
+                root: r.take_array()?,
+                signature: r.take_array()?,
+            })
+        })
+    }
+    fn encode_body<W: Writer + ?Sized>(&self, w: &mut W) -> EncResult {
+        w.write_u32(self.segment);
+        w.write_u32(self.timestamp);
+        w.write_u16(self.n_chunks);
+        w.write_all(&self.root);
+        w.write_all(&self.signature);
+        Ok(())
+    }
+}

@@ -374,6 +374,43 @@ fn samples() -> Vec<(&'static str, RelayCell)> {
             ),
         ),
         (
+            "db_hashes",
+            RelayCell::new(
+                sid(10),
+                DbHashes {
+                    tree: 0,
+                    level: 1,
+                    node: 7,
+                    hashes: heapless::Vec::from_slice(&[[0xaa; 32], [0xbb; 32]]).unwrap(),
+                },
+            ),
+        ),
+        (
+            "db_hashes_request",
+            RelayCell::new(
+                sid(10),
+                DbHashes {
+                    tree: 3,
+                    level: 2,
+                    node: 0,
+                    hashes: heapless::Vec::new(),
+                },
+            ),
+        ),
+        (
+            "db_segment",
+            RelayCell::new(
+                sid(10),
+                DbSegment {
+                    segment: 42,
+                    timestamp: 0x6500_0000,
+                    n_chunks: 64,
+                    root: [0xcc; 32],
+                    signature: [0xdd; 64],
+                },
+            ),
+        ),
+        (
             "unrecognized",
             RelayCell::new(
                 sid(1),
@@ -421,6 +458,8 @@ fn every_peersm_command_is_numbered_as_designed() {
         (RelayCmd::DHT_FOUND, 90),
         (RelayCmd::DHT_STORE, 91),
         (RelayCmd::DHT_FIND_VALUE, 92),
+        (RelayCmd::DB_HASHES, 93),
+        (RelayCmd::DB_SEGMENT, 94),
     ];
     for (c, n) in want {
         assert_eq!(c.0, n);
@@ -755,6 +794,32 @@ fn db_data_layout() {
 }
 
 #[test]
+fn db_hashes_limits() {
+    // 15 hashes fit in one cell; 16 do not decode; a partial hash is malformed; level 0 is
+    // refused both ways.
+    let mut body = vec![0, 0, 0, 0, 1, 0, 0, 0, 0];
+    body.extend_from_slice(&[7u8; 15 * 32]);
+    assert_eq!(body.len(), 489);
+    let m = DbHashes::decode_body(&body).unwrap();
+    assert_eq!(m.hashes.len(), 15);
+    body.extend_from_slice(&[7u8; 32]);
+    assert!(DbHashes::decode_body(&body).is_err());
+    assert!(DbHashes::decode_body(&[0, 0, 0, 0, 1, 0, 0, 0, 0, 1]).is_err());
+    assert!(DbHashes::decode_body(&[0, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
+    let bad = DbHashes {
+        level: 0,
+        ..DbHashes::default()
+    };
+    assert!(bad.encode_body(&mut Vec::new()).is_err());
+    assert_eq!(
+        DbSegment::decode_body(&[0; 106]).unwrap().n_chunks,
+        0,
+        "DB_SEGMENT is 106 bytes"
+    );
+    assert!(DbSegment::decode_body(&[0; 105]).is_err());
+}
+
+#[test]
 fn db_info_facilitator_byte() {
     let i = DbInfo::decode_body(b"\x04abcd\x03").unwrap();
     assert_eq!((i.progress, i.facilitator), (Progress::Full, false));
@@ -841,7 +906,7 @@ fn dht_found_limits() {
 
 const ALL_CMDS: &[u8] = &[
     1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91,
-    92, 6, 7, 32, 43, 200,
+    92, 93, 94, 6, 7, 32, 43, 200,
 ];
 
 #[test]
@@ -890,7 +955,7 @@ fn fuzz_message_bodies_decode_encode_decode() {
             assert_eq!(enc2, enc);
             // Canonical where we promise it: Peersm messages other than those with
             // variable-length integers re-encode byte for byte.
-            if matches!(cmd.0, 83..=92) || cmd.0 == 200 {
+            if matches!(cmd.0, 83..=94) || cmd.0 == 200 {
                 assert_eq!(enc, body, "{cmd}");
             }
         }

@@ -1,0 +1,709 @@
+//! The downloader's side: [`FileVerifier`] and [`LiveVerifier`] hold what has been proven
+//! (the manifest, tree hashes checked top-down against the signed root) and accept a chunk
+//! only when its hash matches a proven leaf hash. The first bad input is reported with a
+//! precise [`VerifyError`]; [`VerifyError::is_tampering`] says when it proves the sender
+//! misbehaved (drop its circuit, fetch the block elsewhere).
+//!
+//! Memory, for a file of `n` chunks: the proven inner hashes, at most
+//! `32 × (⌈n/15⌉ + ⌈n/225⌉ + …) ≤ 32 × (n/14 + 9)` bytes (≈ 2.3 bytes per 486-byte chunk,
+//! ≈ 5 MB for the default 1 GiB limit), one bit per chunk, and the leaf hashes of at most
+//! `max_pending_blocks` blocks (480 bytes each) whose chunks are not all verified yet.
+//! Leaf hashes of finished blocks are dropped.
+
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::content::{FileManifest, Manifest, file_root_prefix, verify_manifest};
+use super::live::{LiveManifest, segment_root_prefix, verify_live_manifest, verify_segment};
+use super::tree::{ARITY, NODE_TAG, NodeRef, TreeShape, leaf_hash, node_hash};
+use super::{Name20, content};
+use crate::cells::relay::{DbConnected, DbData, DbHashes, DbSegment};
+
+/// Why an input was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The manifest is malformed or out of range.
+    BadManifest(&'static str),
+    /// A manifest or segment signature is not the seeder's.
+    BadSignature,
+    /// The manifest's key and root do not derive the requested hash_name.
+    HashNameMismatch,
+    /// The file is larger than the configured limit (or than DB_DATA can number).
+    TooLarge,
+    /// A DB_HASHES does not hash to its (proven) parent, or has the wrong shape.
+    BadHashList {
+        /// Tree (0 for a file, segment number for a stream).
+        tree: u32,
+        /// Level of the node.
+        level: u8,
+        /// Node index.
+        node: u32,
+    },
+    /// Not an attack: the hashes of this node's children must be fetched first.
+    NeedHashes {
+        /// Tree (0 for a file, segment number for a stream).
+        tree: u32,
+        /// Level of the node whose children are needed.
+        level: u8,
+        /// Node index.
+        node: u32,
+    },
+    /// The chunk's data does not match its proven hash or length.
+    BadChunk {
+        /// Chunk index (0-based; absolute for a stream).
+        index: u64,
+    },
+    /// The DB_DATA tag (timestamp, prefix) differs from the seeder's.
+    BadTag {
+        /// Chunk index.
+        index: u64,
+    },
+    /// A chunk number beyond the end of the file.
+    ChunkOutOfRange {
+        /// Chunk index.
+        index: u64,
+    },
+    /// Too many blocks have proven hashes but unfinished chunks.
+    TooManyPending,
+    /// A segment header is malformed (chunk count).
+    BadSegment {
+        /// Segment number.
+        segment: u32,
+    },
+    /// A segment's timestamp is older than the allowed age.
+    StaleTimestamp {
+        /// The timestamp.
+        timestamp: u32,
+    },
+    /// A segment's timestamp is too far in the future.
+    FutureTimestamp {
+        /// The timestamp.
+        timestamp: u32,
+    },
+    /// A segment older than the window (a replay, or far too late).
+    StaleSegment {
+        /// Segment number.
+        segment: u32,
+    },
+    /// A segment whose timestamp goes against the order of segment numbers.
+    OutOfOrder {
+        /// Segment number.
+        segment: u32,
+    },
+    /// Two different validly signed headers for one segment: the seeder equivocates.
+    ConflictingSegment {
+        /// Segment number.
+        segment: u32,
+    },
+    /// Not an attack: a chunk or hashes for a segment whose header has not been accepted.
+    UnknownSegment {
+        /// Segment number.
+        segment: u32,
+    },
+}
+
+impl VerifyError {
+    /// True when the error proves the sender altered or invented data: drop the circuit
+    /// that delivered it and fetch the block elsewhere. False for "fetch this first" and
+    /// for inputs that may just be late or over a limit.
+    pub fn is_tampering(&self) -> bool {
+        matches!(
+            self,
+            VerifyError::BadManifest(_)
+                | VerifyError::BadSignature
+                | VerifyError::HashNameMismatch
+                | VerifyError::BadHashList { .. }
+                | VerifyError::BadChunk { .. }
+                | VerifyError::BadTag { .. }
+                | VerifyError::ChunkOutOfRange { .. }
+                | VerifyError::BadSegment { .. }
+                | VerifyError::OutOfOrder { .. }
+                | VerifyError::ConflictingSegment { .. }
+        )
+    }
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl core::error::Error for VerifyError {}
+
+/// What an accepted input did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Newly verified.
+    New,
+    /// Already verified before; nothing changed (a repeated chunk is not re-checked, since
+    /// its leaf hash may have been dropped; its bytes must be discarded).
+    Duplicate,
+}
+
+/// Limits of the verifiers (from the node's config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyLimits {
+    /// Largest file accepted, bytes.
+    pub max_file_size: u64,
+    /// Most blocks (15 chunks) whose leaf hashes are held while their chunks are awaited.
+    pub max_pending_blocks: usize,
+    /// Oldest live segment accepted, seconds before `now`.
+    pub live_max_age_secs: u32,
+    /// Newest live segment accepted, seconds after `now` (clock skew).
+    pub live_max_skew_secs: u32,
+    /// Live segments held at once (the seed's 4 × window); older ones are forgotten and
+    /// refused from then on.
+    pub live_max_segments: usize,
+}
+
+impl Default for VerifyLimits {
+    fn default() -> Self {
+        VerifyLimits {
+            max_file_size: 1 << 30,
+            max_pending_blocks: 4096,
+            live_max_age_secs: 120,
+            live_max_skew_secs: 30,
+            live_max_segments: 64,
+        }
+    }
+}
+
+/// A growable bitmap.
+#[derive(Debug, Clone, Default)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: u64) -> Bits {
+        Bits(vec![0; n.div_ceil(64) as usize])
+    }
+    fn get(&self, i: u64) -> bool {
+        self.0
+            .get((i / 64) as usize)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+    fn set(&mut self, i: u64) {
+        if let Some(w) = self.0.get_mut((i / 64) as usize) {
+            *w |= 1 << (i % 64);
+        }
+    }
+}
+
+/// Proven state of one tree (a file, or one live segment).
+#[derive(Debug, Clone)]
+struct TreeState {
+    id: u32,
+    shape: TreeShape,
+    root_prefix: Vec<u8>,
+    root: [u8; 32],
+    /// Hashes of levels 1..depth (index `level - 1`), with which are proven.
+    inner: Vec<Vec<[u8; 32]>>,
+    inner_known: Vec<Bits>,
+    /// Leaf hashes of level-1 nodes (blocks) proven but not finished.
+    pending: BTreeMap<u64, Vec<[u8; 32]>>,
+    done: Bits,
+    done_count: u64,
+}
+
+impl TreeState {
+    fn new(id: u32, shape: TreeShape, root_prefix: &[u8], root: [u8; 32]) -> TreeState {
+        let inner: Vec<Vec<[u8; 32]>> = (1..shape.depth())
+            .map(|l| vec![[0u8; 32]; shape.level_len(l) as usize])
+            .collect();
+        let inner_known = (1..shape.depth())
+            .map(|l| Bits::new(shape.level_len(l)))
+            .collect();
+        TreeState {
+            id,
+            shape,
+            root_prefix: root_prefix.into(),
+            root,
+            inner,
+            inner_known,
+            pending: BTreeMap::new(),
+            done: Bits::new(shape.n_leaves()),
+            done_count: 0,
+        }
+    }
+
+    /// The proven hash of inner node (`level`, `node`), `1 ≤ level < depth`.
+    fn inner_hash(&self, level: u8, node: u64) -> Option<&[u8; 32]> {
+        let l = usize::from(level.checked_sub(1)?);
+        if !self.inner_known.get(l)?.get(node) {
+            return None;
+        }
+        self.inner.get(l)?.get(node as usize)
+    }
+
+    fn block_complete(&self, block: u64) -> bool {
+        let first = block * ARITY as u64;
+        let len = self.shape.children_len(1, block) as u64;
+        (first..first + len).all(|i| self.done.get(i))
+    }
+
+    fn bad_list(&self, level: u8, node: u32) -> VerifyError {
+        VerifyError::BadHashList {
+            tree: self.id,
+            level,
+            node,
+        }
+    }
+
+    fn accept_hashes(
+        &mut self,
+        level: u8,
+        node: u32,
+        hashes: &[[u8; 32]],
+        max_pending: usize,
+    ) -> Result<Accepted, VerifyError> {
+        let n = u64::from(node);
+        if level == 0 || level > self.shape.depth() || n >= self.shape.level_len(level) {
+            return Err(self.bad_list(level, node));
+        }
+        if hashes.len() != self.shape.children_len(level, n) {
+            return Err(self.bad_list(level, node));
+        }
+        let ok = if level == self.shape.depth() {
+            node_hash(&self.root_prefix, hashes) == self.root
+        } else {
+            let Some(parent) = self.inner_hash(level, n) else {
+                return Err(VerifyError::NeedHashes {
+                    tree: self.id,
+                    level: level + 1,
+                    node: node / ARITY as u32,
+                });
+            };
+            node_hash(&[NODE_TAG], hashes) == *parent
+        };
+        if !ok {
+            return Err(self.bad_list(level, node));
+        }
+        let first = n * ARITY as u64;
+        if level >= 2 {
+            let l = usize::from(level - 2);
+            let (Some(dst), Some(known)) = (self.inner.get_mut(l), self.inner_known.get_mut(l))
+            else {
+                return Err(self.bad_list(level, node));
+            };
+            let mut fresh = false;
+            for (i, h) in hashes.iter().enumerate() {
+                let idx = first + i as u64;
+                fresh |= !known.get(idx);
+                if let Some(slot) = dst.get_mut(idx as usize) {
+                    *slot = *h;
+                }
+                known.set(idx);
+            }
+            return Ok(if fresh {
+                Accepted::New
+            } else {
+                Accepted::Duplicate
+            });
+        }
+        if self.pending.contains_key(&n) || self.block_complete(n) {
+            return Ok(Accepted::Duplicate);
+        }
+        if self.pending.len() >= max_pending {
+            return Err(VerifyError::TooManyPending);
+        }
+        self.pending.insert(n, hashes.to_vec());
+        Ok(Accepted::New)
+    }
+
+    /// The proven leaf hash of chunk `index`, if its block's hashes are held.
+    fn leaf(&self, index: u64) -> Option<&[u8; 32]> {
+        let block = index / ARITY as u64;
+        self.pending
+            .get(&block)?
+            .get((index % ARITY as u64) as usize)
+    }
+
+    fn need_leaf_error(&self, index: u64) -> VerifyError {
+        let want = self.next_needed(index).unwrap_or(NodeRef {
+            level: 1,
+            node: (index / ARITY as u64) as u32,
+        });
+        VerifyError::NeedHashes {
+            tree: self.id,
+            level: want.level,
+            node: want.node,
+        }
+    }
+
+    fn accept_leaf(&mut self, index: u64, data: &[u8]) -> Result<Accepted, VerifyError> {
+        if index >= self.shape.n_leaves() {
+            return Err(VerifyError::ChunkOutOfRange { index });
+        }
+        if self.done.get(index) {
+            return Ok(Accepted::Duplicate);
+        }
+        let Some(want) = self.leaf(index) else {
+            return Err(self.need_leaf_error(index));
+        };
+        if leaf_hash(data) != *want {
+            return Err(VerifyError::BadChunk { index });
+        }
+        self.done.set(index);
+        self.done_count += 1;
+        let block = index / ARITY as u64;
+        if self.block_complete(block) {
+            self.pending.remove(&block);
+        }
+        Ok(Accepted::New)
+    }
+
+    /// The highest node on the path to chunk `index` whose children are not yet proven:
+    /// what to ask for next (top-down). `None` when the chunk's leaf hash is held or the
+    /// chunk is verified.
+    fn next_needed(&self, index: u64) -> Option<NodeRef> {
+        if index >= self.shape.n_leaves() || self.done.get(index) || self.leaf(index).is_some() {
+            return None;
+        }
+        let mut level = self.shape.depth();
+        while level > 1 {
+            let child = self.shape.ancestor(index, level - 1);
+            if self.inner_hash(level - 1, child).is_none() {
+                break;
+            }
+            level -= 1;
+        }
+        Some(NodeRef {
+            level,
+            node: self.shape.ancestor(index, level) as u32,
+        })
+    }
+}
+
+/// The downloader's verifier for one file.
+#[derive(Debug, Clone)]
+pub struct FileVerifier {
+    manifest: FileManifest,
+    limits: VerifyLimits,
+    tree: TreeState,
+}
+
+impl FileVerifier {
+    /// Start from a manifest, checked against the hash_name that was asked for.
+    pub fn new(
+        hash_name: &[u8],
+        manifest: FileManifest,
+        limits: VerifyLimits,
+    ) -> Result<FileVerifier, VerifyError> {
+        verify_manifest(hash_name, &manifest)?;
+        if manifest.size > limits.max_file_size {
+            return Err(VerifyError::TooLarge);
+        }
+        let shape = manifest.shape().ok_or(VerifyError::TooLarge)?;
+        let prefix = file_root_prefix(manifest.size, manifest.chunk_size);
+        let tree = TreeState::new(0, shape, &prefix, manifest.root);
+        Ok(FileVerifier {
+            manifest,
+            limits,
+            tree,
+        })
+    }
+
+    /// Start from the DB_CONNECTED answer (must be a file manifest).
+    pub fn from_db_connected(
+        hash_name: &[u8],
+        c: &DbConnected,
+        limits: VerifyLimits,
+    ) -> Result<FileVerifier, VerifyError> {
+        match Manifest::from_db_connected(c)? {
+            Manifest::File(m) => FileVerifier::new(hash_name, m, limits),
+            Manifest::Live(_) => Err(VerifyError::BadManifest("a live stream, not a file")),
+        }
+    }
+
+    /// The verified manifest.
+    pub fn manifest(&self) -> &FileManifest {
+        &self.manifest
+    }
+
+    /// The hash_name this verifier checks.
+    pub fn hash_name(&self) -> Name20 {
+        self.manifest.hash_name()
+    }
+
+    /// Number of chunks.
+    pub fn n_chunks(&self) -> u64 {
+        self.tree.shape.n_leaves()
+    }
+
+    /// Accept a DB_HASHES answer: its hashes must hash to their proven parent (the root
+    /// for the top node). A request (no hashes) or a node of another tree is refused.
+    pub fn accept_hashes(&mut self, msg: &DbHashes) -> Result<Accepted, VerifyError> {
+        if msg.tree != 0 {
+            return Err(VerifyError::BadHashList {
+                tree: msg.tree,
+                level: msg.level,
+                node: msg.node,
+            });
+        }
+        self.tree.accept_hashes(
+            msg.level,
+            msg.node,
+            &msg.hashes,
+            self.limits.max_pending_blocks,
+        )
+    }
+
+    /// Accept chunk `index` (0-based): its length must be the one the signed size implies
+    /// and its hash the proven leaf hash. `NeedHashes` says what to fetch first.
+    pub fn accept_chunk(&mut self, index: u64, data: &[u8]) -> Result<Accepted, VerifyError> {
+        if index < self.n_chunks()
+            && !self.tree.done.get(index)
+            && data.len() != self.manifest.chunk_len(index)
+        {
+            return Err(VerifyError::BadChunk { index });
+        }
+        self.tree.accept_leaf(index, data)
+    }
+
+    /// Accept a DB_DATA cell: the chunk number is 1-based on the wire, and the tag must be
+    /// the seeder's (publish time, first 4 bytes of the leaf hash) before the data is
+    /// checked.
+    pub fn accept_db_data(&mut self, msg: &DbData) -> Result<Accepted, VerifyError> {
+        let Some(index) = content::index_from_wire(msg.chunk) else {
+            return Err(VerifyError::ChunkOutOfRange { index: 0 });
+        };
+        if index < self.n_chunks()
+            && !self.tree.done.get(index)
+            && let Some(leaf) = self.tree.leaf(index)
+        {
+            let tag = &msg.signature;
+            if tag.timestamp() != self.manifest.published || tag.sig_prefix() != leaf[..4] {
+                return Err(VerifyError::BadTag { index });
+            }
+        }
+        self.accept_chunk(index, &msg.data)
+    }
+
+    /// True once chunk `index` is verified.
+    pub fn is_verified(&self, index: u64) -> bool {
+        self.tree.done.get(index)
+    }
+
+    /// Chunks verified so far.
+    pub fn verified_count(&self) -> u64 {
+        self.tree.done_count
+    }
+
+    /// True when every chunk is verified.
+    pub fn is_complete(&self) -> bool {
+        self.tree.done_count == self.n_chunks()
+    }
+
+    /// The node whose DB_HASHES must be fetched next before chunk `index` can be checked.
+    pub fn next_hashes_needed(&self, index: u64) -> Option<NodeRef> {
+        self.tree.next_needed(index)
+    }
+
+    /// Blocks whose leaf hashes are held (bounded by `max_pending_blocks`).
+    pub fn pending_blocks(&self) -> usize {
+        self.tree.pending.len()
+    }
+}
+
+/// One accepted live segment.
+#[derive(Debug, Clone)]
+struct LiveSegment {
+    header: DbSegment,
+    tree: TreeState,
+}
+
+/// The downloader's verifier for one live stream: a window of recent segments.
+#[derive(Debug, Clone)]
+pub struct LiveVerifier {
+    manifest: LiveManifest,
+    limits: VerifyLimits,
+    segments: BTreeMap<u32, LiveSegment>,
+    /// Segments below this were forgotten (or never wanted): refused as stale.
+    floor: u32,
+    /// Highest segment accepted and its timestamp.
+    newest: Option<(u32, u32)>,
+}
+
+impl LiveVerifier {
+    /// Start from a live manifest, checked against the requested hash_name.
+    pub fn new(
+        hash_name: &[u8],
+        manifest: LiveManifest,
+        limits: VerifyLimits,
+    ) -> Result<LiveVerifier, VerifyError> {
+        verify_live_manifest(hash_name, &manifest)?;
+        Ok(LiveVerifier {
+            manifest,
+            limits,
+            segments: BTreeMap::new(),
+            floor: 0,
+            newest: None,
+        })
+    }
+
+    /// The verified manifest.
+    pub fn manifest(&self) -> &LiveManifest {
+        &self.manifest
+    }
+
+    /// Accept a segment header at wall-clock time `now_secs` (Unix seconds, from the
+    /// driver): signature, timestamp window, order against the newest segment, no
+    /// replay of forgotten segments, no second version of a held one.
+    pub fn accept_segment(
+        &mut self,
+        h: &DbSegment,
+        now_secs: u32,
+    ) -> Result<Accepted, VerifyError> {
+        if let Some(s) = self.segments.get(&h.segment) {
+            return if s.header == *h {
+                Ok(Accepted::Duplicate)
+            } else {
+                verify_segment(&self.manifest, h, now_secs, u32::MAX, u32::MAX)?;
+                Err(VerifyError::ConflictingSegment { segment: h.segment })
+            };
+        }
+        if h.segment < self.floor {
+            return Err(VerifyError::StaleSegment { segment: h.segment });
+        }
+        let max_segments = self.limits.live_max_segments.max(1);
+        if let Some((seg, _)) = self.newest
+            && u64::from(h.segment) + max_segments as u64 <= u64::from(seg)
+        {
+            return Err(VerifyError::StaleSegment { segment: h.segment });
+        }
+        verify_segment(
+            &self.manifest,
+            h,
+            now_secs,
+            self.limits.live_max_age_secs,
+            self.limits.live_max_skew_secs,
+        )?;
+        if let Some((seg, ts)) = self.newest
+            && ((h.segment > seg && h.timestamp < ts) || (h.segment < seg && h.timestamp > ts))
+        {
+            return Err(VerifyError::OutOfOrder { segment: h.segment });
+        }
+        let shape = TreeShape::new(u64::from(h.n_chunks))
+            .ok_or(VerifyError::BadSegment { segment: h.segment })?;
+        let prefix = segment_root_prefix(h.segment, h.n_chunks);
+        let tree = TreeState::new(h.segment, shape, &prefix, h.root);
+        self.segments.insert(
+            h.segment,
+            LiveSegment {
+                header: h.clone(),
+                tree,
+            },
+        );
+        if self.newest.is_none_or(|(seg, _)| h.segment > seg) {
+            self.newest = Some((h.segment, h.timestamp));
+        }
+        while self.segments.len() > max_segments {
+            let Some((&old, _)) = self.segments.first_key_value() else {
+                break;
+            };
+            self.segments.remove(&old);
+            self.floor = self.floor.max(old.saturating_add(1));
+        }
+        Ok(Accepted::New)
+    }
+
+    /// Accept a DB_HASHES for segment `msg.tree`.
+    pub fn accept_hashes(&mut self, msg: &DbHashes) -> Result<Accepted, VerifyError> {
+        let max = self.limits.max_pending_blocks;
+        let seg = self
+            .segments
+            .get_mut(&msg.tree)
+            .ok_or(VerifyError::UnknownSegment { segment: msg.tree })?;
+        seg.tree
+            .accept_hashes(msg.level, msg.node, &msg.hashes, max)
+    }
+
+    /// Segment and position within it of absolute chunk `abs`.
+    fn locate(&self, abs: u64) -> Option<(u32, u64)> {
+        let s = u64::from(self.manifest.segment_chunks.max(1));
+        Some((u32::try_from(abs / s).ok()?, abs % s))
+    }
+
+    /// Accept absolute chunk `abs` (segment = abs / segment_chunks): at most `chunk_size`
+    /// bytes, hashing to its segment's proven leaf hash.
+    pub fn accept_chunk(&mut self, abs: u64, data: &[u8]) -> Result<Accepted, VerifyError> {
+        let Some((segment, local)) = self.locate(abs) else {
+            return Err(VerifyError::ChunkOutOfRange { index: abs });
+        };
+        let max_len = usize::from(self.manifest.chunk_size);
+        let seg = self
+            .segments
+            .get_mut(&segment)
+            .ok_or(VerifyError::UnknownSegment { segment })?;
+        if data.len() > max_len {
+            return Err(VerifyError::BadChunk { index: abs });
+        }
+        seg.tree.accept_leaf(local, data).map_err(|e| match e {
+            VerifyError::BadChunk { .. } => VerifyError::BadChunk { index: abs },
+            VerifyError::ChunkOutOfRange { .. } => VerifyError::ChunkOutOfRange { index: abs },
+            e => e,
+        })
+    }
+
+    /// The absolute chunk a wire chunk number stands for: the latest one on the ring not
+    /// after the newest accepted segment's end (chunks never run ahead of their header,
+    /// and the held window, ≤ 64 segments, fits in the ring).
+    pub fn absolute_chunk(&self, wire: u32) -> Option<u64> {
+        let s = u64::from(self.manifest.segment_chunks.max(1));
+        let ring = self.manifest.ring();
+        let size = u64::from(ring.size());
+        if wire == 0 || u64::from(wire) > size {
+            return None;
+        }
+        let end = self.newest.map_or(s, |(seg, _)| (u64::from(seg) + 1) * s) - 1;
+        let slot = u64::from(wire - 1);
+        let lap = end - end % size;
+        if lap + slot <= end {
+            Some(lap + slot)
+        } else {
+            lap.checked_sub(size).map(|l| l + slot)
+        }
+    }
+
+    /// Accept a DB_DATA cell: wire number resolved on the ring; the tag must be the
+    /// segment's timestamp and the first 4 bytes of its signature.
+    pub fn accept_db_data(&mut self, msg: &DbData) -> Result<Accepted, VerifyError> {
+        let abs = self
+            .absolute_chunk(msg.chunk)
+            .ok_or(VerifyError::ChunkOutOfRange {
+                index: u64::from(msg.chunk),
+            })?;
+        if let Some((segment, _)) = self.locate(abs)
+            && let Some(seg) = self.segments.get(&segment)
+        {
+            let tag = &msg.signature;
+            if tag.timestamp() != seg.header.timestamp
+                || tag.sig_prefix() != seg.header.signature[..4]
+            {
+                return Err(VerifyError::BadTag { index: abs });
+            }
+        }
+        self.accept_chunk(abs, &msg.data)
+    }
+
+    /// True once absolute chunk `abs` is verified (and its segment still held).
+    pub fn is_verified(&self, abs: u64) -> bool {
+        self.locate(abs)
+            .and_then(|(seg, local)| Some(self.segments.get(&seg)?.tree.done.get(local)))
+            .unwrap_or(false)
+    }
+
+    /// The DB_HASHES node to fetch next for absolute chunk `abs`, as (segment, node).
+    pub fn next_hashes_needed(&self, abs: u64) -> Option<(u32, NodeRef)> {
+        let (seg, local) = self.locate(abs)?;
+        Some((seg, self.segments.get(&seg)?.tree.next_needed(local)?))
+    }
+
+    /// The held segment numbers, oldest first.
+    pub fn segments(&self) -> impl Iterator<Item = u32> + '_ {
+        self.segments.keys().copied()
+    }
+}
