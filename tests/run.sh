@@ -11,6 +11,24 @@ rustc --version
 cargo --version
 command -v rustup >/dev/null && { rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy; }
 
+log "system packages"
+# A real `tor` is the reference for the interop suites.
+need_apt=()
+command -v tor >/dev/null || need_apt+=(tor)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+  else
+    echo "missing ${need_apt[*]}: run as root, or install them (apt-get install ${need_apt[*]})"; exit 1
+  fi
+fi
+# Debian starts a system tor on install; the tests start their own, on loopback only.
+if command -v systemctl >/dev/null; then systemctl stop tor >/dev/null 2>&1 || true; fi
+pkill -x tor >/dev/null 2>&1 || true
+tor --version | head -1
+
 log "core purity (no clocks, sockets, OS randomness, threads, random-hash maps or unsafe in core/)"
 if grep -rnE 'std::net|Instant::now|SystemTime::now|thread_rng|OsRng|std::thread|unsafe |std::collections::(HashMap|HashSet)' core/src \
     | grep -vE ':[0-9]+:\s*(//|\*)'; then

@@ -40,8 +40,8 @@ pub mod dht;
 pub mod dir;
 pub mod link;
 pub mod node;
-pub mod stream;
 pub mod ordb;
+pub mod stream;
 pub mod time;
 
 pub use time::Instant;

@@ -32,6 +32,8 @@ pub enum Service {
     Sink,
     /// Sends `n` bytes of a fixed pattern as soon as it is connected, then closes.
     Source(usize),
+    /// Like `Source`, but starts sending only after the given delay.
+    LateSource(usize, Duration),
 }
 
 /// The far end of a connection.
@@ -41,6 +43,8 @@ enum Peer {
     Node(NodeIx, ConnId),
     /// A service instance.
     Service(usize),
+    /// Nothing: a connection that failed to open.
+    Nowhere,
 }
 
 /// Something scheduled on the network.
@@ -95,6 +99,12 @@ pub struct Network {
     pub chunk: usize,
     /// Corrupt the TLS digest a dialer sees for this node (to test certificate checks).
     pub forge_binding_of: Option<NodeIx>,
+    /// Record every call into nodes added from now on (see [`tape`]).
+    pub record: bool,
+    /// Directions (from, to) whose deliveries are held back until released.
+    held: std::collections::BTreeSet<(NodeIx, NodeIx)>,
+    held_queue: Vec<Delivery>,
+    configs: Vec<NodeConfig>,
 }
 
 /// Unix time the harness's nodes believe `Instant::ZERO` is (2026-01-01).
@@ -116,6 +126,10 @@ impl Network {
             events: Vec::new(),
             chunk: 64 * 1024,
             forge_binding_of: None,
+            record: false,
+            held: Default::default(),
+            held_queue: Vec::new(),
+            configs: Vec::new(),
         }
     }
 
@@ -133,7 +147,9 @@ impl Network {
             IpAddr::V4(Ipv4Addr::new(10, 0, (ix >> 8) as u8, ix as u8 + 1)),
             9001,
         );
-        let node = TapedNode::new(Node::new(config, self.now).expect("node keys"));
+        let mut node = TapedNode::new(Node::new(config.clone(), self.now).expect("node keys"));
+        node.recording = self.record;
+        self.configs.push(config);
         let tls_digest = Sha256::digest(format!("tls-cert:{name}").as_bytes()).into();
         self.hosts.push(Host {
             name: name.to_string(),
@@ -206,20 +222,77 @@ impl Network {
         }
     }
 
+    /// The config node `ix` was made from (with its seed), for replaying its tape.
+    pub fn config(&self, ix: NodeIx) -> NodeConfig {
+        self.configs[ix].clone()
+    }
+
+    /// Hold back everything node `from` sends to node `to` (in order) until
+    /// [`Self::release`].
+    pub fn hold(&mut self, from: NodeIx, to: NodeIx) {
+        self.held.insert((from, to));
+    }
+
+    /// Deliver what was held from `from` to `to`, in order, and stop holding.
+    pub fn release(&mut self, from: NodeIx, to: NodeIx) {
+        self.held.remove(&(from, to));
+        let held = std::mem::take(&mut self.held_queue);
+        let tagged: Vec<_> = held.into_iter().map(|d| (self.source_of(&d), d)).collect();
+        for (src, d) in tagged {
+            match src {
+                Some(pair) if self.held.contains(&pair) => self.held_queue.push(d),
+                _ => self.schedule(d),
+            }
+        }
+    }
+
+    fn source_of(&self, d: &Delivery) -> Option<(NodeIx, NodeIx)> {
+        let to = match d {
+            Delivery::Data {
+                to: Peer::Node(i, c),
+                ..
+            }
+            | Delivery::Closed {
+                to: Peer::Node(i, c),
+                ..
+            } => (*i, *c),
+            _ => return None,
+        };
+        match self.conns.get(&to) {
+            Some(Peer::Node(from, _)) => Some((*from, to.0)),
+            _ => None,
+        }
+    }
+
     fn schedule(&mut self, d: Delivery) {
+        self.schedule_at(self.now + self.latency, d);
+    }
+
+    fn schedule_at(&mut self, at: Instant, d: Delivery) {
+        if let Some(pair) = self.source_of(&d)
+            && self.held.contains(&pair)
+        {
+            self.held_queue.push(d);
+            return;
+        }
         self.seq += 1;
-        self.queue.insert((self.now + self.latency, self.seq), d);
+        self.queue.insert((at, self.seq), d);
+    }
+
+    /// A dial that fails: the dialer hears `Closed` with an error.
+    fn fail_dial(&mut self, ix: NodeIx, conn: ConnId) {
+        self.conns.insert((ix, conn), Peer::Nowhere);
+        self.schedule(Delivery::Closed {
+            to: Peer::Node(ix, conn),
+            error: true,
+        });
     }
 
     fn connect(&mut self, ix: NodeIx, conn: ConnId, target: ConnectTarget) {
         match target {
             ConnectTarget::Relay { addr, .. } => {
                 let Some(&to) = self.by_addr.get(&addr).filter(|&&to| self.hosts[to].alive) else {
-                    self.schedule(Delivery::Closed {
-                        to: Peer::Node(ix, conn),
-                        error: true,
-                    });
-                    return;
+                    return self.fail_dial(ix, conn);
                 };
                 let dialer_digest = self.hosts[ix].tls_digest;
                 let mut their_digest = self.hosts[to].tls_digest;
@@ -228,41 +301,31 @@ impl Network {
                 }
                 let (now, dialer_addr, local) =
                     (self.now, self.hosts[ix].addr, self.hosts[to].tls_digest);
-                let accepted = self.hosts[to].node.accept_link(
-                    now,
-                    Some(dialer_addr),
-                    LinkBinding {
-                        local,
-                        remote: dialer_digest,
-                    },
-                );
+                let binding = LinkBinding {
+                    local,
+                    remote: dialer_digest,
+                };
+                let accepted = self.hosts[to]
+                    .node
+                    .accept_link(now, Some(dialer_addr), binding);
                 self.flush(to);
-                match accepted {
-                    Ok(theirs) => {
-                        self.conns.insert((ix, conn), Peer::Node(to, theirs));
-                        self.conns.insert((to, theirs), Peer::Node(ix, conn));
-                        let binding = LinkBinding {
-                            local: dialer_digest,
-                            remote: their_digest,
-                        };
-                        self.schedule(Delivery::Connected {
-                            to: (ix, conn),
-                            binding,
-                        });
-                    }
-                    Err(_) => self.schedule(Delivery::Closed {
-                        to: Peer::Node(ix, conn),
-                        error: true,
-                    }),
-                }
+                let Ok(theirs) = accepted else {
+                    return self.fail_dial(ix, conn);
+                };
+                self.conns.insert((ix, conn), Peer::Node(to, theirs));
+                self.conns.insert((to, theirs), Peer::Node(ix, conn));
+                let binding = LinkBinding {
+                    local: dialer_digest,
+                    remote: their_digest,
+                };
+                self.schedule(Delivery::Connected {
+                    to: (ix, conn),
+                    binding,
+                });
             }
             ConnectTarget::Exit { host, port } => {
                 let Some(kind) = self.services.get(&(host, port)).cloned() else {
-                    self.schedule(Delivery::Closed {
-                        to: Peer::Node(ix, conn),
-                        error: true,
-                    });
-                    return;
+                    return self.fail_dial(ix, conn);
                 };
                 let s = self.service_conns.len();
                 self.service_conns.push(ServiceConn {
@@ -275,19 +338,28 @@ impl Network {
                     to: (ix, conn),
                     binding: LinkBinding::default(),
                 });
-                if let Service::Source(n) = kind {
-                    let bytes = pattern(0, n);
-                    for c in bytes.chunks(self.chunk) {
-                        self.schedule(Delivery::Data {
+                let (n, delay) = match kind {
+                    Service::Source(n) => (n, Duration::ZERO),
+                    Service::LateSource(n, d) => (n, d),
+                    Service::Echo | Service::Sink => return,
+                };
+                let at = self.now + self.latency + delay;
+                for c in pattern(0, n).chunks(self.chunk) {
+                    self.schedule_at(
+                        at,
+                        Delivery::Data {
                             to: Peer::Node(ix, conn),
                             bytes: c.to_vec(),
-                        });
-                    }
-                    self.schedule(Delivery::Closed {
+                        },
+                    );
+                }
+                self.schedule_at(
+                    at,
+                    Delivery::Closed {
                         to: Peer::Node(ix, conn),
                         error: false,
-                    });
-                }
+                    },
+                );
             }
         }
     }
@@ -351,9 +423,28 @@ impl Network {
             }
             Delivery::Data {
                 to: Peer::Node(ix, conn),
-                bytes,
+                mut bytes,
             } => {
                 if self.hosts[ix].alive && self.conns.contains_key(&(ix, conn)) {
+                    // A runtime reads an exit's destination only while the node has room.
+                    if matches!(self.conns.get(&(ix, conn)), Some(Peer::Service(_))) {
+                        let room = self.hosts[ix].node.node().read_capacity(conn);
+                        if room < bytes.len() {
+                            let rest = bytes.split_off(room);
+                            self.seq += 1;
+                            let retry = self.now + Duration::from_millis(1);
+                            self.queue.insert(
+                                (retry, self.seq),
+                                Delivery::Data {
+                                    to: Peer::Node(ix, conn),
+                                    bytes: rest,
+                                },
+                            );
+                        }
+                        if bytes.is_empty() {
+                            return;
+                        }
+                    }
                     self.hosts[ix].node.handle_input(Input::Data {
                         now,
                         conn,
@@ -366,6 +457,22 @@ impl Network {
                 to: Peer::Node(ix, conn),
                 error,
             } => {
+                // A close follows the data before it, even data held back by backpressure.
+                let data_pending = self.queue.values().any(
+                    |d| matches!(d, Delivery::Data { to: Peer::Node(i, c), .. } if (*i, *c) == (ix, conn)),
+                );
+                if data_pending {
+                    self.seq += 1;
+                    let retry = self.now + Duration::from_millis(1);
+                    self.queue.insert(
+                        (retry, self.seq),
+                        Delivery::Closed {
+                            to: Peer::Node(ix, conn),
+                            error,
+                        },
+                    );
+                    return;
+                }
                 if self.hosts[ix].alive && self.conns.remove(&(ix, conn)).is_some() {
                     self.hosts[ix]
                         .node
@@ -399,6 +506,12 @@ impl Network {
                     });
                 }
             }
+            Delivery::Data {
+                to: Peer::Nowhere, ..
+            }
+            | Delivery::Closed {
+                to: Peer::Nowhere, ..
+            } => {}
         }
     }
 
@@ -487,6 +600,75 @@ impl Network {
     /// Bytes service instances received in all.
     pub fn service_received(&self) -> usize {
         self.service_conns.iter().map(|s| s.received).sum()
+    }
+}
+
+/// A client `op`, `relays` middle relays and an exit accepting everything, with an echo
+/// service at `echo.example:7`: returns the network, the client and the path (exit last).
+pub fn chain(relays: usize) -> (Network, NodeIx, Vec<NodeIx>) {
+    chain_on(Network::new(), relays)
+}
+
+/// [`chain`] on a prepared (e.g. recording) network.
+pub fn chain_on(mut net: Network, relays: usize) -> (Network, NodeIx, Vec<NodeIx>) {
+    use onionpeer_core::node::config::Role;
+    let op = net.add_node("op", NodeConfig::new([0; 32], Role::CLIENT, 0));
+    let mut path = Vec::new();
+    for i in 0..relays {
+        path.push(net.add_node(
+            &format!("relay{i}"),
+            NodeConfig::new([0; 32], Role::RELAY, 0),
+        ));
+    }
+    let mut exit_cfg = NodeConfig::new([0; 32], Role::EXIT, 0);
+    exit_cfg.exit_policy = onionpeer_core::node::exit_policy::ExitPolicy::accept_all();
+    path.push(net.add_node("exit", exit_cfg));
+    net.add_service("echo.example", 7, Service::Echo);
+    (net, op, path)
+}
+
+impl Network {
+    /// Build a circuit from `op` along `path` and drive until it is built.
+    pub fn build(
+        &mut self,
+        op: NodeIx,
+        path: &[NodeIx],
+        first_hop: onionpeer_core::node::api::FirstHop,
+    ) -> onionpeer_core::node::api::CircuitHandle {
+        let targets = path.iter().map(|&h| self.target(h)).collect();
+        let now = self.now;
+        let circ = self
+            .taped(op)
+            .build_circuit(now, targets, first_hop)
+            .expect("build");
+        self.flush(op);
+        self.drive_bounded(100_000, |n| {
+            n.events_of(op)
+                .any(|e| matches!(e, Event::CircuitBuilt(c) if *c == circ))
+        });
+        circ
+    }
+
+    /// Open a stream to `host:port` on `circ` and drive until it is connected.
+    pub fn open(
+        &mut self,
+        op: NodeIx,
+        circ: onionpeer_core::node::api::CircuitHandle,
+        host: &str,
+        port: u16,
+    ) -> onionpeer_core::node::api::StreamHandle {
+        let now = self.now;
+        let target = onionpeer_core::node::api::StreamTarget::Tcp {
+            host: host.into(),
+            port,
+        };
+        let s = self.taped(op).open_stream(now, circ, target).expect("open");
+        self.flush(op);
+        self.drive_bounded(100_000, |n| {
+            n.events_of(op)
+                .any(|e| matches!(e, Event::StreamOpened { stream, .. } if *stream == s))
+        });
+        s
     }
 }
 

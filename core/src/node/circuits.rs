@@ -88,6 +88,16 @@ impl Node {
         Ok(handle)
     }
 
+    /// The first hop's link and our circuit id on it, for a client circuit that has sent
+    /// its CREATE (for diagnostics and tests).
+    pub fn circuit_first_hop(&self, handle: CircuitHandle) -> Option<(ConnId, CircId)> {
+        let key = self.client_circs.get(&handle)?;
+        match self.circuits.get(key)? {
+            Circuit::Client(c) => c.circ_id.map(|id| (c.link, id)),
+            Circuit::Relay(_) => None,
+        }
+    }
+
     /// A link opened: circuits waiting for it can send their CREATE.
     pub(super) fn on_link_open(&mut self, conn: ConnId) {
         let waiting: Vec<CircKey> = self

@@ -181,7 +181,9 @@ impl Node {
             return;
         };
         link.state = LinkState::Open;
-        link.deadline = None;
+        if let Some(at) = link.deadline.take() {
+            self.timers.remove(&(at, Timer::Link(conn)));
+        }
         if let Some(p) = &opened.peer {
             link.peer_id = Some(p.rsa_id);
         }

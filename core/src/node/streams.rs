@@ -101,6 +101,11 @@ impl Node {
         Ok(())
     }
 
+    /// Received bytes of a stream waiting to be read.
+    pub fn stream_buffered(&self, handle: StreamHandle) -> usize {
+        self.streams.get(&handle).map_or(0, |s| s.inbuf.len())
+    }
+
     /// How many bytes `write_stream` would accept now.
     pub fn stream_capacity(&self, handle: StreamHandle) -> usize {
         let Some(s) = self.streams.get(&handle) else {
