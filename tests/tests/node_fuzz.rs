@@ -43,8 +43,8 @@ use onionpeer_core::crypto::identity::PeerId;
 use onionpeer_core::crypto::relay::{ClientCircuitCrypto, HopNum};
 use onionpeer_core::node::Node;
 use onionpeer_core::node::api::{
-    CircuitHandle, ConnId, ConnectTarget, Event, FirstHop, Input, LinkBinding, Output,
-    RelayTarget, StreamHandle, StreamTarget,
+    CircuitHandle, ConnId, ConnectTarget, Event, FirstHop, Input, LinkBinding, Output, RelayTarget,
+    StreamHandle, StreamTarget,
 };
 use onionpeer_core::node::config::{Limits, NodeConfig, Role};
 use onionpeer_core::node::exit_policy::ExitPolicy;
@@ -64,10 +64,9 @@ struct Choices<'a> {
 
 impl<'a> Choices<'a> {
     fn new(data: &'a [u8], budget: usize) -> Self {
-        let state = data
-            .iter()
-            .fold(0x9e37_79b9_7f4a_7c15u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
-            | 1;
+        let state = data.iter().fold(0x9e37_79b9_7f4a_7c15u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        }) | 1;
         Choices {
             data,
             pos: 0,
@@ -198,7 +197,11 @@ fn check_census(node: &Node) {
     let (links, circuits, streams, exits) = node.census();
     // Links: accepted ones are bounded by max_links; dialed ones too.
     assert!(links <= l.max_links, "links {links} > {}", l.max_links);
-    assert!(circuits <= l.max_circuits, "circuits {circuits} > {}", l.max_circuits);
+    assert!(
+        circuits <= l.max_circuits,
+        "circuits {circuits} > {}",
+        l.max_circuits
+    );
     assert!(
         streams <= l.max_circuits * l.max_streams_per_circuit,
         "client streams {streams}"
@@ -483,9 +486,21 @@ fn relay_msg(c: &mut Choices, last_tag: [u8; 20], known: &[RelayTarget]) -> Rela
 
 /// A well-formed but hostile channel cell for `peer`'s link, with arbitrary fields.
 /// RELAY cells on circuits the fuzzer opened are correctly encrypted.
-fn hostile_cell(c: &mut Choices, peer: &mut Peer, node_ntor: &NtorPublicKey, known: &[RelayTarget]) -> Option<Vec<u8>> {
-    let has_open = peer.circs.values().any(|p| matches!(p, PeerCirc::Open { .. }));
-    let kind = if has_open && c.u8() % 3 != 0 { 7 } else { c.u8() % 13 };
+fn hostile_cell(
+    c: &mut Choices,
+    peer: &mut Peer,
+    node_ntor: &NtorPublicKey,
+    known: &[RelayTarget],
+) -> Option<Vec<u8>> {
+    let has_open = peer
+        .circs
+        .values()
+        .any(|p| matches!(p, PeerCirc::Open { .. }));
+    let kind = if has_open && c.u8() % 3 != 0 {
+        7
+    } else {
+        c.u8() % 13
+    };
     let cell = match kind {
         0 => {
             let mut vs: Vec<u16> = (0..c.below(4) + 1)
@@ -500,7 +515,11 @@ fn hostile_cell(c: &mut Choices, peer: &mut Peer, node_ntor: &NtorPublicKey, kno
                 vs.clear();
             }
             if peer.version.is_none() {
-                peer.version = vs.iter().copied().filter(|v| LINK_VERSIONS.contains(v)).max();
+                peer.version = vs
+                    .iter()
+                    .copied()
+                    .filter(|v| LINK_VERSIONS.contains(v))
+                    .max();
             }
             ChanCell::new(None, Versions { versions: vs })
         }
@@ -558,13 +577,21 @@ fn hostile_cell(c: &mut Choices, peer: &mut Peer, node_ntor: &NtorPublicKey, kno
                 let secret = x25519_secret(c.array());
                 let (state, skin) = ntor_client_create_fixed(secret, node_ntor);
                 if CircId::new(id).is_some() {
-                    peer.circs.entry(id).or_insert(PeerCirc::Ntor(Box::new(state)));
+                    peer.circs
+                        .entry(id)
+                        .or_insert(PeerCirc::Ntor(Box::new(state)));
                 }
                 (HandshakeType::NTOR, skin.to_vec())
             } else {
                 (HandshakeType(c.u16()), c.bytes(120))
             };
-            ChanCell::new(CircId::new(id), Create2 { handshake_type: htype, hdata })
+            ChanCell::new(
+                CircId::new(id),
+                Create2 {
+                    handshake_type: htype,
+                    hdata,
+                },
+            )
         }
         7 | 8 | 9 => {
             // A correctly encrypted relay message on one of our open circuits.
@@ -585,7 +612,10 @@ fn hostile_cell(c: &mut Choices, peer: &mut Peer, node_ntor: &NtorPublicKey, kno
                 1 => StreamId::new(c.u16()),
                 _ => StreamId::new(1 + u16::from(c.u8() % 3)),
             };
-            let cell = RelayCell { stream_id: sid, msg };
+            let cell = RelayCell {
+                stream_id: sid,
+                msg,
+            };
             let mut body = cell.encode_zero_padded().ok()?;
             crypto.encrypt_outbound(&mut body, HopNum(0)).ok()?;
             let body = RelayCellBody(body);
@@ -624,11 +654,15 @@ fn hostile_cell(c: &mut Choices, peer: &mut Peer, node_ntor: &NtorPublicKey, kno
             1 => {
                 let id = circ_id(c, peer);
                 let cmd = ChanCmd(c.u8());
-                let body = if cmd.is_var_len() { c.bytes(600) } else { {
-                    let mut b = c.bytes(509);
-                    b.resize(509, 0);
-                    b
-                } };
+                let body = if cmd.is_var_len() {
+                    c.bytes(600)
+                } else {
+                    {
+                        let mut b = c.bytes(509);
+                        b.resize(509, 0);
+                        b
+                    }
+                };
                 ChanCell::new(CircId::new(id), Unrecognized { cmd, body })
             }
             _ => {
@@ -686,7 +720,10 @@ struct Solo {
 
 impl Solo {
     fn new(node: Node) -> Solo {
-        let me = node.relay_target(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 9001));
+        let me = node.relay_target(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            9001,
+        ));
         let mut known = fake_targets();
         known.push(me.clone());
         let mut s = Solo {
@@ -768,10 +805,18 @@ impl Solo {
                 let mut peer = self.peers.remove(&conn).unwrap_or_else(Peer::link);
                 if let Some(bytes) = hostile_cell(c, &mut peer, &self.ntor, &self.known) {
                     // Sometimes split the cell across two inputs.
-                    let cut = if c.bool() { c.below(bytes.len() + 1) } else { bytes.len() };
+                    let cut = if c.bool() {
+                        c.below(bytes.len() + 1)
+                    } else {
+                        bytes.len()
+                    };
                     for part in [&bytes[..cut], &bytes[cut..]] {
                         if !part.is_empty() {
-                            self.node.handle_input(Input::Data { now, conn, data: part });
+                            self.node.handle_input(Input::Data {
+                                now,
+                                conn,
+                                data: part,
+                            });
                         }
                     }
                 }
@@ -782,7 +827,11 @@ impl Solo {
             5 => {
                 let conn = self.conn(c);
                 let data = c.bytes(1200);
-                self.node.handle_input(Input::Data { now, conn, data: &data });
+                self.node.handle_input(Input::Data {
+                    now,
+                    conn,
+                    data: &data,
+                });
             }
             6 => {
                 let conn = self.conn(c);
@@ -818,15 +867,24 @@ impl Solo {
                         remote: c.array(),
                     }
                 };
-                self.node.handle_input(Input::Connected { now, conn, binding });
+                self.node
+                    .handle_input(Input::Connected { now, conn, binding });
             }
             10 => {
                 // Bytes from an exit's destination: within what the node allows, or not.
                 let conn = self.conn(c);
                 let cap = self.node.read_capacity(conn);
-                let n = if c.bool() { cap.min(3000) } else { c.below(6000) };
+                let n = if c.bool() {
+                    cap.min(3000)
+                } else {
+                    c.below(6000)
+                };
                 let data = vec![c.u8(); n];
-                self.node.handle_input(Input::Data { now, conn, data: &data });
+                self.node.handle_input(Input::Data {
+                    now,
+                    conn,
+                    data: &data,
+                });
             }
             11 => self.pull_everything(),
             _ => return false,
@@ -854,7 +912,11 @@ impl Solo {
             peer.version = Some(v);
             let versions = ChanCell::new(None, Versions { versions: vec![v] });
             let bytes = peer.frame(&versions).expect("versions");
-            self.node.handle_input(Input::Data { now, conn, data: &bytes });
+            self.node.handle_input(Input::Data {
+                now,
+                conn,
+                data: &bytes,
+            });
             self.after();
             let bytes = pull_all(&mut self.node, conn);
             peer.receive(&bytes);
@@ -867,7 +929,11 @@ impl Solo {
                 },
             );
             let bytes = peer.frame(&netinfo).expect("netinfo");
-            self.node.handle_input(Input::Data { now, conn, data: &bytes });
+            self.node.handle_input(Input::Data {
+                now,
+                conn,
+                data: &bytes,
+            });
             self.peers.insert(conn, peer);
         } else {
             let conns: Vec<ConnId> = self
@@ -880,7 +946,11 @@ impl Solo {
             let Some(peer) = self.peers.get_mut(&conn) else {
                 return;
             };
-            let high = if peer.version.unwrap_or(3) >= 4 { 0x8000_0000 } else { 0x8000 };
+            let high = if peer.version.unwrap_or(3) >= 4 {
+                0x8000_0000
+            } else {
+                0x8000
+            };
             let id = (c.u32() & (high - 1)) | high;
             let cell = if c.bool() {
                 let (state, x) = fast_client_create_fixed(c.array());
@@ -898,7 +968,11 @@ impl Solo {
                 )
             };
             let bytes = peer.frame(&cell).expect("create");
-            self.node.handle_input(Input::Data { now, conn, data: &bytes });
+            self.node.handle_input(Input::Data {
+                now,
+                conn,
+                data: &bytes,
+            });
             self.after();
             self.pull(conn);
         }
@@ -953,8 +1027,23 @@ fn relay_case(node: Node, input: &[u8]) {
 /// With FUZZ_STATS set, print how deep an input went (to tune the generators).
 fn report(s: &Solo) {
     if std::env::var_os("FUZZ_STATS").is_some() {
-        let open = s.peers.values().map(|p| p.circs.values().filter(|c| matches!(c, PeerCirc::Open { .. })).count()).sum::<usize>();
-        eprintln!("census {:?} peer-open-circs {open} circuits {} streams {} counters {:?}", s.node.census(), s.circuits.len(), s.streams.len(), s.node.counters());
+        let open = s
+            .peers
+            .values()
+            .map(|p| {
+                p.circs
+                    .values()
+                    .filter(|c| matches!(c, PeerCirc::Open { .. }))
+                    .count()
+            })
+            .sum::<usize>();
+        eprintln!(
+            "census {:?} peer-open-circs {open} circuits {} streams {} counters {:?}",
+            s.node.census(),
+            s.circuits.len(),
+            s.streams.len(),
+            s.node.counters()
+        );
     }
 }
 
@@ -981,7 +1070,11 @@ fn client_case(node: Node, input: &[u8]) {
                         },
                     })
                     .collect();
-                let first_hop = if c.bool() { FirstHop::Fast } else { FirstHop::Ntor };
+                let first_hop = if c.bool() {
+                    FirstHop::Fast
+                } else {
+                    FirstHop::Ntor
+                };
                 if let Ok(h) = s.node.build_circuit(now, path, first_hop) {
                     s.circuits.push(h);
                 }
@@ -1004,25 +1097,39 @@ fn client_case(node: Node, input: &[u8]) {
                 }
             }
             15 | 16 => {
-                let st = c.pick(&s.streams).copied().unwrap_or(StreamHandle(u64::from(c.u8())));
+                let st = c
+                    .pick(&s.streams)
+                    .copied()
+                    .unwrap_or(StreamHandle(u64::from(c.u8())));
                 let data = vec![c.u8(); c.below(3000)];
                 if let Ok(n) = s.node.write_stream(now, st, &data) {
                     assert!(n <= data.len());
                 }
             }
             17 => {
-                let st = c.pick(&s.streams).copied().unwrap_or(StreamHandle(u64::from(c.u8())));
+                let st = c
+                    .pick(&s.streams)
+                    .copied()
+                    .unwrap_or(StreamHandle(u64::from(c.u8())));
                 let mut buf = vec![0u8; c.below(3000)];
                 if let Ok(n) = s.node.read_stream(now, st, &mut buf) {
                     assert!(n <= buf.len());
                 }
             }
             18 => {
-                let st = c.pick(&s.streams).copied().unwrap_or(StreamHandle(u64::from(c.u8())));
-                let _ = s.node.command(now, onionpeer_core::node::api::Command::CloseStream(st));
+                let st = c
+                    .pick(&s.streams)
+                    .copied()
+                    .unwrap_or(StreamHandle(u64::from(c.u8())));
+                let _ = s
+                    .node
+                    .command(now, onionpeer_core::node::api::Command::CloseStream(st));
             }
             _ => {
-                let h = c.pick(&s.circuits).copied().unwrap_or(CircuitHandle(u64::from(c.u8())));
+                let h = c
+                    .pick(&s.circuits)
+                    .copied()
+                    .unwrap_or(CircuitHandle(u64::from(c.u8())));
                 let _ = s
                     .node
                     .command(now, onionpeer_core::node::api::Command::CloseCircuit(h));
