@@ -453,7 +453,7 @@ fn relay_msg(c: &mut Choices, last_tag: [u8; 20], known: &[RelayTarget]) -> Rela
         }
         .into(),
         1 => BeginDir.into(),
-        2 | 3 | 4 => {
+        2..=4 => {
             let d = if c.bool() {
                 b"GET /tor/server/authority HTTP/1.0\r\n\r\n".to_vec()
             } else {
@@ -496,7 +496,7 @@ fn hostile_cell(
         .circs
         .values()
         .any(|p| matches!(p, PeerCirc::Open { .. }));
-    let kind = if has_open && c.u8() % 3 != 0 {
+    let kind = if has_open && !c.u8().is_multiple_of(3) {
         7
     } else {
         c.u8() % 13
@@ -511,7 +511,7 @@ fn hostile_cell(
                     _ => c.u16(),
                 })
                 .collect();
-            if c.u8() % 8 == 0 {
+            if c.u8().is_multiple_of(8) {
                 vs.clear();
             }
             if peer.version.is_none() {
@@ -573,7 +573,7 @@ fn hostile_cell(
         }
         6 => {
             let id = circ_id(c, peer);
-            let (htype, hdata) = if c.u8() % 4 != 0 {
+            let (htype, hdata) = if !c.u8().is_multiple_of(4) {
                 let secret = x25519_secret(c.array());
                 let (state, skin) = ntor_client_create_fixed(secret, node_ntor);
                 if CircId::new(id).is_some() {
@@ -593,7 +593,7 @@ fn hostile_cell(
                 },
             )
         }
-        7 | 8 | 9 => {
+        7..=9 => {
             // A correctly encrypted relay message on one of our open circuits.
             let open: Vec<u32> = peer
                 .circs
@@ -620,7 +620,8 @@ fn hostile_cell(
             crypto.encrypt_outbound(&mut body, HopNum(0)).ok()?;
             let body = RelayCellBody(body);
             // EXTEND2 belongs in RELAY_EARLY; the fuzzer picks either for anything.
-            let early = c.u8() % 3 == 0 || matches!(cell.msg, RelayMsg::Extend2(_)) && c.bool();
+            let early =
+                c.u8().is_multiple_of(3) || matches!(cell.msg, RelayMsg::Extend2(_)) && c.bool();
             if early {
                 ChanCell::new(CircId::new(id), RelayEarly { body })
             } else {
@@ -741,7 +742,7 @@ impl Solo {
 
     fn conn(&self, c: &mut Choices) -> ConnId {
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
-        if c.u8() % 8 == 0 {
+        if c.u8().is_multiple_of(8) {
             ConnId(u64::from(c.u8()))
         } else {
             c.pick(&conns).copied().unwrap_or(ConnId(1))
@@ -781,7 +782,7 @@ impl Solo {
     }
 
     fn tick(&mut self, c: &mut Choices) -> Instant {
-        if c.u8() % 4 == 0 {
+        if c.u8().is_multiple_of(4) {
             self.now = self.now + Duration::from_millis(u64::from(c.u8()));
         }
         self.now
@@ -799,7 +800,7 @@ impl Solo {
                     .map(|(&k, _)| k)
                     .collect();
                 let conn = match c.pick(&with_circs) {
-                    Some(&k) if c.u8() % 4 != 0 => k,
+                    Some(&k) if !c.u8().is_multiple_of(4) => k,
                     _ => self.conn(c),
                 };
                 let mut peer = self.peers.remove(&conn).unwrap_or_else(Peer::link);
@@ -1061,7 +1062,7 @@ fn client_case(node: Node, input: &[u8]) {
                 let n = c.below(10);
                 let path: Vec<RelayTarget> = (0..n)
                     .map(|_| match c.pick(&s.known).cloned() {
-                        Some(t) if c.u8() % 4 != 0 => t,
+                        Some(t) if !c.u8().is_multiple_of(4) => t,
                         _ => RelayTarget {
                             addr: SocketAddr::new(ip(&mut c), c.u16()),
                             id: PeerId(c.array()),
@@ -1161,4 +1162,335 @@ fn relay_node_survives_hostile_peers() {
 #[test]
 fn client_node_survives_hostile_peers() {
     fuzz_one_node(Role::CLIENT, client_case);
+}
+
+// ---- two real nodes, the fuzzer damaging the wire between them -----------------------
+
+const CLIENT: usize = 0;
+const RELAY: usize = 1;
+
+/// A client and an exit relay whose link bytes pass through the fuzzer.
+struct Pair {
+    nodes: [Node; 2],
+    now: Instant,
+    relay_target: RelayTarget,
+    /// Link ends: (node, conn) -> (node, conn).
+    peers: BTreeMap<(usize, ConnId), (usize, ConnId)>,
+    /// Bytes in flight to (node, conn).
+    wire: BTreeMap<(usize, ConnId), Vec<u8>>,
+    /// Inputs to deliver next: dial results.
+    pending: Vec<(usize, ConnId, bool)>,
+    /// The relay's exit connections.
+    exits: Vec<ConnId>,
+    circuits: Vec<CircuitHandle>,
+    streams: Vec<StreamHandle>,
+    events: Vec<(usize, Event)>,
+    damaged: bool,
+}
+
+impl Pair {
+    fn new(client: Node, relay: Node) -> Pair {
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 9001);
+        Pair {
+            relay_target: relay.relay_target(addr),
+            nodes: [client, relay],
+            now: Instant::ZERO,
+            peers: BTreeMap::new(),
+            wire: BTreeMap::new(),
+            pending: Vec::new(),
+            exits: Vec::new(),
+            circuits: Vec::new(),
+            streams: Vec::new(),
+            events: Vec::new(),
+            damaged: false,
+        }
+    }
+
+    fn digest(i: usize) -> [u8; 32] {
+        [i as u8 + 1; 32]
+    }
+
+    /// Drain node `i`, carry out its outputs, check its invariants.
+    fn after(&mut self, i: usize) {
+        let d = drain(&mut self.nodes[i]);
+        for (conn, target) in d.connect {
+            match target {
+                ConnectTarget::Relay { addr, .. }
+                    if i == CLIENT && addr == self.relay_target.addr =>
+                {
+                    let binding = LinkBinding {
+                        local: Self::digest(RELAY),
+                        remote: Self::digest(CLIENT),
+                    };
+                    match self.nodes[RELAY].accept_link(self.now, None, binding) {
+                        Ok(theirs) => {
+                            self.peers.insert((CLIENT, conn), (RELAY, theirs));
+                            self.peers.insert((RELAY, theirs), (CLIENT, conn));
+                            self.pending.push((CLIENT, conn, true));
+                        }
+                        Err(_) => self.pending.push((CLIENT, conn, false)),
+                    }
+                }
+                ConnectTarget::Relay { .. } => self.pending.push((i, conn, false)),
+                ConnectTarget::Exit { .. } => self.exits.push(conn),
+            }
+        }
+        for conn in d.transmit {
+            let bytes = pull_all(&mut self.nodes[i], conn);
+            if let Some(&to) = self.peers.get(&(i, conn)) {
+                self.wire.entry(to).or_default().extend_from_slice(&bytes);
+            }
+        }
+        for conn in d.close {
+            self.exits.retain(|&e| !(i == RELAY && e == conn));
+            if let Some(to) = self.peers.remove(&(i, conn)) {
+                self.peers.remove(&to);
+                self.wire.remove(&to);
+                self.wire.remove(&(i, conn));
+                let (j, c) = to;
+                self.nodes[j].handle_input(Input::Closed {
+                    now: self.now,
+                    conn: c,
+                    error: false,
+                });
+                self.after(j);
+            }
+        }
+        self.events.extend(d.events.into_iter().map(|e| (i, e)));
+        check_census(&self.nodes[i]);
+        check_streams(&self.nodes[CLIENT], &self.streams);
+    }
+
+    fn run_pending(&mut self) {
+        while let Some((i, conn, ok)) = self.pending.pop() {
+            let now = self.now;
+            let input = if ok {
+                Input::Connected {
+                    now,
+                    conn,
+                    binding: LinkBinding {
+                        local: Self::digest(i),
+                        remote: Self::digest(1 - i),
+                    },
+                }
+            } else {
+                Input::Closed {
+                    now,
+                    conn,
+                    error: true,
+                }
+            };
+            self.nodes[i].handle_input(input);
+            self.after(i);
+        }
+    }
+
+    /// Deliver up to `n` bytes in flight to `to`, damaged by `damage` first.
+    fn deliver(&mut self, to: (usize, ConnId), n: usize, damage: Option<(u8, usize, u8)>) {
+        let Some(buf) = self.wire.get_mut(&to) else {
+            return;
+        };
+        let n = n.min(buf.len());
+        let mut bytes: Vec<u8> = buf.drain(..n).collect();
+        if let Some((kind, at, v)) = damage
+            && !bytes.is_empty()
+        {
+            let at = at % bytes.len();
+            match kind % 3 {
+                0 => bytes[at] ^= v.max(1),
+                1 => bytes.insert(at, v),
+                _ => {
+                    bytes.remove(at);
+                }
+            }
+            self.damaged = true;
+        }
+        if bytes.is_empty() {
+            return;
+        }
+        let (i, conn) = to;
+        self.nodes[i].handle_input(Input::Data {
+            now: self.now,
+            conn,
+            data: &bytes,
+        });
+        self.after(i);
+    }
+
+    fn deliver_all(&mut self) -> bool {
+        let mut moved = false;
+        for _ in 0..200 {
+            self.run_pending();
+            let Some((&to, _)) = self.wire.iter().find(|(_, b)| !b.is_empty()) else {
+                return moved;
+            };
+            moved = true;
+            self.deliver(to, usize::MAX, None);
+        }
+        moved
+    }
+
+    fn op(&mut self, c: &mut Choices) {
+        let now = self.now;
+        match c.u8() % 16 {
+            0 => {
+                let mut path = vec![self.relay_target.clone()];
+                match c.u8() % 6 {
+                    0 => path.push(self.relay_target.clone()),
+                    1 => path.push(fake_targets()[0].clone()),
+                    _ => {}
+                }
+                let first = if c.bool() {
+                    FirstHop::Fast
+                } else {
+                    FirstHop::Ntor
+                };
+                if let Ok(h) = self.nodes[CLIENT].build_circuit(now, path, first) {
+                    self.circuits.push(h);
+                }
+                self.after(CLIENT);
+            }
+            1 | 2 => {
+                let Some(&h) = c.pick(&self.circuits) else {
+                    return;
+                };
+                let target = if c.bool() {
+                    StreamTarget::Directory
+                } else {
+                    StreamTarget::Tcp {
+                        host: "echo.example".into(),
+                        port: 7,
+                    }
+                };
+                if let Ok(s) = self.nodes[CLIENT].open_stream(now, h, target) {
+                    self.streams.push(s);
+                }
+                self.after(CLIENT);
+            }
+            3 | 4 => {
+                let Some(&s) = c.pick(&self.streams) else {
+                    return;
+                };
+                let data = vec![c.u8(); c.below(4000)];
+                let _ = self.nodes[CLIENT].write_stream(now, s, &data);
+                self.after(CLIENT);
+            }
+            5 => {
+                let Some(&s) = c.pick(&self.streams) else {
+                    return;
+                };
+                let mut buf = vec![0u8; c.below(4000)];
+                let _ = self.nodes[CLIENT].read_stream(now, s, &mut buf);
+                self.after(CLIENT);
+            }
+            6..=9 => {
+                let keys: Vec<_> = self.wire.keys().copied().collect();
+                let Some(&to) = c.pick(&keys) else { return };
+                let n = if c.bool() { usize::MAX } else { c.below(2000) };
+                self.deliver(to, n, None);
+            }
+            10 | 11 => {
+                let keys: Vec<_> = self.wire.keys().copied().collect();
+                let Some(&to) = c.pick(&keys) else { return };
+                let n = 1 + c.below(1200);
+                let damage = (c.u8(), c.u16() as usize, c.u8());
+                self.deliver(to, n, Some(damage));
+            }
+            12 => {
+                self.now = self.now + Duration::from_millis(u64::from(c.u16() % 3000));
+                for i in [CLIENT, RELAY] {
+                    self.nodes[i].handle_input(Input::Timeout(self.now));
+                    self.after(i);
+                }
+            }
+            _ => {
+                // The relay's exit connections: open, echo some bytes, or fail.
+                let Some(&conn) = c.pick(&self.exits) else {
+                    return;
+                };
+                let input_data = vec![c.u8(); c.below(1500)];
+                let input = match c.u8() % 4 {
+                    0 | 1 => Input::Connected {
+                        now,
+                        conn,
+                        binding: LinkBinding::default(),
+                    },
+                    2 => Input::Data {
+                        now,
+                        conn,
+                        data: &input_data,
+                    },
+                    _ => Input::Closed {
+                        now,
+                        conn,
+                        error: c.bool(),
+                    },
+                };
+                self.nodes[RELAY].handle_input(input);
+                self.after(RELAY);
+            }
+        }
+        self.run_pending();
+    }
+
+    /// Deliver everything faithfully and let every timer fire; then check that nothing
+    /// hangs and that damage that closed anything was counted.
+    fn settle(&mut self) {
+        for _ in 0..4 {
+            self.deliver_all();
+            self.now = self.now + Duration::from_secs(120);
+            for i in [CLIENT, RELAY] {
+                self.nodes[i].handle_input(Input::Timeout(self.now));
+                self.after(i);
+            }
+        }
+        self.deliver_all();
+        for &h in &self.circuits {
+            let resolved = self.events.iter().any(|(i, e)| {
+                *i == CLIENT
+                    && matches!(e, Event::CircuitBuilt(b) | Event::CircuitClosed { circuit: b, .. } if *b == h)
+            });
+            assert!(resolved, "circuit {h:?} neither built nor closed");
+        }
+        let broke = self.events.iter().any(|(_, e)| match e {
+            Event::LinkDown { .. } => true,
+            Event::CircuitClosed { reason, .. } => *reason != DestroyReason::FINISHED,
+            _ => false,
+        });
+        let counted = self.nodes[CLIENT].counters().total() + self.nodes[RELAY].counters().total();
+        if self.damaged && broke {
+            assert!(counted > 0, "damage closed something without a counter");
+        }
+    }
+}
+
+fn pair_case(client: Node, relay: Node, input: &[u8]) {
+    let mut p = Pair::new(client, relay);
+    let mut c = Choices::new(input, RUN_CHOICES / 2);
+    while !c.done() {
+        p.op(&mut c);
+    }
+    p.settle();
+    if std::env::var_os("FUZZ_STATS").is_some() {
+        eprintln!(
+            "pair: circuits {} streams {} damaged {} client {:?} relay {:?}",
+            p.circuits.len(),
+            p.streams.len(),
+            p.damaged,
+            p.nodes[CLIENT].counters(),
+            p.nodes[RELAY].counters()
+        );
+    }
+}
+
+#[test]
+fn damaged_wire_between_client_and_relay() {
+    bolero::check!()
+        .with_max_len(4096)
+        .with_iterations(40)
+        .for_each(|input: &[u8]| {
+            let client = Node::new(config(1, Role::CLIENT), Instant::ZERO).expect("client");
+            let relay = Node::new(config(2, Role::EXIT), Instant::ZERO).expect("relay");
+            pair_case(client, relay, input);
+        });
 }
