@@ -2,7 +2,10 @@
 //!
 //! - [`tls`]: Tor links over TLS, initiator and responder, and the [`tls::LinkBinding`]
 //!   (certificate digests) they hand to the link handshake.
+//! - [`driver`]: one task per node, moving bytes, timers and commands in and out of the
+//!   core, and the application's [`driver::NodeHandle`].
 //! - [`socks`]: a Sans-IO SOCKS4/4a/5 server handshake, as tor's SocksPort speaks it.
 
+pub mod driver;
 pub mod socks;
 pub mod tls;
