@@ -1051,3 +1051,43 @@ async fn listen(listener: TlsListener, net: Sender<NetMsg>) {
         .detach();
     }
 }
+
+/// Start a relay listening on `or_addr` (port 0: any free port), with fresh keys from the
+/// OS RNG. With an exit policy it is an exit (opening what the policy accepts), without
+/// one a middle relay.
+pub async fn spawn_relay(
+    or_addr: SocketAddr,
+    exit_policy: Option<onionpeer_core::node::exit_policy::ExitPolicy>,
+) -> io::Result<NodeHandle> {
+    use onionpeer_core::node::config::Role;
+    let role = if exit_policy.is_some() {
+        Role::EXIT
+    } else {
+        Role::RELAY
+    };
+    let mut node = NodeConfig::new(os_seed()?, role, 0);
+    if let Some(p) = exit_policy {
+        node.exit_policy = p;
+    }
+    let cert = crate::tls::LinkCert::generate()?;
+    let listener = TlsListener::bind(or_addr, crate::tls::TlsResponder::new(cert)?).await?;
+    spawn_node(DriverConfig {
+        node,
+        listener: Some(listener),
+    })
+    .map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// Start an onion proxy (a client node: builds circuits, relays nothing).
+pub fn spawn_client() -> io::Result<NodeHandle> {
+    let node = NodeConfig::new(
+        os_seed()?,
+        onionpeer_core::node::config::Role::CLIENT,
+        0,
+    );
+    spawn_node(DriverConfig {
+        node,
+        listener: None,
+    })
+    .map_err(|e| io::Error::other(e.to_string()))
+}

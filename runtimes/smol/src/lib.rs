@@ -4,8 +4,10 @@
 //!   (certificate digests) they hand to the link handshake.
 //! - [`driver`]: one task per node, moving bytes, timers and commands in and out of the
 //!   core, and the application's [`driver::NodeHandle`].
+//! - [`proxy`]: the SOCKS port: circuits pooled and rotated, streams per CONNECT.
 //! - [`socks`]: a Sans-IO SOCKS4/4a/5 server handshake, as tor's SocksPort speaks it.
 
 pub mod driver;
+pub mod proxy;
 pub mod socks;
 pub mod tls;
