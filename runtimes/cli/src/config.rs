@@ -99,7 +99,12 @@ impl DemoArgs {
 
 /// `ADDR,FINGERPRINT,NTOR_KEY[,ED_ID]` (keys in unpadded base64).
 pub fn relay_line(t: &RelayTarget) -> String {
-    let mut s = format!("{},{},{}", t.addr, t.id, base64_encode_unpadded(&t.ntor_key));
+    let mut s = format!(
+        "{},{},{}",
+        t.addr,
+        t.id,
+        base64_encode_unpadded(&t.ntor_key)
+    );
     if let Some(ed) = t.ed_id {
         s.push(',');
         s.push_str(&base64_encode_unpadded(&ed));
@@ -119,9 +124,8 @@ pub fn parse_relay_line(line: &str) -> Result<RelayTarget, String> {
         .next()
         .and_then(|a| a.parse::<PeerId>().ok())
         .ok_or_else(|| bad("fingerprint"))?;
-    let key32 = |s: Option<&str>| -> Option<[u8; 32]> {
-        base64_decode(s?).and_then(|v| v.try_into().ok())
-    };
+    let key32 =
+        |s: Option<&str>| -> Option<[u8; 32]> { base64_decode(s?).and_then(|v| v.try_into().ok()) };
     let ntor_key = key32(parts.next()).ok_or_else(|| bad("ntor key"))?;
     let ed_id = match parts.next() {
         None => None,

@@ -19,7 +19,7 @@ use onionpeer_smol::dirclient::{DirClient, DirPaths};
 use onionpeer_smol::driver::{spawn_client, spawn_relay};
 use onionpeer_smol::proxy::{CircuitPool, FixedPath, PathSource, serve_socks};
 
-use config::{ConfigFile, relay_line, parse_relay_line};
+use config::{ConfigFile, parse_relay_line, relay_line};
 
 /// onionpeer: an onion-routing network that speaks the Tor protocol.
 #[derive(Parser, Debug)]

@@ -11,9 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use onionpeer_core::crypto::identity::PeerId;
 use onionpeer_core::dir::{
     AuthCert, CONSENSUS_MICRODESC_PATH, DirAuthority, HttpResponseParser, MAX_CONSENSUS_LEN,
-    Microdesc, NetDir, PathConfig, UnverifiedConsensus, authcerts_path, build_request,
-    microdesc_paths, parse_authcerts, parse_microdescs, select_path,
-    Position, select_relay,
+    Microdesc, NetDir, PathConfig, Position, UnverifiedConsensus, authcerts_path, build_request,
+    microdesc_paths, parse_authcerts, parse_microdescs, select_path, select_relay,
 };
 use onionpeer_core::node::api::RelayTarget;
 use rand_chacha::ChaCha20Rng;
@@ -53,7 +52,9 @@ pub async fn http_get(addr: SocketAddr, path: &str, max_body: usize) -> io::Resu
             if n == 0 {
                 break;
             }
-            parser.push(&buf[..n]).map_err(|e| invalid(format!("{e:?}")))?;
+            parser
+                .push(&buf[..n])
+                .map_err(|e| invalid(format!("{e:?}")))?;
         }
         let resp = parser.finish().map_err(|e| invalid(format!("{e:?}")))?;
         if resp.status != 200 {
@@ -109,14 +110,14 @@ impl DirClient {
     /// Fetch and verify a network directory from one DirPort.
     pub async fn fetch_from(&self, addr: SocketAddr) -> io::Result<NetDir> {
         let body = http_get(addr, CONSENSUS_MICRODESC_PATH, MAX_CONSENSUS_LEN).await?;
-        let unverified = UnverifiedConsensus::parse(&body).map_err(|e| invalid(e))?;
+        let unverified = UnverifiedConsensus::parse(&body).map_err(invalid)?;
         let missing = {
             let certs = self.certs.lock().unwrap_or_else(|e| e.into_inner());
             unverified.missing_certs(&self.authorities, &certs)
         };
         if !missing.is_empty() {
             let body = http_get(addr, &authcerts_path(&missing), MAX_DOC).await?;
-            let fetched = parse_authcerts(&body).map_err(|e| invalid(e))?;
+            let fetched = parse_authcerts(&body).map_err(invalid)?;
             let mut certs = self.certs.lock().unwrap_or_else(|e| e.into_inner());
             for c in fetched.into_iter().flatten() {
                 match c.verify() {
@@ -142,7 +143,7 @@ impl DirClient {
             let body = http_get(addr, &path, MAX_DOC).await?;
             mds.extend(
                 parse_microdescs(&body)
-                    .map_err(|e| invalid(e))?
+                    .map_err(invalid)?
                     .into_iter()
                     .flatten(),
             );
@@ -193,9 +194,7 @@ impl DirPaths {
                 smol::Timer::after(Duration::from_secs(wait)).await;
                 match client.fetch().await {
                     Ok(d) => match weak.upgrade() {
-                        Some(paths) => {
-                            *paths.netdir.write().unwrap_or_else(|e| e.into_inner()) = d
-                        }
+                        Some(paths) => *paths.netdir.write().unwrap_or_else(|e| e.into_inner()) = d,
                         None => return,
                     },
                     Err(e) => {
@@ -211,7 +210,10 @@ impl DirPaths {
 
     /// A copy of the current directory.
     pub fn netdir(&self) -> NetDir {
-        self.netdir.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.netdir
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

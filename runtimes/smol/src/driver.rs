@@ -149,7 +149,7 @@ enum NetMsg {
         result: io::Result<(BoxIo, LinkBinding)>,
     },
     Accepted {
-        stream: TlsStream,
+        stream: Box<TlsStream>,
         peer: SocketAddr,
         binding: LinkBinding,
     },
@@ -582,7 +582,7 @@ impl Driver {
                 Ok(conn) => {
                     tracing::debug!(conn = conn.0, %peer, "link accepted");
                     self.conns.insert(conn, ConnState::new(false));
-                    self.attach(conn, Box::new(stream));
+                    self.attach(conn, stream);
                 }
                 Err(e) => tracing::info!(%peer, error = %e, "link refused"),
             },
@@ -602,8 +602,7 @@ impl Driver {
             NetMsg::ReadClosed { conn, error } => {
                 if self.conns.remove(&conn).is_some() {
                     self.paused_exits.remove(&conn);
-                    self.node
-                        .handle_input(Input::Closed { now, conn, error });
+                    self.node.handle_input(Input::Closed { now, conn, error });
                 }
             }
             NetMsg::Written { conn } => {
@@ -1003,8 +1002,8 @@ async fn writer(
     while let Ok(cmd) = cmds.recv().await {
         match cmd {
             WriteCmd::Data(d) => {
-                let ok = w.write_all(&d).await.is_ok()
-                    && (!cmds.is_empty() || w.flush().await.is_ok());
+                let ok =
+                    w.write_all(&d).await.is_ok() && (!cmds.is_empty() || w.flush().await.is_ok());
                 if !ok {
                     let _ = net.send(NetMsg::ReadClosed { conn, error: true }).await;
                     return;
@@ -1039,7 +1038,7 @@ async fn listen(listener: TlsListener, net: Sender<NetMsg>) {
                 Ok((stream, binding)) => {
                     let _ = net
                         .send(NetMsg::Accepted {
-                            stream,
+                            stream: Box::new(stream),
                             peer,
                             binding,
                         })
@@ -1080,11 +1079,7 @@ pub async fn spawn_relay(
 
 /// Start an onion proxy (a client node: builds circuits, relays nothing).
 pub fn spawn_client() -> io::Result<NodeHandle> {
-    let node = NodeConfig::new(
-        os_seed()?,
-        onionpeer_core::node::config::Role::CLIENT,
-        0,
-    );
+    let node = NodeConfig::new(os_seed()?, onionpeer_core::node::config::Role::CLIENT, 0);
     spawn_node(DriverConfig {
         node,
         listener: None,

@@ -44,7 +44,7 @@ impl Drop for Group {
     fn drop(&mut self) {
         let pgid = self.0.id();
         let _ = Command::new("kill")
-            .args(["-TERM", &format!("-{pgid}")])
+            .args(["-s", "TERM", "--", &format!("-{pgid}")])
             .status();
         let _ = self.0.wait();
     }
@@ -219,7 +219,11 @@ fn onionpeer_client_on_a_real_tor_network() {
         .await
         .unwrap();
         let netdir = paths.netdir();
-        assert!(netdir.relays().len() >= 6, "{} relays", netdir.relays().len());
+        assert!(
+            netdir.relays().len() >= 6,
+            "{} relays",
+            netdir.relays().len()
+        );
         eprintln!("bootstrapped: {} relays", netdir.relays().len());
 
         let data = Arc::new(pattern(SIZE));
@@ -238,8 +242,12 @@ fn onionpeer_client_on_a_real_tor_network() {
             let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let socks = l.local_addr().unwrap();
             smol::spawn(serve_socks(l, pool)).detach();
-            let (got, secs) =
-                with_timeout(120, "fetch through tor relays", fetch_via_socks(socks, server)).await;
+            let (got, secs) = with_timeout(
+                120,
+                "fetch through tor relays",
+                fetch_via_socks(socks, server),
+            )
+            .await;
             assert_eq!(got.len(), SIZE, "{first_hop:?}");
             assert_eq!(Sha256::digest(&got), want, "{first_hop:?}");
             eprintln!(
@@ -291,8 +299,12 @@ fn onionpeer_client_on_a_real_tor_network() {
             return;
         }
         let (tor_socks, _tor, tor_dir) = start_tor_client(&dirauth);
-        let (got, tor_secs) =
-            with_timeout(120, "fetch through tor client", fetch_via_socks(tor_socks, server)).await;
+        let (got, tor_secs) = with_timeout(
+            120,
+            "fetch through tor client",
+            fetch_via_socks(tor_socks, server),
+        )
+        .await;
         assert_eq!(Sha256::digest(&got), want);
         eprintln!(
             "tor client, 3 tor relays: {} MiB in {tor_secs:.2} s = {:.1} MiB/s; onionpeer/tor throughput ratio {:.2}",
