@@ -71,12 +71,19 @@ fn start_network() -> (PathBuf, Option<Group>) {
             .stderr(Stdio::inherit()),
     );
     let out = g.0.stdout.take().expect("stdout");
-    for line in BufReader::new(out).lines().map_while(Result::ok) {
-        if let Some(f) = line.strip_prefix("TORNET_DIRAUTH=") {
-            return (PathBuf::from(f), Some(g));
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keep reading after the path, so the script never writes to a closed pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(f) = line.strip_prefix("TORNET_DIRAUTH=") {
+                let _ = tx.send(PathBuf::from(f));
+            }
         }
+    });
+    match rx.recv_timeout(Duration::from_secs(400)) {
+        Ok(f) => (f, Some(g)),
+        Err(_) => panic!("tests/tor-net/start.sh did not bring the network up"),
     }
-    panic!("tests/tor-net/start.sh did not bring the network up");
 }
 
 /// A real tor client with a SocksPort on the same network.
