@@ -66,6 +66,8 @@ DirPort 127.0.0.1:$3
 AssumeReachable 1
 PublishServerDescriptor 1
 ShutdownWaitLength 0
+# Never reach the public network: only the DirAuthority lines below, no fallbacks.
+UseDefaultFallbackDirs 0
 SafeLogging 0
 Log notice file $NET/$1/notice.log
 %include $DIRAUTH

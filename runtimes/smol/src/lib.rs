@@ -2,7 +2,15 @@
 //!
 //! - [`tls`]: Tor links over TLS, initiator and responder, and the [`tls::LinkBinding`]
 //!   (certificate digests) they hand to the link handshake.
+//! - [`dirclient`]: consensus, certificates and microdescriptors over DirPorts, verified;
+//!   path selection from them.
+//! - [`driver`]: one task per node, moving bytes, timers and commands in and out of the
+//!   core, and the application's [`driver::NodeHandle`].
+//! - [`proxy`]: the SOCKS port: circuits pooled and rotated, streams per CONNECT.
 //! - [`socks`]: a Sans-IO SOCKS4/4a/5 server handshake, as tor's SocksPort speaks it.
 
+pub mod dirclient;
+pub mod driver;
+pub mod proxy;
 pub mod socks;
 pub mod tls;

@@ -40,16 +40,9 @@ use verify::AnyCertVerifier;
 pub type TlsStream = futures_rustls::TlsStream<TcpStream>;
 
 /// The TLS certificates of a link, by digest: SHA-256 of each end's certificate DER, or
-/// all zeros for an end that presented none (a client).
-///
-/// The core's `onionpeer_core::node::api::LinkBinding` has the same fields.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LinkBinding {
-    /// Our certificate's digest.
-    pub local: [u8; 32],
-    /// The peer's certificate's digest.
-    pub remote: [u8; 32],
-}
+/// all zeros for an end that presented none (a client). The core's type, so a binding
+/// goes straight into `Input::Connected` or `Node::accept_link`.
+pub use onionpeer_core::node::api::LinkBinding;
 
 /// SHA-256 of a DER-encoded certificate.
 pub fn cert_digest(der: &[u8]) -> [u8; 32] {

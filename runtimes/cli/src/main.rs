@@ -1,0 +1,213 @@
+//! `onionpeer`: an onion proxy with a SOCKS port, a relay, and a one-process demo.
+//!
+//! Every flag can also be set in a TOML file given with `--config FILE`, in a table named
+//! after the subcommand (`[proxy]`, `[relay]`, `[demo]`) with the flag's long name in
+//! snake case; a flag on the command line wins over the file.
+
+mod config;
+mod demo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use onionpeer_core::dir::{PathConfig, parse_dir_authorities};
+use onionpeer_core::node::api::{FirstHop, RelayTarget};
+use onionpeer_core::node::exit_policy::ExitPolicy;
+use onionpeer_smol::dirclient::{DirClient, DirPaths};
+use onionpeer_smol::driver::{spawn_client, spawn_relay};
+use onionpeer_smol::proxy::{CircuitPool, FixedPath, PathSource, serve_socks};
+
+use config::{ConfigFile, parse_relay_line, relay_line};
+
+/// onionpeer: an onion-routing network that speaks the Tor protocol.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// A TOML file with values for any flag (`[proxy]`, `[relay]`, `[demo]` tables).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run an onion proxy: a SOCKS5/4a port whose connections go through 3-hop circuits.
+    Proxy(ProxyArgs),
+    /// Run a relay on an OR port (an exit if given an exit policy that accepts).
+    Relay(RelayArgs),
+    /// Start a small onionpeer network in this process and fetch a file through it.
+    Demo(DemoArgs),
+}
+
+/// How the first hop of a circuit is created.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum FirstHopArg {
+    /// CREATE2 with ntor.
+    Ntor,
+    /// CREATE_FAST.
+    Fast,
+}
+
+impl From<FirstHopArg> for FirstHop {
+    fn from(a: FirstHopArg) -> FirstHop {
+        match a {
+            FirstHopArg::Ntor => FirstHop::Ntor,
+            FirstHopArg::Fast => FirstHop::Fast,
+        }
+    }
+}
+
+/// `onionpeer proxy`.
+#[derive(Args, Debug, Default)]
+struct ProxyArgs {
+    /// Address of the SOCKS port [default: 127.0.0.1:9050].
+    #[arg(long, value_name = "ADDR")]
+    socks: Option<SocketAddr>,
+    /// File of torrc `DirAuthority` lines: bootstrap from these authorities.
+    #[arg(long, value_name = "FILE")]
+    dir_authorities: Option<PathBuf>,
+    /// Instead of a directory, always use this path: one `--hop` per relay, first hop
+    /// first, each as `onionpeer relay` prints it (ADDR,FINGERPRINT,NTOR_KEY[,ED_ID]).
+    #[arg(long = "hop", value_name = "RELAY")]
+    hops: Vec<String>,
+    /// How to create first hops [default: ntor].
+    #[arg(long, value_enum)]
+    first_hop: Option<FirstHopArg>,
+    /// Allow relays of one /16 in a circuit (needed when every relay is on 127.0.0.1;
+    /// on by itself when every authority is on loopback).
+    #[arg(long)]
+    allow_same_subnet: bool,
+}
+
+/// `onionpeer relay`.
+#[derive(Args, Debug, Default)]
+struct RelayArgs {
+    /// Address of the OR port [default: 127.0.0.1:9001].
+    #[arg(long, value_name = "ADDR")]
+    or_port: Option<SocketAddr>,
+    /// Exit policy, torrc style (`accept *:80,reject *:*`); without it, no exits.
+    #[arg(long, value_name = "POLICY")]
+    exit_policy: Option<String>,
+}
+
+/// `onionpeer demo`.
+#[derive(Args, Debug, Default)]
+struct DemoArgs {
+    /// Size of the file fetched, in MiB [default: 8].
+    #[arg(long, value_name = "MIB")]
+    size_mib: Option<usize>,
+    /// Relays started, the last one an exit (at least 3) [default: 4].
+    #[arg(long, value_name = "N")]
+    relays: Option<usize>,
+    /// How to create the first hop [default: ntor].
+    #[arg(long, value_enum)]
+    first_hop: Option<FirstHopArg>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let file = match cli.config.as_deref().map(ConfigFile::load).transpose() {
+        Ok(f) => f.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("onionpeer: {e}");
+            std::process::exit(2);
+        }
+    };
+    let result = smol::block_on(async {
+        match cli.command {
+            Cmd::Proxy(a) => proxy(a.merge(file.proxy)).await,
+            Cmd::Relay(a) => relay(a.merge(file.relay)).await,
+            Cmd::Demo(a) => demo::run(a.merge(file.demo)).await,
+        }
+    });
+    if let Err(e) = result {
+        eprintln!("onionpeer: {e}");
+        std::process::exit(1);
+    }
+}
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+async fn proxy(a: ProxyArgs) -> Result<()> {
+    let socks = a.socks.unwrap_or_else(|| ([127, 0, 0, 1], 9050).into());
+    let first_hop = a.first_hop.unwrap_or(FirstHopArg::Ntor).into();
+    let paths: Arc<dyn PathSource> = if !a.hops.is_empty() {
+        let path = a
+            .hops
+            .iter()
+            .map(|h| parse_relay_line(h))
+            .collect::<std::result::Result<Vec<RelayTarget>, String>>()?;
+        Arc::new(FixedPath(path))
+    } else {
+        let file = a
+            .dir_authorities
+            .ok_or("give --dir-authorities FILE (or --hop for a fixed path)")?;
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let authorities = parse_dir_authorities(&text).map_err(|e| format!("{e:?}"))?;
+        let loopback = authorities.iter().all(|x| x.dir_addr.ip().is_loopback());
+        let config = PathConfig {
+            enforce_distinct_subnets: !(a.allow_same_subnet || loopback),
+            ..PathConfig::default()
+        };
+        println!(
+            "bootstrapping from {} directory authorities",
+            authorities.len()
+        );
+        let dir = DirPaths::bootstrap(DirClient::new(authorities), config).await?;
+        println!(
+            "directory ready: {} usable relays",
+            dir.netdir().relays().len()
+        );
+        dir
+    };
+    let client = spawn_client()?;
+    let pool = Arc::new(CircuitPool::new(client, paths, first_hop));
+    let listener = smol::net::TcpListener::bind(socks).await?;
+    println!("SOCKS port listening on {}", listener.local_addr()?);
+    serve_socks(listener, pool).await?;
+    Ok(())
+}
+
+async fn relay(a: RelayArgs) -> Result<()> {
+    let or_port = a.or_port.unwrap_or_else(|| ([127, 0, 0, 1], 9001).into());
+    let policy = a
+        .exit_policy
+        .map(|p| p.parse::<ExitPolicy>())
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let exit = policy.is_some();
+    let relay = spawn_relay(or_port, policy).await?;
+    let t = relay.relay_target().ok_or("relay has no address")?;
+    println!(
+        "{} listening on {}",
+        if exit { "exit relay" } else { "relay" },
+        t.addr
+    );
+    println!("fingerprint: {}", t.id);
+    println!(
+        "ntor key:    {}",
+        onionpeer_core::dir::base64_encode_unpadded(&t.ntor_key)
+    );
+    if let Some(ed) = t.ed_id {
+        println!(
+            "ed25519 id:  {}",
+            onionpeer_core::dir::base64_encode_unpadded(&ed)
+        );
+    }
+    println!("use it as a hop: onionpeer proxy --hop {}", relay_line(t));
+    smol::future::pending::<()>().await;
+    Ok(())
+}
