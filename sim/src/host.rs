@@ -46,6 +46,9 @@ pub enum HostInput<'a> {
         now: Instant,
         /// The closed link.
         link: LinkId,
+        /// True when it ended abortively (reset, crash, partition, fault) rather than by
+        /// the peer's orderly close.
+        error: bool,
     },
     /// A dial never connected.
     LinkFailed {
@@ -82,8 +85,9 @@ pub trait SimHost {
     /// The application events the host emits.
     type Event: fmt::Debug;
 
-    /// A peer dialed us from `remote`; returns the id the host gives the new link.
-    fn accept_link(&mut self, now: Instant, remote: SocketAddr) -> LinkId;
+    /// A peer dialed us from `remote`; returns the id the host gives the new link, or
+    /// `None` to refuse it (the dialer's link fails).
+    fn accept_link(&mut self, now: Instant, remote: SocketAddr) -> Option<LinkId>;
 
     /// Feed one input. The driver then drains [`SimHost::poll_output`] until `Timeout`.
     fn handle_input(&mut self, input: HostInput<'_>);
