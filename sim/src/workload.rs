@@ -3,9 +3,11 @@
 //! measured as [`AppEvent`]s.
 //!
 //! Actions (sent to one `host`, or to every host of `role`, default `client`):
-//! - `build_circuit`: `hops` (default 3) random distinct relays; the circuit is closed
+//! - `build_circuit`: `hops` (default 3) random distinct relays, or the relays named in
+//!   `path` (a list of host names); the circuit is closed
 //!   `hold_ms` (default 0) after it is built.
-//! - `stream`: a circuit of `hops` ending at a random exit, then a stream to the service
+//! - `stream`: a circuit of `hops` ending at a random exit (or the hosts named in
+//!   `path`, as for `build_circuit`), then a stream to the service
 //!   host `service` moving `bytes` (default 10000): to an `echo`, written and read back;
 //!   to a `sink`, written; from a `source`, requested and read. Every byte read is checked
 //!   against the pattern. The stream and circuit are closed when done.
@@ -17,6 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
+use onionpeer_core::cells::relay::EndReason;
 use onionpeer_core::node::Node;
 use onionpeer_core::node::api::{
     CircuitHandle, Command, CommandError, Event, FirstHop, RelayTarget, StreamHandle,
@@ -85,10 +88,12 @@ pub enum AppEvent {
 enum Job {
     Circuit {
         hops: usize,
+        path: Vec<String>,
         hold: Duration,
     },
     Stream {
         hops: usize,
+        path: Vec<String>,
         service: String,
         bytes: u64,
     },
@@ -119,7 +124,6 @@ struct StreamJob {
     first_byte: Option<Instant>,
     written: u64,
     read: u64,
-    done: bool,
 }
 
 /// What one node's application is doing.
@@ -167,13 +171,16 @@ impl Workload {
     /// Add the task an action describes (other actions are ignored).
     pub fn add_task(&mut self, now: Instant, action: &Action) {
         let hops = action.u64("hops").unwrap_or(3) as usize;
+        let path = action.strs("path");
         let job = match action.kind.as_str() {
             "build_circuit" => Job::Circuit {
                 hops,
+                path,
                 hold: Duration::from_millis(action.u64("hold_ms").unwrap_or(0)),
             },
             "stream" => Job::Stream {
                 hops,
+                path,
                 service: action.str("service").unwrap_or("echo0").to_string(),
                 bytes: action.u64("bytes").unwrap_or(10_000),
             },
@@ -247,11 +254,18 @@ impl Workload {
         dir: &SharedDirectory,
         out: &mut Out,
     ) {
-        let (hops, exit) = match &job {
-            Job::Circuit { hops, .. } => (*hops, false),
-            Job::Stream { hops, .. } => (*hops, true),
+        let (hops, names, exit) = match &job {
+            Job::Circuit { hops, path, .. } => (*hops, path, false),
+            Job::Stream { hops, path, .. } => (*hops, path, true),
         };
-        let Some(path) = self.choose_path(dir, hops, exit) else {
+        let path = if names.is_empty() {
+            self.choose_path(dir, hops, exit)
+        } else {
+            let dir = dir.borrow();
+            let hop = |n: &String| dir.hosts.get(n)?.target.clone();
+            names.iter().map(hop).collect()
+        };
+        let Some(path) = path else {
             emit(out, AppEvent::NoPath);
             return;
         };
@@ -359,9 +373,15 @@ impl Workload {
             Event::StreamWritable(s) => self.write_more(now, s, node, out),
             Event::StreamReadable(s) => self.read_all(now, s, node, out),
             Event::StreamClosed { stream, reason } => {
-                if let Some(s) = self.streams.remove(&stream)
-                    && !s.done
+                let Some(s) = self.streams.get(&stream) else {
+                    return;
+                };
+                // A source's stream is done when the exit passes on its orderly close
+                // (closing on the last byte would race the exit's END).
+                if s.service == HostRole::Source && s.read == s.bytes && reason == EndReason::DONE
                 {
+                    self.finish(now, stream, node, out);
+                } else if let Some(s) = self.streams.remove(&stream) {
                     let read = s.read;
                     emit(
                         out,
@@ -420,7 +440,6 @@ impl Workload {
                             first_byte: None,
                             written: 0,
                             read: 0,
-                            done: false,
                         };
                         self.streams.insert(s, job);
                     }
@@ -437,7 +456,7 @@ impl Workload {
         let Some(s) = self.streams.get_mut(&h) else {
             return;
         };
-        if s.service == HostRole::Source || s.done {
+        if s.service == HostRole::Source {
             return;
         }
         loop {
@@ -485,7 +504,7 @@ impl Workload {
                 return;
             }
             s.read += n as u64;
-            if !s.done && s.read >= s.bytes {
+            if s.service == HostRole::Echo && s.read >= s.bytes {
                 self.finish(now, h, node, out);
             }
         }
@@ -495,7 +514,6 @@ impl Workload {
         let Some(s) = self.streams.get_mut(&h) else {
             return;
         };
-        s.done = true;
         self.streams_done += 1;
         let ttfb_ms = s.first_byte.map_or(0.0, |t| ms_between(s.started, t));
         emit(

@@ -1150,10 +1150,13 @@ impl<H: SimHost> World<H> {
 
     /// An action the world does not know: hand it to the hook, for `host` or every host.
     fn apply_to_hosts(&mut self, host: Option<usize>, action: &Action) {
+        let role = action.str("role");
         let targets: Vec<usize> = match (host, action.str("host")) {
             (Some(h), _) => vec![h],
             (None, Some(_)) => return,
-            (None, None) => (0..self.hosts.len()).collect(),
+            (None, None) => (0..self.hosts.len())
+                .filter(|&h| role.is_none_or(|r| self.hosts[h].role == r))
+                .collect(),
         };
         for h in targets {
             let Some(hook) = &mut self.action_hook else {
