@@ -74,6 +74,9 @@ pub enum HostOutput<E> {
     },
     /// Close a link: queued bytes are flushed, then the peer sees it closed.
     CloseLink(LinkId),
+    /// The host consumed bytes it held back on the link (see [`SimHost::backlog`]): the
+    /// peer may send more.
+    ReadMore(LinkId),
     /// Something the application should know.
     Event(E),
     /// Wake the host at this instant; nothing more to output until the next input.
@@ -99,4 +102,12 @@ pub trait SimHost {
     /// many. Fewer than `buf.len()` means the queue is now empty. The driver pulls only
     /// what the link's send window and bandwidth allow, which is the host's backpressure.
     fn poll_transmit(&mut self, link: LinkId, buf: &mut [u8]) -> usize;
+
+    /// Bytes received on `link` that the host holds without having consumed them (its
+    /// receive buffer). They count against the sender's window, as a TCP receive window
+    /// would, until the host announces [`HostOutput::ReadMore`].
+    fn backlog(&self, link: LinkId) -> usize {
+        let _ = link;
+        0
+    }
 }

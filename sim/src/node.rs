@@ -347,6 +347,7 @@ impl NodeHost {
             let n = room.min(held.len());
             if n > 0 {
                 let bytes: Vec<u8> = held.drain(..n).collect();
+                self.out.push_back(HostOutput::ReadMore(link));
                 self.node.handle_input(Input::Data {
                     now,
                     conn,
@@ -544,6 +545,16 @@ impl SimHost for SimPeer {
         match self {
             SimPeer::Node(n) => n.poll(),
             SimPeer::Service(s) => s.out.pop_front().unwrap_or(HostOutput::Timeout(Instant::FAR_FUTURE)),
+        }
+    }
+
+    fn backlog(&self, link: LinkId) -> usize {
+        match self {
+            SimPeer::Node(n) => match n.conns.get(&link) {
+                Some(Conn::Exit { held, .. }) => held.len(),
+                _ => 0,
+            },
+            SimPeer::Service(_) => 0,
         }
     }
 

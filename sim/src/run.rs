@@ -252,17 +252,19 @@ pub fn render_summary(report: &Report) -> String {
     for (k, v) in fails {
         let _ = writeln!(s, "  {k:<40} {v}");
     }
-    let mut totals = std::collections::BTreeMap::<&str, (u64, u64)>::new();
-    for counters in report.node_counters.values() {
+    let mut totals = std::collections::BTreeMap::<&str, (u64, Vec<&str>)>::new();
+    for (node, counters) in &report.node_counters {
         for (k, v) in counters {
             let t = totals.entry(k).or_default();
             t.0 += v;
-            t.1 += 1;
+            t.1.push(node);
         }
     }
     let _ = writeln!(s, "node counters:{}", if totals.is_empty() { " none" } else { "" });
     for (k, (v, nodes)) in totals {
-        let _ = writeln!(s, "  {k:<40} {v} on {nodes} nodes");
+        let more = if nodes.len() > 4 { " ..." } else { "" };
+        let names = nodes[..nodes.len().min(4)].join(" ");
+        let _ = writeln!(s, "  {k:<40} {v} on {} nodes: {names}{more}", nodes.len());
     }
     let world_closes = report.summary.closes.iter();
     let closes: Vec<String> = world_closes.map(|(k, v)| format!("{k} {v}")).collect();

@@ -390,7 +390,9 @@ impl Workload {
                             read,
                         },
                     );
-                    self.close_circuit(now, s.circuit, node);
+                    // Close the circuit a moment later: when the stream ended because the
+                    // circuit is going, its CircuitClosed (with the reason) comes first.
+                    self.closes.insert((now, s.circuit));
                 }
             }
             Event::LinkUp { .. } | Event::LinkDown { .. } | Event::ClockSkew { .. } => {}

@@ -552,6 +552,14 @@ impl<H: SimHost> World<H> {
                 }
                 HostOutput::Dial { link, addr } => self.dial(h, link, addr),
                 HostOutput::CloseLink(l) => self.close_by_host(h, l),
+                HostOutput::ReadMore(l) => {
+                    if let Some(&(id, e)) = self.link_ix.get(&(h, l))
+                        && self.pump(id, 1 - e)
+                        && let Some(sender) = self.links.get(&id).map(|l| l.ends[1 - e].host)
+                    {
+                        self.drain(sender);
+                    }
+                }
                 HostOutput::Event(ev) => {
                     self.log(Some(h), &format!("event {ev:?}"));
                     if let Some(hook) = &mut self.event_hook {
@@ -770,10 +778,16 @@ impl<H: SimHost> World<H> {
                 return pulled;
             };
             let dir = &link.dirs[e];
-            if !link.writable(e) || !dir.pending || dir.in_flight >= window {
+            let receiver = &link.ends[1 - e];
+            let held = match (receiver.local, self.hosts.get(receiver.host)) {
+                (Some(l), Some(slot)) => slot.host.as_ref().map_or(0, |h| h.backlog(l)),
+                _ => 0,
+            };
+            let used = dir.in_flight.saturating_add(held);
+            if !link.writable(e) || !dir.pending || used >= window {
                 return pulled;
             }
-            let want = chunk.min(window - dir.in_flight);
+            let want = chunk.min(window - used);
             let (h, local) = (link.ends[e].host, link.ends[e].local);
             let (Some(local), Some(host)) = (local, self.hosts[h].host.as_mut()) else {
                 return pulled;
