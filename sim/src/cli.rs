@@ -58,7 +58,11 @@ pub fn main(args: SimArgs) -> ExitCode {
         keep_lines: false,
         plots,
     };
-    let base = args.scenario.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let base = args
+        .scenario
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if args.check_determinism {
             run_checked(&scenario, &base, &opts)

@@ -362,8 +362,7 @@ impl NodeHost {
                 self.backlogged.remove(&link);
                 if let Some(error) = c.take() {
                     self.conns.remove(&link);
-                    self.node
-                        .handle_input(Input::Closed { now, conn, error });
+                    self.node.handle_input(Input::Closed { now, conn, error });
                     fed = true;
                 }
             }
@@ -375,7 +374,8 @@ impl NodeHost {
         match input {
             HostInput::Timeout(now) => {
                 self.node.handle_input(Input::Timeout(now));
-                self.app.on_timeout(now, &mut self.node, &self.dir, &mut self.out);
+                self.app
+                    .on_timeout(now, &mut self.node, &self.dir, &mut self.out);
             }
             HostInput::LinkUp { now, link } => {
                 let binding = match self.conns.get(&link) {
@@ -386,7 +386,8 @@ impl NodeHost {
                     _ => LinkBinding::default(),
                 };
                 let conn = ConnId(link.0);
-                self.node.handle_input(Input::Connected { now, conn, binding });
+                self.node
+                    .handle_input(Input::Connected { now, conn, binding });
             }
             HostInput::LinkData { now, link, data } => {
                 let conn = ConnId(link.0);
@@ -544,7 +545,10 @@ impl SimHost for SimPeer {
     fn poll_output(&mut self) -> HostOutput<SimEvent> {
         match self {
             SimPeer::Node(n) => n.poll(),
-            SimPeer::Service(s) => s.out.pop_front().unwrap_or(HostOutput::Timeout(Instant::FAR_FUTURE)),
+            SimPeer::Service(s) => s
+                .out
+                .pop_front()
+                .unwrap_or(HostOutput::Timeout(Instant::FAR_FUTURE)),
         }
     }
 

@@ -96,9 +96,7 @@ pub fn run(scenario: &Scenario, base: &Path, opts: &RunOptions) -> Result<Report
     }
     let dir: SharedDirectory = SharedDirectory::new(Directory::default().into());
     let factory_dir = SharedDirectory::clone(&dir);
-    let mut world = scenario.build(base, trace, move |spec| {
-        SimPeer::new(spec, &factory_dir)
-    })?;
+    let mut world = scenario.build(base, trace, move |spec| SimPeer::new(spec, &factory_dir))?;
     world.on_action(|host: &mut SimPeer, ctx, action| host.on_action(ctx, action));
     world.on_event(record_metrics);
     world.run_until(scenario.end());
@@ -120,7 +118,9 @@ pub fn run(scenario: &Scenario, base: &Path, opts: &RunOptions) -> Result<Report
     let mut report = world.finish();
     report.node_counters = node_counters;
     if active > 0 {
-        report.metrics.count("streams_unfinished_at_end", active as u64);
+        report
+            .metrics
+            .count("streams_unfinished_at_end", active as u64);
     }
     if let Some(dir) = &opts.plots {
         std::fs::create_dir_all(dir).map_err(|e| SimError::Io(e.to_string()))?;
@@ -248,7 +248,11 @@ pub fn render_summary(report: &Report) -> String {
         }
     }
     let fails = failures(report);
-    let _ = writeln!(s, "failures by reason:{}", if fails.is_empty() { " none" } else { "" });
+    let _ = writeln!(
+        s,
+        "failures by reason:{}",
+        if fails.is_empty() { " none" } else { "" }
+    );
     for (k, v) in fails {
         let _ = writeln!(s, "  {k:<40} {v}");
     }
@@ -260,7 +264,11 @@ pub fn render_summary(report: &Report) -> String {
             t.1.push(node);
         }
     }
-    let _ = writeln!(s, "node counters:{}", if totals.is_empty() { " none" } else { "" });
+    let _ = writeln!(
+        s,
+        "node counters:{}",
+        if totals.is_empty() { " none" } else { "" }
+    );
     for (k, (v, nodes)) in totals {
         let more = if nodes.len() > 4 { " ..." } else { "" };
         let names = nodes[..nodes.len().min(4)].join(" ");

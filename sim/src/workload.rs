@@ -22,8 +22,7 @@ use std::time::Duration;
 use onionpeer_core::cells::relay::EndReason;
 use onionpeer_core::node::Node;
 use onionpeer_core::node::api::{
-    CircuitHandle, Command, CommandError, Event, FirstHop, RelayTarget, StreamHandle,
-    StreamTarget,
+    CircuitHandle, Command, CommandError, Event, FirstHop, RelayTarget, StreamHandle, StreamTarget,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
@@ -187,7 +186,9 @@ impl Workload {
             _ => return,
         };
         let every = action.u64("every_ms").map(Duration::from_millis);
-        let left = action.u64("count").or(if every.is_some() { None } else { Some(1) });
+        let left = action
+            .u64("count")
+            .or(if every.is_some() { None } else { Some(1) });
         let offset = match every {
             Some(p) if p > Duration::ZERO => {
                 let ns = u64::try_from(p.as_nanos()).unwrap_or(u64::MAX);
@@ -378,8 +379,7 @@ impl Workload {
                 };
                 // A source's stream is done when the exit passes on its orderly close
                 // (closing on the last byte would race the exit's END).
-                if s.service == HostRole::Source && s.read == s.bytes && reason == EndReason::DONE
-                {
+                if s.service == HostRole::Source && s.read == s.bytes && reason == EndReason::DONE {
                     self.finish(now, stream, node, out);
                 } else if let Some(s) = self.streams.remove(&stream) {
                     let read = s.read;

@@ -9,7 +9,9 @@ use onionpeer_sim::run::{RunOptions, failures, run_checked, run_scenario_str};
 use onionpeer_sim::{Report, Scenario, render_summary};
 
 fn run(text: &str, opts: &RunOptions) -> Report {
-    let seed = opts.seed.unwrap_or_else(|| Scenario::from_toml(text).unwrap().seed);
+    let seed = opts
+        .seed
+        .unwrap_or_else(|| Scenario::from_toml(text).unwrap().seed);
     run_scenario_str(text, Path::new("."), opts)
         .unwrap_or_else(|e| panic!("seed {seed} (SIM_SEED={seed}): {e}"))
 }
@@ -96,7 +98,11 @@ fn sim_hundred_nodes_build_circuits_and_move_data_intact() {
     // 50 clients × (2 plain circuits + 2 echo streams + 2 source streams).
     assert_eq!(count(&r, "circuits_built"), 300, "{ctx}");
     assert_eq!(count(&r, "streams_done"), 200, "{ctx}");
-    assert_eq!(count(&r, "stream_bytes"), 50 * 2 * (30_000 + 100_000), "{ctx}");
+    assert_eq!(
+        count(&r, "stream_bytes"),
+        50 * 2 * (30_000 + 100_000),
+        "{ctx}"
+    );
     assert!(failures(&r).is_empty(), "{ctx}");
     assert!(r.node_counters.is_empty(), "{ctx}");
     assert_eq!(r.metrics.samples["circuit_build_ms"].len(), 300);
@@ -197,7 +203,10 @@ fn sim_crash_and_partition_close_exactly_the_affected_circuits() {
         "client0", "relay0", "relay1", "exit0", "client2", "relay4", "relay5", "exit1",
     ];
     for (node, counters) in &r.node_counters {
-        assert!(broken.contains(&node.as_str()), "{node}: {counters:?}\n{summary}");
+        assert!(
+            broken.contains(&node.as_str()),
+            "{node}: {counters:?}\n{summary}"
+        );
         assert!(
             counters.keys().all(|k| k == "UnknownCircuit"),
             "{node}: {counters:?}"
