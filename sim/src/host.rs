@@ -46,6 +46,9 @@ pub enum HostInput<'a> {
         now: Instant,
         /// The closed link.
         link: LinkId,
+        /// True when it ended abortively (reset, crash, partition, fault) rather than by
+        /// the peer's orderly close.
+        error: bool,
     },
     /// A dial never connected.
     LinkFailed {
@@ -71,6 +74,9 @@ pub enum HostOutput<E> {
     },
     /// Close a link: queued bytes are flushed, then the peer sees it closed.
     CloseLink(LinkId),
+    /// The host consumed bytes it held back on the link (see [`SimHost::backlog`]): the
+    /// peer may send more.
+    ReadMore(LinkId),
     /// Something the application should know.
     Event(E),
     /// Wake the host at this instant; nothing more to output until the next input.
@@ -82,8 +88,9 @@ pub trait SimHost {
     /// The application events the host emits.
     type Event: fmt::Debug;
 
-    /// A peer dialed us from `remote`; returns the id the host gives the new link.
-    fn accept_link(&mut self, now: Instant, remote: SocketAddr) -> LinkId;
+    /// A peer dialed us from `remote`; returns the id the host gives the new link, or
+    /// `None` to refuse it (the dialer's link fails).
+    fn accept_link(&mut self, now: Instant, remote: SocketAddr) -> Option<LinkId>;
 
     /// Feed one input. The driver then drains [`SimHost::poll_output`] until `Timeout`.
     fn handle_input(&mut self, input: HostInput<'_>);
@@ -95,4 +102,12 @@ pub trait SimHost {
     /// many. Fewer than `buf.len()` means the queue is now empty. The driver pulls only
     /// what the link's send window and bandwidth allow, which is the host's backpressure.
     fn poll_transmit(&mut self, link: LinkId, buf: &mut [u8]) -> usize;
+
+    /// Bytes received on `link` that the host holds without having consumed them (its
+    /// receive buffer). They count against the sender's window, as a TCP receive window
+    /// would, until the host announces [`HostOutput::ReadMore`].
+    fn backlog(&self, link: LinkId) -> usize {
+        let _ = link;
+        0
+    }
 }

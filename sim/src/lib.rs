@@ -16,21 +16,32 @@
 //! - [`trace`]: the trace, its hash, the summary and percentiles.
 //! - [`plot`]: SVG plots.
 //! - [`world`]: the runner that ties them together.
+//! - [`node`]: core nodes (and simulated services) as hosts.
+//! - [`workload`]: the application on a node: circuits and streams, measured.
+//! - [`run`]: [`run_scenario`] — a scenario of real nodes, run and summarised.
+//! - [`cli`]: the `sim` command line ([`cli::main`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod host;
 pub mod link;
+pub mod node;
 pub mod plot;
 pub mod queue;
+pub mod run;
 pub mod scenario;
 pub mod seed;
 pub mod topology;
 pub mod trace;
+pub mod workload;
 pub mod world;
 
+pub use cli::SimArgs;
 pub use host::{HostInput, HostOutput, Instant, LinkId, SimHost};
+pub use node::{SimEvent, SimPeer};
+pub use run::{RunOptions, SimError, render_summary, run_scenario};
 pub use scenario::{Action, Scenario};
 pub use seed::derive_seed;
 pub use trace::{Summary, Trace, check_determinism, percentiles};

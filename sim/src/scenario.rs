@@ -31,7 +31,8 @@
 //! optional `node`), `close_link`/`hold`/`release` (`a`, `b`: host names; they act on the
 //! links between the two that exist at that moment), `partition`
 //! (`a`, `b`: lists of names or `prefix*`; `oneway = true` blocks only a -> b), `heal`.
-//! Any other kind goes to the world's action hook, for `host` or every host.
+//! Any other kind goes to the world's action hook, for `host`, or every host of `role`,
+//! or every host.
 
 use std::path::Path as FsPath;
 

@@ -154,6 +154,8 @@ pub struct Metrics {
     pub samples: BTreeMap<String, Vec<f64>>,
     /// Named time series of (seconds, value).
     pub series: BTreeMap<String, Vec<(f64, f64)>>,
+    /// Named counters, e.g. `circuit_failed/CHANNEL_CLOSED`.
+    pub counts: BTreeMap<String, u64>,
 }
 
 impl Metrics {
@@ -163,6 +165,11 @@ impl Metrics {
             .entry(name.to_string())
             .or_default()
             .push(value);
+    }
+
+    /// Add `n` to the counter `name`.
+    pub fn count(&mut self, name: &str, n: u64) {
+        *self.counts.entry(name.to_string()).or_default() += n;
     }
 
     /// Add a point at time `now` to the series `name`.

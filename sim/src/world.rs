@@ -189,6 +189,11 @@ pub struct Report {
     pub metrics: Metrics,
     /// Virtual time at the end.
     pub end: Instant,
+    /// The master seed (0 when it was given as bytes).
+    pub seed: u64,
+    /// Non-zero node counters of the hosts alive at the end, by host name (filled by
+    /// [`crate::run::run`]; empty from [`World::finish`]).
+    pub node_counters: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// A simulated network of hosts of type `H`.
@@ -336,6 +341,12 @@ impl<H: SimHost> World<H> {
         live.map(|s| s.name.as_str()).collect()
     }
 
+    /// Every live host with its name, in the order they were added.
+    pub fn hosts(&self) -> impl Iterator<Item = (&str, &H)> {
+        let live = self.hosts.iter();
+        live.filter_map(|s| Some((s.name.as_str(), s.host.as_ref()?)))
+    }
+
     /// How many links are open (at either end).
     pub fn open_links(&self) -> usize {
         self.links.len()
@@ -425,6 +436,11 @@ impl<H: SimHost> World<H> {
             summary: self.summary,
             metrics: self.metrics,
             end: self.now,
+            seed: match self.master {
+                MasterSeed::Number(n) => n,
+                MasterSeed::Bytes(_) => 0,
+            },
+            node_counters: BTreeMap::new(),
         }
     }
 
@@ -536,6 +552,14 @@ impl<H: SimHost> World<H> {
                 }
                 HostOutput::Dial { link, addr } => self.dial(h, link, addr),
                 HostOutput::CloseLink(l) => self.close_by_host(h, l),
+                HostOutput::ReadMore(l) => {
+                    if let Some(&(id, e)) = self.link_ix.get(&(h, l))
+                        && self.pump(id, 1 - e)
+                        && let Some(sender) = self.links.get(&id).map(|l| l.ends[1 - e].host)
+                    {
+                        self.drain(sender);
+                    }
+                }
                 HostOutput::Event(ev) => {
                     self.log(Some(h), &format!("event {ev:?}"));
                     if let Some(hook) = &mut self.event_hook {
@@ -683,11 +707,23 @@ impl<H: SimHost> World<H> {
             return;
         }
         let remote = self.hosts[d].addr;
+        let latency = link.path.latency;
         let Some(host) = self.hosts[t].host.as_mut() else {
             return;
         };
-        let local = host.accept_link(self.now, remote);
-        let latency = link.path.latency;
+        let Some(local) = host.accept_link(self.now, remote) else {
+            if let Some(link) = self.links.get_mut(&id) {
+                link.ends[1].open = false;
+            }
+            let ev = Ev::EndClosed {
+                link: id,
+                end: 0,
+                reason: "refused",
+            };
+            self.queue.push(self.now + latency, ev);
+            self.drain(t);
+            return;
+        };
         if let Some(link) = self.links.get_mut(&id) {
             link.ends[1].local = Some(local);
         }
@@ -729,23 +765,32 @@ impl<H: SimHost> World<H> {
             },
         );
         self.pump(id, 0);
+        self.drain(h);
     }
 
-    /// Pull bytes from end `e`'s host while its window allows, and send them.
-    fn pump(&mut self, id: u64, e: usize) {
+    /// Pull bytes from end `e`'s host while its window allows, and send them. Returns
+    /// whether any were pulled (pulling may make the host queue outputs: drain it).
+    fn pump(&mut self, id: u64, e: usize) -> bool {
         let (window, chunk) = (self.config.window_bytes, self.config.chunk_bytes.max(1));
+        let mut pulled = false;
         loop {
             let Some(link) = self.links.get_mut(&id) else {
-                return;
+                return pulled;
             };
             let dir = &link.dirs[e];
-            if !link.writable(e) || !dir.pending || dir.in_flight >= window {
-                return;
+            let receiver = &link.ends[1 - e];
+            let held = match (receiver.local, self.hosts.get(receiver.host)) {
+                (Some(l), Some(slot)) => slot.host.as_ref().map_or(0, |h| h.backlog(l)),
+                _ => 0,
+            };
+            let used = dir.in_flight.saturating_add(held);
+            if !link.writable(e) || !dir.pending || used >= window {
+                return pulled;
             }
-            let want = chunk.min(window - dir.in_flight);
+            let want = chunk.min(window - used);
             let (h, local) = (link.ends[e].host, link.ends[e].local);
             let (Some(local), Some(host)) = (local, self.hosts[h].host.as_mut()) else {
-                return;
+                return pulled;
             };
             let mut buf = vec![0u8; want];
             let n = host.poll_transmit(local, &mut buf).min(want);
@@ -754,8 +799,9 @@ impl<H: SimHost> World<H> {
                 link.dirs[e].pending = false;
             }
             if n == 0 {
-                return;
+                return pulled;
             }
+            pulled = true;
             self.send_chunk(id, e, buf);
         }
     }
@@ -831,7 +877,12 @@ impl<H: SimHost> World<H> {
                 data,
             },
         );
-        self.pump(id, from);
+        // The sender's window opened: pull more, and act on what pulling made it say.
+        if self.pump(id, from)
+            && let Some(sender) = self.links.get(&id).map(|l| l.ends[from].host)
+        {
+            self.drain(sender);
+        }
     }
 
     /// Deliver, in order, what a direction held, if nothing holds it any more.
@@ -889,7 +940,11 @@ impl<H: SimHost> World<H> {
                 let input = if failed {
                     HostInput::LinkFailed { now, link: local }
                 } else {
-                    HostInput::LinkClosed { now, link: local }
+                    HostInput::LinkClosed {
+                        now,
+                        link: local,
+                        error: reason != "remote",
+                    }
                 };
                 self.feed(end.host, input);
             }
@@ -1109,10 +1164,13 @@ impl<H: SimHost> World<H> {
 
     /// An action the world does not know: hand it to the hook, for `host` or every host.
     fn apply_to_hosts(&mut self, host: Option<usize>, action: &Action) {
+        let role = action.str("role");
         let targets: Vec<usize> = match (host, action.str("host")) {
             (Some(h), _) => vec![h],
             (None, Some(_)) => return,
-            (None, None) => (0..self.hosts.len()).collect(),
+            (None, None) => (0..self.hosts.len())
+                .filter(|&h| role.is_none_or(|r| self.hosts[h].role == r))
+                .collect(),
         };
         for h in targets {
             let Some(hook) = &mut self.action_hook else {

@@ -133,11 +133,11 @@ impl TestHost {
 impl SimHost for TestHost {
     type Event = TestEvent;
 
-    fn accept_link(&mut self, _now: Instant, _remote: SocketAddr) -> LinkId {
+    fn accept_link(&mut self, _now: Instant, _remote: SocketAddr) -> Option<LinkId> {
         let link = LinkId(self.next_link);
         self.next_link += 1;
         self.conns.insert(link, Conn::default());
-        link
+        Some(link)
     }
 
     fn handle_input(&mut self, input: HostInput<'_>) {

@@ -1,0 +1,287 @@
+//! Run a scenario of real nodes: build the world of [`SimPeer`]s from the scenario file,
+//! run it to its end, and turn what the nodes and their workloads reported into a
+//! [`Report`] (metrics, counters, failures by reason) and its summary text.
+//!
+//! Metrics recorded (names in [`Metrics`](crate::trace::Metrics)):
+//! - samples `circuit_build_ms`, `stream_ms`, `ttfb_ms`, `stream_kBps`;
+//! - series `throughput_kBps` (per finished stream, at its finish time);
+//! - counts `circuits_built`, `streams_done`, `stream_bytes`, `no_path`,
+//!   `circuit_build_failed/<DESTROY reason>`, `circuit_lost/<DESTROY reason>`,
+//!   `stream_failed/<END reason>`, `stream_corrupt`, `refused/<error>`,
+//!   `link_down/<reason>`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use onionpeer_core::node::api::Event;
+
+use crate::node::{Directory, SharedDirectory, SimEvent, SimPeer};
+use crate::plot::PlotError;
+use crate::scenario::{Scenario, ScenarioError};
+use crate::trace::{Divergence, Metrics, Trace, first_difference, percentiles};
+use crate::workload::AppEvent;
+use crate::world::{HookCtx, Report};
+
+/// How to run a scenario.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Replace the scenario's seed.
+    pub seed: Option<u64>,
+    /// Write the trace to this file.
+    pub trace: Option<PathBuf>,
+    /// Keep the trace lines in the report (for snapshots and determinism checks).
+    pub keep_lines: bool,
+    /// Write SVG plots into this folder.
+    pub plots: Option<PathBuf>,
+}
+
+/// Why a run failed.
+#[derive(Debug)]
+pub enum SimError {
+    /// The scenario could not be loaded or built.
+    Scenario(ScenarioError),
+    /// The trace file could not be created.
+    Io(String),
+    /// A plot could not be written.
+    Plot(PlotError),
+    /// Two runs of the same seed differed.
+    Diverged(Divergence),
+}
+
+impl std::fmt::Display for SimError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SimError::Scenario(e) => write!(f, "scenario: {e}"),
+            SimError::Io(e) => write!(f, "trace: {e}"),
+            SimError::Plot(e) => write!(f, "{e}"),
+            SimError::Diverged(d) => write!(f, "not deterministic: {d}"),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+impl From<ScenarioError> for SimError {
+    fn from(e: ScenarioError) -> Self {
+        SimError::Scenario(e)
+    }
+}
+
+/// Load the scenario at `path` and run it.
+pub fn run_scenario(path: &Path, opts: &RunOptions) -> Result<Report, SimError> {
+    let scenario = Scenario::load(path)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    run(&scenario, base, opts)
+}
+
+/// Run a scenario given as TOML text (`base`: where relative file names are read from).
+pub fn run_scenario_str(text: &str, base: &Path, opts: &RunOptions) -> Result<Report, SimError> {
+    run(&Scenario::from_toml(text)?, base, opts)
+}
+
+/// Run `scenario` to its end.
+pub fn run(scenario: &Scenario, base: &Path, opts: &RunOptions) -> Result<Report, SimError> {
+    let mut scenario = scenario.clone();
+    if let Some(seed) = opts.seed {
+        scenario.seed = seed;
+    }
+    let mut trace = Trace::new();
+    if opts.keep_lines {
+        trace = trace.keep_lines();
+    }
+    if let Some(path) = &opts.trace {
+        trace = trace
+            .write_to(path)
+            .map_err(|e| SimError::Io(format!("{}: {e}", path.display())))?;
+    }
+    let dir: SharedDirectory = SharedDirectory::new(Directory::default().into());
+    let factory_dir = SharedDirectory::clone(&dir);
+    let mut world = scenario.build(base, trace, move |spec| SimPeer::new(spec, &factory_dir))?;
+    world.on_action(|host: &mut SimPeer, ctx, action| host.on_action(ctx, action));
+    world.on_event(record_metrics);
+    world.run_until(scenario.end());
+    let mut node_counters = std::collections::BTreeMap::new();
+    let mut active = 0;
+    for (name, host) in world.hosts() {
+        if let Some(node) = host.node() {
+            let nonzero: std::collections::BTreeMap<String, u64> = node
+                .counters()
+                .nonzero()
+                .map(|(c, n)| (c.name().to_string(), n))
+                .collect();
+            if !nonzero.is_empty() {
+                node_counters.insert(name.to_string(), nonzero);
+            }
+        }
+        active += host.workload().map_or(0, |w| w.active_streams());
+    }
+    let mut report = world.finish();
+    report.node_counters = node_counters;
+    if active > 0 {
+        report
+            .metrics
+            .count("streams_unfinished_at_end", active as u64);
+    }
+    if let Some(dir) = &opts.plots {
+        std::fs::create_dir_all(dir).map_err(|e| SimError::Io(e.to_string()))?;
+        report.write_plots(dir).map_err(SimError::Plot)?;
+    }
+    Ok(report)
+}
+
+/// Run twice with kept lines; the report of the first run if both traces are identical.
+pub fn run_checked(
+    scenario: &Scenario,
+    base: &Path,
+    opts: &RunOptions,
+) -> Result<Report, SimError> {
+    let mut first_opts = opts.clone();
+    first_opts.keep_lines = true;
+    let first = run(scenario, base, &first_opts)?;
+    let second_opts = RunOptions {
+        keep_lines: true,
+        seed: opts.seed,
+        ..RunOptions::default()
+    };
+    let second = run(scenario, base, &second_opts)?;
+    match first_difference(&first.lines, &second.lines) {
+        Some(d) => Err(SimError::Diverged(d)),
+        None => Ok(first),
+    }
+}
+
+/// The world's event hook: turn what nodes report into metrics.
+pub fn record_metrics(ctx: &HookCtx<'_>, event: &SimEvent, m: &mut Metrics) {
+    match event {
+        SimEvent::Node(Event::LinkDown { reason, .. }) => {
+            m.count(&format!("link_down/{reason:?}"), 1);
+        }
+        SimEvent::Node(_) => {}
+        SimEvent::App(e) => match e {
+            AppEvent::Built { ms, .. } => {
+                m.count("circuits_built", 1);
+                m.sample("circuit_build_ms", *ms);
+            }
+            AppEvent::BuildFailed { reason } => {
+                m.count(&format!("circuit_build_failed/{reason}"), 1);
+            }
+            AppEvent::CircuitLost { reason } => m.count(&format!("circuit_lost/{reason}"), 1),
+            AppEvent::StreamDone {
+                bytes, ttfb_ms, ms, ..
+            } => {
+                m.count("streams_done", 1);
+                m.count("stream_bytes", *bytes);
+                m.sample("stream_ms", *ms);
+                if *ttfb_ms > 0.0 {
+                    m.sample("ttfb_ms", *ttfb_ms);
+                }
+                let kbps = *bytes as f64 / ms.max(1e-3);
+                m.sample("stream_kBps", kbps);
+                m.point("throughput_kBps", ctx.now, kbps);
+            }
+            AppEvent::StreamFailed { reason, .. } => {
+                m.count(&format!("stream_failed/{reason}"), 1);
+            }
+            AppEvent::Corrupt { .. } => m.count("stream_corrupt", 1),
+            AppEvent::NoPath => m.count("no_path", 1),
+            AppEvent::Refused(e) => m.count(&format!("refused/{e}"), 1),
+        },
+    }
+}
+
+/// The failures of a run: every count that is not a success, by reason.
+pub fn failures(report: &Report) -> Vec<(&str, u64)> {
+    const FAILURES: [&str; 8] = [
+        "circuit_build_failed/",
+        "circuit_lost/",
+        "stream_failed/",
+        "stream_corrupt",
+        "no_path",
+        "refused/",
+        "streams_unfinished_at_end",
+        "link_down/",
+    ];
+    let counts = report.metrics.counts.iter();
+    counts
+        .filter(|(k, _)| FAILURES.iter().any(|f| k.starts_with(f)))
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect()
+}
+
+/// The summary a run prints: counts, latencies as p50/p90/p99, bytes, failures by reason,
+/// node counters and the trace hash.
+pub fn render_summary(report: &Report) -> String {
+    let mut s = String::new();
+    let c = |k: &str| report.metrics.counts.get(k).copied().unwrap_or(0);
+    let _ = writeln!(
+        s,
+        "seed {}  simulated {:.3}s  trace events {}",
+        report.seed,
+        report.end.as_nanos() as f64 / 1e9,
+        report.summary.events.values().sum::<u64>()
+    );
+    let _ = writeln!(
+        s,
+        "circuits built {}  streams done {}  stream bytes {}  bytes on links {}",
+        c("circuits_built"),
+        c("streams_done"),
+        c("stream_bytes"),
+        report.summary.bytes_delivered
+    );
+    for (name, unit) in [
+        ("circuit_build_ms", "ms"),
+        ("ttfb_ms", "ms"),
+        ("stream_ms", "ms"),
+        ("stream_kBps", "kB/s"),
+    ] {
+        if let Some(p) = report
+            .metrics
+            .samples
+            .get(name)
+            .and_then(|v| percentiles(v))
+        {
+            let _ = writeln!(
+                s,
+                "{name:<17} n={:<6} p50 {:>10.1} p90 {:>10.1} p99 {:>10.1} {unit}",
+                p.count, p.p50, p.p90, p.p99
+            );
+        }
+    }
+    let fails = failures(report);
+    let _ = writeln!(
+        s,
+        "failures by reason:{}",
+        if fails.is_empty() { " none" } else { "" }
+    );
+    for (k, v) in fails {
+        let _ = writeln!(s, "  {k:<40} {v}");
+    }
+    let mut totals = std::collections::BTreeMap::<&str, (u64, Vec<&str>)>::new();
+    for (node, counters) in &report.node_counters {
+        for (k, v) in counters {
+            let t = totals.entry(k).or_default();
+            t.0 += v;
+            t.1.push(node);
+        }
+    }
+    let _ = writeln!(
+        s,
+        "node counters:{}",
+        if totals.is_empty() { " none" } else { "" }
+    );
+    for (k, (v, nodes)) in totals {
+        let more = if nodes.len() > 4 { " ..." } else { "" };
+        let names = nodes[..nodes.len().min(4)].join(" ");
+        let _ = writeln!(s, "  {k:<40} {v} on {} nodes: {names}{more}", nodes.len());
+    }
+    let world_closes = report.summary.closes.iter();
+    let closes: Vec<String> = world_closes.map(|(k, v)| format!("{k} {v}")).collect();
+    let _ = writeln!(s, "link closes: {}", closes.join(", "));
+    let dial = report.summary.dial_failures.iter();
+    let dial: Vec<String> = dial.map(|(k, v)| format!("{k} {v}")).collect();
+    if !dial.is_empty() {
+        let _ = writeln!(s, "dial failures: {}", dial.join(", "));
+    }
+    let _ = writeln!(s, "trace hash {}", report.trace_hash);
+    s
+}
