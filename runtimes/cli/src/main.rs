@@ -41,6 +41,8 @@ enum Cmd {
     Relay(RelayArgs),
     /// Start a small onionpeer network in this process and fetch a file through it.
     Demo(DemoArgs),
+    /// Run a simulated network scenario (TOML) deterministically and summarize it.
+    Sim(onionpeer_sim::SimArgs),
 }
 
 /// How the first hop of a circuit is created.
@@ -118,6 +120,17 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Cmd::Sim(args) = cli.command {
+        // The simulator runs on virtual time: no runtime, no config file. It prints its
+        // own errors (with the seed to reproduce them).
+        std::process::exit(
+            if onionpeer_sim::cli::main(args) == std::process::ExitCode::SUCCESS {
+                0
+            } else {
+                1
+            },
+        );
+    }
     let file = match cli.config.as_deref().map(ConfigFile::load).transpose() {
         Ok(f) => f.unwrap_or_default(),
         Err(e) => {
@@ -130,6 +143,7 @@ fn main() {
             Cmd::Proxy(a) => proxy(a.merge(file.proxy)).await,
             Cmd::Relay(a) => relay(a.merge(file.relay)).await,
             Cmd::Demo(a) => demo::run(a.merge(file.demo)).await,
+            Cmd::Sim(_) => Ok(()),
         }
     });
     if let Err(e) = result {
