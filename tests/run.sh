@@ -41,8 +41,12 @@ cargo fmt --all -- --check
 log "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-log "core builds without std"
+log "core builds without std, and for the browser (wasm32)"
 cargo build -p onionpeer-core --no-default-features --locked
+if command -v rustup >/dev/null; then
+  rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+  cargo build -p onionpeer-core --no-default-features --target wasm32-unknown-unknown --locked
+fi
 
 log "tests"
 cargo test --workspace --locked
