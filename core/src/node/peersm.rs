@@ -54,6 +54,8 @@ const SID_MAX: StreamId = match StreamId::new(u16::MAX) {
     Some(s) => s,
     None => unreachable!(),
 };
+/// Answering peers closer than a "never closer" peer for it to be caught.
+const SUSPECT_MARGIN: usize = 3;
 /// Peers tracked as suspects at most.
 const MAX_SUSPECTS: usize = 1024;
 
@@ -78,6 +80,8 @@ struct Request {
     kind: ReqKind,
     /// Peers listed so far in a DHT_FOUND answer.
     got: usize,
+    /// It listed a peer (or holder) closer to the target than itself.
+    closer: bool,
     deadline: Instant,
 }
 
@@ -101,6 +105,9 @@ enum Purpose {
 
 struct Query {
     lookup: Lookup,
+    /// Peers that answered in full, and whether they listed anyone closer to the target
+    /// than themselves (bounded by the lookup's `max_contacts`).
+    answered: Vec<(PeerId, bool)>,
     purpose: Purpose,
     timer: Option<Instant>,
 }
@@ -341,6 +348,7 @@ impl Node {
             q,
             Query {
                 lookup,
+                answered: Vec::new(),
                 purpose,
                 timer: None,
             },
@@ -447,7 +455,27 @@ impl Node {
         }
         let l = &query.lookup;
         let closest: Vec<PeerRecord> = l.closest().into_iter().cloned().collect();
-        for id in l.never_closer() {
+        // The seed's "Security" hint, made precise: a peer that listed nobody closer to
+        // the target than itself although the lookup found SUSPECT_MARGIN answering peers
+        // closer than it is hiding them (an honest table knows its neighbourhood). The
+        // lookup's own `never_closer` exempts the k closest, too lenient in a small or
+        // poisoned neighbourhood.
+        let target = l.target();
+        let ranked: Vec<crate::dht::Distance> = closest
+            .iter()
+            .map(|r| target.distance(&Key::from(r.id)))
+            .collect();
+        let caught: Vec<PeerId> = query
+            .answered
+            .iter()
+            .filter(|(_, closer)| !closer)
+            .filter(|(id, _)| {
+                let d = target.distance(&Key::from(*id));
+                ranked.iter().filter(|&&x| x < d).count() >= SUSPECT_MARGIN
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in caught {
             if p.suspects.len() < MAX_SUSPECTS || p.suspects.contains_key(&id) {
                 let n = p.suspects.entry(id).or_insert(0);
                 *n = n.saturating_add(1);
@@ -577,6 +605,7 @@ impl Node {
                 peer: rec.id,
                 kind,
                 got: 0,
+                closer: false,
                 deadline,
             },
         );
@@ -710,7 +739,16 @@ impl Node {
                 let q = *query;
                 req.got += m.peers.len();
                 done = m.peers.is_empty() || req.got >= MAX_FOUND_PEERS;
+                let closer = req.closer;
+                let mut closer_now = closer;
                 if let Some(query) = p.queries.get_mut(&q) {
+                    let t = query.lookup.target();
+                    let own = t.distance(&Key::from(peer));
+                    closer_now |= m.kind == FoundKind::Holders && !m.peers.is_empty();
+                    closer_now |= m.peers.iter().any(|r| t.distance(&Key::from(r.id)) < own);
+                    if done && query.answered.len() < p.cfg.dht.max_contacts {
+                        query.answered.push((peer, closer_now));
+                    }
                     match m.kind {
                         FoundKind::CloserNodes => {
                             query.lookup.on_response(&peer, &m.peers, done);
@@ -719,6 +757,9 @@ impl Node {
                             query.lookup.on_value(&peer, &m.peers, done);
                         }
                     }
+                }
+                if let Some(r) = p.requests.get_mut(&(key, sid)) {
+                    r.closer = closer_now;
                 }
                 if done {
                     p.requests.remove(&(key, sid));
