@@ -299,3 +299,56 @@ fn colluding_bridge_is_detected() {
         assert_eq!(net.node(victim).suspicion(&id_of(&net, h)), 0);
     }
 }
+
+#[test]
+fn requests_over_the_rate_limit_are_dropped_and_lookups_still_end() {
+    let mut net = Network::new();
+    let mut n = 0;
+    let mut add = |net: &mut Network, name: &str, bridge: bool| {
+        let mut cfg = NodeConfig::new([0; 32], Role::RELAY, 0);
+        let mut p = PeersmConfig::new(harness_addr(n));
+        p.bridge = bridge;
+        p.dht.rate_burst = 4;
+        p.dht.rate_per_sec = 1;
+        cfg.peersm = Some(p);
+        n += 1;
+        net.add_node(name, cfg)
+    };
+    let bridge = add(&mut net, "rl-bridge", true);
+    let target = net.target(bridge);
+    let mut peers = Vec::new();
+    for i in 0..6 {
+        let ix = add(&mut net, &format!("rl-peer{i}"), false);
+        peers.push(ix);
+        query(
+            &mut net,
+            ix,
+            Command::Bootstrap {
+                via: BootstrapVia::Bridge(target.clone()),
+            },
+        );
+    }
+    let asker = peers[0];
+    let now = net.now;
+    let mut qs = Vec::new();
+    for i in 0..12u8 {
+        let key = Key([i.wrapping_mul(41); 20]);
+        match net.taped(asker).command(now, Command::FindNode(key)) {
+            Ok(CommandOk::Query(q)) => qs.push(q),
+            other => panic!("{other:?}"),
+        }
+    }
+    net.flush(asker);
+    let until = net.now + Duration::from_secs(120);
+    net.drive_until(until);
+    let done = net
+        .events_of(asker)
+        .filter(|e| matches!(e, Event::DhtLookupDone { query, .. } if qs.contains(query)))
+        .count();
+    assert_eq!(done, qs.len(), "every lookup ends");
+    let limited: u64 = peers
+        .iter()
+        .map(|&i| net.node(i).counters().get(Count::DhtRateLimited))
+        .sum();
+    assert!(limited > 0, "no request was rate limited");
+}

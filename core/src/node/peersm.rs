@@ -266,7 +266,6 @@ impl Node {
     // ---- commands ------------------------------------------------------------------
 
     pub(super) fn dht_command(&mut self, cmd: Command) -> Result<QueryId, CommandError> {
-        let now = self.now;
         let Some(p) = self.peersm.as_mut() else {
             return Err(CommandError::NotAPeer);
         };
@@ -312,7 +311,6 @@ impl Node {
             }
             _ => return Err(CommandError::BadPath),
         }
-        let _ = now;
         Ok(QueryId(q))
     }
 
