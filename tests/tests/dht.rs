@@ -220,6 +220,11 @@ fn vanished_peer_is_dropped_after_failed_ping() {
         .filter(|&i| i != gone && net.node(i).routing_table().unwrap().get(&gone_id).is_some())
         .collect();
     assert!(!knowers.is_empty());
+    let ordb_users: Vec<NodeIx> = all
+        .iter()
+        .copied()
+        .filter(|&i| net.node(i).ordb_peers().contains(&gone_id))
+        .collect();
     net.crash(gone);
     let until = net.now + Duration::from_secs(20 * 60);
     net.drive_until(until);
@@ -235,6 +240,17 @@ fn vanished_peer_is_dropped_after_failed_ping() {
         .map(|&i| net.node(i).counters().get(Count::DhtPeerDropped))
         .sum();
     assert!(dropped >= knowers.len() as u64);
+    // A lost ORDB circuit is replaced.
+    for &i in &ordb_users {
+        assert!(!net.node(i).ordb_peers().contains(&gone_id));
+        assert!(
+            net.node(i).ordb_circuits() >= 6,
+            "{}: {} ORDB circuits after losing one",
+            net.name(i),
+            net.node(i).ordb_circuits()
+        );
+    }
+    println!("{} nodes replaced an ORDB circuit", ordb_users.len());
 }
 
 #[test]

@@ -871,11 +871,12 @@ impl Node {
             if !p.bootstrapped || have >= p.cfg.ordb_circuits {
                 return;
             }
+            // The first (longest-lived) peer of each bucket that is not an ORDB yet.
+            let eligible =
+                |r: &PeerRecord| p.circs.get(&r.id).is_none_or(|c| !c.ordb) && !p.suspected(&r.id);
             let buckets: Vec<PeerRecord> = (0..crate::dht::NUM_BUCKETS as u8)
-                .filter_map(|b| p.table.bucket(b).first())
+                .filter_map(|b| p.table.bucket(b).iter().find(|e| eligible(&e.record)))
                 .map(|e| e.record.clone())
-                .filter(|r| p.circs.get(&r.id).is_none_or(|c| !c.ordb))
-                .filter(|r| !p.suspected(&r.id))
                 .collect();
             if buckets.is_empty() {
                 return;
@@ -1088,5 +1089,64 @@ impl Node {
         self.fill_ordbs();
         self.close_idle_circuits();
         self.arm_dht_tick();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cells::relay::RelayBody;
+
+    fn rec(i: u8, modulus: usize) -> PeerRecord {
+        PeerRecord {
+            id: PeerId([i; 20]),
+            ip: core::net::IpAddr::V4(core::net::Ipv4Addr::new(10, 0, 0, i)),
+            port: 9001,
+            modulus: alloc::vec![0xA5; modulus],
+        }
+    }
+
+    fn body_len(m: &DhtFound) -> usize {
+        let mut v = Vec::new();
+        m.encode_body(&mut v).unwrap();
+        v.len()
+    }
+
+    #[test]
+    fn found_answers_fit_cells_and_end_as_specified() {
+        // Eight 128-byte moduli: 3 + 3 + 2 records, complete at 8, no end cell.
+        let eight: Vec<PeerRecord> = (0..8).map(|i| rec(i, 128)).collect();
+        let cells = found_cells(FoundKind::CloserNodes, &eight);
+        let counts: Vec<usize> = cells.iter().map(|c| c.peers.len()).collect();
+        assert_eq!(counts, [3, 3, 2]);
+        // Fewer than 8: the empty DHT_FOUND ends the answer.
+        let five = &eight[..5];
+        let counts: Vec<usize> = found_cells(FoundKind::Holders, five)
+            .iter()
+            .map(|c| c.peers.len())
+            .collect();
+        assert_eq!(counts, [3, 2, 0]);
+        assert_eq!(found_cells(FoundKind::CloserNodes, &[]).len(), 1);
+        // Any mix of moduli and more than 8 peers: every cell fits, at most 8 listed.
+        for m in [1usize, 64, 128, 200, 255] {
+            let many: Vec<PeerRecord> = (0..12).map(|i| rec(i, m)).collect();
+            let cells = found_cells(FoundKind::CloserNodes, &many);
+            assert!(
+                cells.iter().all(|c| body_len(c) <= MAX_DATA_LEN),
+                "modulus {m}"
+            );
+            let total: usize = cells.iter().map(|c| c.peers.len()).sum();
+            assert_eq!(total, MAX_FOUND_PEERS);
+            assert_eq!(record_len(&many[0]), {
+                let mut v = Vec::new();
+                DhtFound {
+                    kind: FoundKind::CloserNodes,
+                    peers: alloc::vec![many[0].clone()],
+                }
+                .encode_body(&mut v)
+                .unwrap();
+                v.len() - 2
+            });
+        }
     }
 }
