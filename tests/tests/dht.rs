@@ -144,6 +144,13 @@ fn thirty_peers_bootstrap_lookup_store_and_find() {
         );
     }
 
+    // One node's routing table, as text.
+    let now = net.now;
+    insta::assert_snapshot!(
+        "routing_table_peer0",
+        net.node(all[0]).routing_table().unwrap().render(now)
+    );
+
     // FIND_NODE of every peer's id from another peer finds it, in few hops.
     let mut hops = Vec::new();
     for (i, &target) in all.iter().enumerate() {
@@ -186,12 +193,36 @@ fn thirty_peers_bootstrap_lookup_store_and_find() {
         .map(|&i| net.node(i).record_store().unwrap().len())
         .sum();
     assert!(stored >= 1, "nobody stored the record");
-    let d = query(&mut net, seeker, Command::FindValue(name));
+    let d = query(&mut net, seeker, Command::FindValue(name.clone()));
     assert!(
         d.holders.iter().any(|h| h.id == id_of(&net, holder)),
         "FIND_VALUE did not find the holder"
     );
     assert!(d.hops <= log2n);
+
+    // Records live an hour; the holder re-announces, so three hours on it is found still.
+    let until = net.now + Duration::from_secs(3 * 3600);
+    net.drive_until(until);
+    let stored: Vec<usize> = all
+        .iter()
+        .map(|&i| net.node(i).record_store().unwrap().len())
+        .collect();
+    let tables: Vec<usize> = all
+        .iter()
+        .map(|&i| net.node(i).routing_table().unwrap().len())
+        .collect();
+    let mut total = std::collections::BTreeMap::new();
+    for &ix in &all {
+        for (c, n) in net.node(ix).counters().nonzero() {
+            *total.entry(c.name()).or_insert(0) += n;
+        }
+    }
+    println!("after 3h: stored {stored:?} tables {tables:?} {total:?}");
+    let d = query(&mut net, all[22], Command::FindValue(name));
+    assert!(
+        d.holders.iter().any(|h| h.id == id_of(&net, holder)),
+        "the record expired although its holder re-announced it"
+    );
 
     // Serving DHT requests never needed a counted refusal, and no honest peer was
     // suspected.
@@ -214,13 +245,6 @@ fn thirty_peers_bootstrap_lookup_store_and_find() {
         assert_eq!(c.get(Count::MalformedRelayMessage), 0);
         assert_eq!(c.get(Count::UnexpectedCell), 0);
     }
-
-    // One node's routing table, as text.
-    let now = net.now;
-    insta::assert_snapshot!(
-        "routing_table_peer0",
-        net.node(all[0]).routing_table().unwrap().render(now)
-    );
 }
 
 #[test]

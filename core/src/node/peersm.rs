@@ -127,6 +127,11 @@ pub(super) struct PeersmState {
     suspects: BTreeMap<PeerId, u32>,
     verifying: BTreeSet<PeerId>,
     bootstrapped: bool,
+    /// Names we announced with `Command::Store`, re-announced every
+    /// `republish_interval` so the holders' records do not expire (bounded by
+    /// `max_records`).
+    announced: BTreeMap<HashName, Progress>,
+    next_announce: Option<Instant>,
     next_query: u64,
     tick_at: Option<Instant>,
 }
@@ -153,6 +158,8 @@ impl PeersmState {
             suspects: BTreeMap::new(),
             verifying: BTreeSet::new(),
             bootstrapped: false,
+            announced: BTreeMap::new(),
+            next_announce: None,
             next_query: 1,
             tick_at: None,
         }
@@ -305,6 +312,13 @@ impl Node {
                 hash_name,
                 progress,
             } => {
+                if p.announced.len() < p.cfg.dht.max_records || p.announced.contains_key(&hash_name)
+                {
+                    p.announced.insert(hash_name.clone(), progress);
+                }
+                if p.next_announce.is_none() {
+                    p.next_announce = Some(self.now + p.cfg.dht.republish_interval);
+                }
                 let key = Key::for_hash_name(&hash_name);
                 let purpose = Purpose::Store(hash_name, progress);
                 self.start_lookup(q, LookupKind::FindNode, key, purpose, None)
@@ -489,10 +503,24 @@ impl Node {
                 r.kind = ReqKind::Register;
             }
         }
+        // We may be (one of) the closest nodes ourselves: our own store counts.
+        let mut holders: Vec<PeerRecord> = match &query.purpose {
+            Purpose::Value(name) => p
+                .store
+                .get(name, self.now)
+                .map(|h| h.peer.clone())
+                .collect(),
+            _ => Vec::new(),
+        };
+        for h in l.holders() {
+            if !holders.iter().any(|x| x.id == h.id) {
+                holders.push(h.clone());
+            }
+        }
         self.emit(Event::DhtLookupDone {
             query: QueryId(q),
             closest: closest.clone(),
-            holders: l.holders().to_vec(),
+            holders,
             hops: l.hops(),
         });
         match query.purpose {
@@ -1038,6 +1066,41 @@ impl Node {
 
     // ---- maintenance -------------------------------------------------------------------
 
+    /// Our own announcements are sent again (a fresh lookup each, as the closest node may
+    /// have changed) every `republish_interval`.
+    fn reannounce(&mut self) {
+        let now = self.now;
+        let Some(p) = self.peersm.as_mut() else {
+            return;
+        };
+        if p.next_announce.is_none_or(|at| at > now) {
+            return;
+        }
+        p.next_announce = Some(now + p.cfg.dht.republish_interval);
+        let names: Vec<(HashName, Progress)> =
+            p.announced.iter().map(|(n, g)| (n.clone(), *g)).collect();
+        for (name, progress) in names {
+            let Some(p) = self.peersm.as_mut() else {
+                return;
+            };
+            if p.queries.len() >= p.cfg.max_queries {
+                // The rest go at the next interval.
+                self.counters.bump(Count::DhtRefused);
+                return;
+            }
+            let q = p.next_query;
+            p.next_query += 1;
+            let key = Key::for_hash_name(&name);
+            self.start_lookup(
+                q,
+                LookupKind::FindNode,
+                key,
+                Purpose::Store(name, progress),
+                None,
+            );
+        }
+    }
+
     pub(super) fn arm_dht_tick(&mut self) {
         let now = self.now;
         let Some(p) = self.peersm.as_mut() else {
@@ -1086,6 +1149,7 @@ impl Node {
                 progress: h.progress,
             });
         }
+        self.reannounce();
         self.fill_ordbs();
         self.close_idle_circuits();
         self.arm_dht_tick();
