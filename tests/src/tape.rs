@@ -273,6 +273,8 @@ fn command_line(now: Instant, cmd: &Command) -> String {
             StreamTarget::Directory => format!("open {t} {} dir", circuit.0),
         },
         Command::CloseStream(s) => format!("closestream {t} {}", s.0),
+        // DHT commands are recorded for reading, not replayed.
+        other => format!("dht {t} {other:?}"),
     }
 }
 

@@ -11,7 +11,9 @@ use core::net::{IpAddr, SocketAddr};
 use crate::Instant;
 use crate::cells::channel::DestroyReason;
 use crate::cells::relay::EndReason;
+use crate::cells::relay::{HashName, PeerRecord, Progress};
 use crate::crypto::identity::PeerId;
+use crate::dht::Key;
 
 /// A byte connection the runtime carries for the node: a link to another node, or at an
 /// exit, a connection to a destination. Chosen by the node (for connections it asks for)
@@ -147,7 +149,39 @@ pub enum Command {
     },
     /// Close a stream (RELAY_END, reason DONE) once its queued data is sent.
     CloseStream(StreamHandle),
+    /// Peersm: join the DHT (or refresh our place in it) through a bridge or a known
+    /// peer: a FIND_NODE lookup of our own id whose first answering peers become our ORDB
+    /// circuits. Answered with [`Event::DhtLookupDone`] then [`Event::OrdbCircuitsReady`].
+    Bootstrap {
+        /// Where the first peer comes from.
+        via: BootstrapVia,
+    },
+    /// Peersm: the peers closest to a key ([`Event::DhtLookupDone`]).
+    FindNode(Key),
+    /// Peersm: the holders of a hash_name ([`Event::DhtLookupDone`] with `holders`).
+    FindValue(HashName),
+    /// Peersm: announce that we hold `hash_name`: a lookup of the name's key, then a
+    /// DHT_STORE to the closest peer found (which passes it on).
+    Store {
+        /// The file.
+        hash_name: HashName,
+        /// How much of it we have.
+        progress: Progress,
+    },
 }
+
+/// Where a bootstrap gets its first peer.
+#[derive(Debug, Clone)]
+pub enum BootstrapVia {
+    /// Ask a bridge with DB_FIND_PEER (over a one-hop CREATE_FAST circuit).
+    Bridge(RelayTarget),
+    /// A peer given out of band (the seed: "A just needs to know about one peer first").
+    Peer(PeerRecord),
+}
+
+/// An application's handle on a DHT lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QueryId(pub u64);
 
 /// What a command started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +192,8 @@ pub enum CommandOk {
     Stream(StreamHandle),
     /// Done (closes).
     Done,
+    /// A DHT lookup is running under this id.
+    Query(QueryId),
 }
 
 /// Why a command or stream call was refused.
@@ -173,6 +209,8 @@ pub enum CommandError {
     NotConnected,
     /// A configured limit would be exceeded (see the counters).
     Limit,
+    /// A Peersm command at a node without a Peersm config.
+    NotAPeer,
 }
 
 impl core::fmt::Display for CommandError {
@@ -183,6 +221,7 @@ impl core::fmt::Display for CommandError {
             CommandError::NoSuchStream => "no such stream, or it is closed",
             CommandError::NotConnected => "the stream is not connected yet",
             CommandError::Limit => "a configured limit would be exceeded",
+            CommandError::NotAPeer => "the node has no Peersm config",
         })
     }
 }
@@ -280,6 +319,21 @@ pub enum Event {
         /// The END reason.
         reason: EndReason,
     },
+    /// A DHT lookup ended.
+    DhtLookupDone {
+        /// Which.
+        query: QueryId,
+        /// The closest peers that answered, closest first (at most k).
+        closest: Vec<PeerRecord>,
+        /// For FIND_VALUE: the holders found.
+        holders: Vec<PeerRecord>,
+        /// The longest chain of answers that led to a peer that answered.
+        hops: u32,
+    },
+    /// A bootstrap finished with this many ORDB circuits up.
+    OrdbCircuitsReady(usize),
+    /// A bridge (or peer) answered DB_FIND_PEER with this peer.
+    PeerFound(PeerRecord),
 }
 
 /// Why the node wants to be woken at a [`Output::Timeout`].
@@ -293,6 +347,8 @@ pub enum TimeoutReason {
     CircuitBuild,
     /// An exit connection deadline.
     ExitConnect,
+    /// A DHT deadline (lookup, request, PING, maintenance).
+    Dht,
 }
 
 /// What the node asks of its driver.

@@ -229,6 +229,7 @@ impl Node {
             }
             let handle = c.handle;
             self.emit(Event::CircuitBuilt(handle));
+            self.on_dht_circuit_built(key);
             return;
         }
         if c.relay_early_left == 0 {
@@ -559,6 +560,11 @@ impl Node {
                 }
             }
             RelayMsg::Drop(_) => {}
+            msg @ (RelayMsg::DhtFound(_) | RelayMsg::DhtPing(_) | RelayMsg::DbFoundPeer(_))
+                if self.peersm.is_some() =>
+            {
+                self.on_dht_reply(key, stream_id, msg)
+            }
             msg => self.on_client_stream_msg(key, hop, tag, stream_id, msg),
         }
     }
@@ -594,6 +600,15 @@ impl Node {
                 }
             }
             RelayMsg::Drop(_) => {}
+            msg @ (RelayMsg::DhtPing(_)
+            | RelayMsg::DhtFindNode(_)
+            | RelayMsg::DhtFindValue(_)
+            | RelayMsg::DhtStore(_)
+            | RelayMsg::DbFindPeer(_))
+                if self.peersm.is_some() =>
+            {
+                self.on_dht_request(key, stream_id, msg)
+            }
             msg => self.on_exit_msg(key, tag, stream_id, msg),
         }
     }
@@ -778,6 +793,7 @@ impl Node {
                     circuit: c.handle,
                     reason,
                 });
+                self.on_dht_circuit_closed(key);
             }
             Circuit::Relay(r) => {
                 let mut ends = alloc::vec![r.prev];

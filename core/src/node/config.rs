@@ -102,6 +102,43 @@ pub struct NodeConfig {
     pub directory: BTreeMap<String, Vec<u8>>,
     /// Resource bounds.
     pub limits: Limits,
+    /// The Peersm DHT/peer role (`None`: the node takes no part in the DHT and counts
+    /// DHT messages as unexpected).
+    pub peersm: Option<PeersmConfig>,
+}
+
+/// The Peersm peer role: how the node advertises itself in the DHT and what it builds.
+#[derive(Debug, Clone)]
+pub struct PeersmConfig {
+    /// The address other peers reach us at (our PEER record's IP and port).
+    pub addr: core::net::SocketAddr,
+    /// The DHT's knobs.
+    pub dht: crate::dht::DhtConfig,
+    /// ORDB circuits the node keeps (the seed: "at least 6 circuits").
+    pub ordb_circuits: usize,
+    /// Act as a bridge: register peers that send DB_FIND_PEER and answer with one of them.
+    pub bridge: bool,
+    /// Peers a bridge keeps registered (the oldest is forgotten first).
+    pub max_registered: usize,
+    /// DHT requests this node keeps outstanding at once (lookups, pings, verifications).
+    pub max_requests: usize,
+    /// Lookups running at once.
+    pub max_queries: usize,
+}
+
+impl PeersmConfig {
+    /// Defaults for a peer reachable at `addr`.
+    pub fn new(addr: core::net::SocketAddr) -> PeersmConfig {
+        PeersmConfig {
+            addr,
+            dht: crate::dht::DhtConfig::default(),
+            ordb_circuits: 6,
+            bridge: false,
+            max_registered: 1024,
+            max_requests: 256,
+            max_queries: 16,
+        }
+    }
 }
 
 impl NodeConfig {
@@ -114,6 +151,7 @@ impl NodeConfig {
             exit_policy: ExitPolicy::reject_all(),
             directory: BTreeMap::new(),
             limits: Limits::default(),
+            peersm: None,
         }
     }
 }

@@ -69,6 +69,19 @@ counters! {
     ExtendFailed,
     /// An event about a stream or circuit that no longer exists (dropped quietly).
     StaleReference,
+    /// A DHT request over a peer's rate limit (dropped unanswered).
+    DhtRateLimited,
+    /// A DHT request refused: a limit on requests, records or registrations was hit.
+    DhtRefused,
+    /// A DHT reply that matched no request of ours (late, or forged).
+    DhtUnexpectedReply,
+    /// A DHT request of ours timed out or its circuit failed.
+    DhtRequestFailed,
+    /// A routing-table peer dropped after it failed a PING.
+    DhtPeerDropped,
+    /// A lookup peer whose answers were never closer to the target (seed, "Security"):
+    /// once per lookup that caught it.
+    SuspectPeer,
 }
 
 /// The counters of one node.

@@ -20,6 +20,7 @@ mod keys;
 
 mod circuits;
 mod links;
+mod peersm;
 mod streams;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -64,6 +65,10 @@ enum Timer {
     Link(ConnId),
     Circuit(CircKey),
     Exit(ConnId),
+    /// A DHT lookup's next per-peer deadline.
+    DhtQuery(u64),
+    /// DHT maintenance: pings, request deadlines, records, ORDB circuits.
+    DhtTick,
 }
 
 /// An onion proxy and (optionally) onion router. See the module docs for how to drive it.
@@ -84,6 +89,8 @@ pub struct Node {
     timers: BTreeSet<(Instant, Timer)>,
     outputs: VecDeque<Output>,
     counters: Counters,
+    /// The Peersm DHT/peer state, when `config.peersm` is set.
+    peersm: Option<alloc::boxed::Box<peersm::PeersmState>>,
 }
 
 impl core::fmt::Debug for Node {
@@ -105,7 +112,11 @@ impl Node {
     pub fn new(config: NodeConfig, now: Instant) -> Result<Node, NodeError> {
         let mut rng = ChaCha20Rng::from_seed(config.seed);
         let keys = NodeKeys::generate(&mut rng).map_err(NodeError::Keys)?;
-        Ok(Node {
+        let peersm = config
+            .peersm
+            .as_ref()
+            .map(|p| alloc::boxed::Box::new(peersm::PeersmState::new(p, &keys)));
+        let mut node = Node {
             config,
             rng,
             now,
@@ -121,7 +132,10 @@ impl Node {
             timers: BTreeSet::new(),
             outputs: VecDeque::new(),
             counters: Counters::default(),
-        })
+            peersm,
+        };
+        node.arm_dht_tick();
+        Ok(node)
     }
 
     // ---- getters -------------------------------------------------------------------
@@ -256,6 +270,10 @@ impl Node {
                 self.close_client_stream(s)?;
                 Ok(CommandOk::Done)
             }
+            cmd @ (Command::Bootstrap { .. }
+            | Command::FindNode(_)
+            | Command::FindValue(_)
+            | Command::Store { .. }) => self.dht_command(cmd).map(CommandOk::Query),
         }
     }
 
@@ -298,6 +316,7 @@ impl Node {
                     Timer::Link(_) => TimeoutReason::LinkHandshake,
                     Timer::Circuit(_) => TimeoutReason::CircuitBuild,
                     Timer::Exit(_) => TimeoutReason::ExitConnect,
+                    Timer::DhtQuery(_) | Timer::DhtTick => TimeoutReason::Dht,
                 };
                 Output::Timeout(at, reason)
             }
@@ -366,6 +385,8 @@ impl Node {
                 Timer::Link(c) => self.on_link_timer(c, at),
                 Timer::Circuit(k) => self.on_circuit_timer(k, at),
                 Timer::Exit(c) => self.on_exit_timer(c, at),
+                Timer::DhtQuery(q) => self.on_dht_query_timer(q),
+                Timer::DhtTick => self.on_dht_tick(),
             }
         }
     }

@@ -1,0 +1,1216 @@
+//! The Peersm peer role inside the node (seed, "DHT and Bridges", "Boostrap and peers
+//! discovery", "Security"): serving DHT requests at the last hop of a circuit, running
+//! lookups over one-hop CREATE_FAST circuits, bootstrapping through a bridge, keeping the
+//! ORDB circuits and PINGing the routing table.
+//!
+//! Decisions (see also PROTOCOL.md, "Peersm DHT in the node"):
+//! - **Who enters a routing table.** Only peers whose id a link proved: a peer that
+//!   answered one of our requests over a circuit we built to it (the link's CERTS proved
+//!   its id at that address). A DB_FIND_PEER sender is *verified* first: we build our own
+//!   circuit to the address it claims and PING it; only its answer inserts it (and, at a
+//!   bridge, registers it). Anonymous askers of FIND_NODE/FIND_VALUE are never inserted,
+//!   and peers merely listed in a DHT_FOUND are only lookup candidates.
+//! - **End of an answer.** A DHT_FOUND answer is complete once it listed 8 peers or with
+//!   a DHT_FOUND listing none (sent after the last one when fewer than 8 were listed).
+//! - **ORDB circuits are one hop.** The seed extends each to a second peer, but a PEER
+//!   record has no ntor onion key and extending with CREATE_FAST would let the first hop
+//!   read the second hop's keys. Until records carry an ntor key, ORDB circuits stop at
+//!   the first peer.
+//! - **Rate limits** apply per previous-hop link (circuits on one link share a bucket).
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use rand_core::Rng;
+
+use super::api::{BootstrapVia, Command, CommandError, Event, FirstHop, QueryId, RelayTarget};
+use super::config::PeersmConfig;
+use super::counters::Count;
+use super::keys::NodeKeys;
+use super::{Node, Timer};
+use crate::Instant;
+use crate::cells::channel::DestroyReason;
+use crate::cells::relay::{
+    DbFindPeer, DbFoundPeer, DhtFindNode, DhtFindValue, DhtFound, DhtPing, DhtStore, FoundKind,
+    HashName, MAX_DATA_LEN, MAX_FOUND_PEERS, PeerRecord, Progress, RelayCell, RelayMsg, StreamId,
+};
+use crate::circuit::{CircKey, Circuit};
+use crate::crypto::identity::PeerId;
+use crate::dht::{
+    Action, InsertResult, Key, Lookup, LookupKind, PingOutcome, RateLimiter, RecordStore,
+    RoutingTable,
+};
+
+/// How often maintenance runs (PINGs due, deadlines, records, ORDB replacement).
+const TICK: core::time::Duration = core::time::Duration::from_secs(30);
+/// A peer caught this many times answering "never closer" is no longer asked.
+const SUSPECT_LIMIT: u32 = 2;
+const SID_MIN: StreamId = match StreamId::new(1) {
+    Some(s) => s,
+    None => unreachable!(),
+};
+const SID_MAX: StreamId = match StreamId::new(u16::MAX) {
+    Some(s) => s,
+    None => unreachable!(),
+};
+/// Answering peers closer than a "never closer" peer for it to be caught.
+const SUSPECT_MARGIN: usize = 3;
+/// Peers tracked as suspects at most.
+const MAX_SUSPECTS: usize = 1024;
+
+/// What one of our requests was for.
+#[derive(Debug, Clone)]
+enum ReqKind {
+    /// DB_FIND_PEER to a bridge; the answer starts lookup `query`.
+    FindPeer { query: u64 },
+    /// DB_FIND_PEER sent to register with a peer we contacted; the answer is ignored.
+    Register,
+    /// FIND_NODE / FIND_VALUE for lookup `query`.
+    Lookup { query: u64 },
+    /// Periodic PING of a routing-table peer.
+    Ping,
+    /// PING verifying a peer that registered with us.
+    Verify(PeerRecord),
+}
+
+#[derive(Debug, Clone)]
+struct Request {
+    peer: PeerId,
+    kind: ReqKind,
+    /// Peers listed so far in a DHT_FOUND answer.
+    got: usize,
+    /// It listed a peer (or holder) closer to the target than itself.
+    closer: bool,
+    deadline: Instant,
+}
+
+/// A one-hop CREATE_FAST circuit to a peer.
+#[derive(Debug)]
+struct PeerCirc {
+    key: CircKey,
+    record: PeerRecord,
+    built: bool,
+    ordb: bool,
+    queued: Vec<RelayCell>,
+}
+
+#[derive(Debug, Clone)]
+enum Purpose {
+    User,
+    Value(HashName),
+    Bootstrap,
+    Store(HashName, Progress),
+}
+
+struct Query {
+    lookup: Lookup,
+    /// Peers that answered in full, and whether they listed anyone closer to the target
+    /// than themselves (bounded by the lookup's `max_contacts`).
+    answered: Vec<(PeerId, bool)>,
+    purpose: Purpose,
+    timer: Option<Instant>,
+}
+
+/// The Peersm state of a node.
+pub(super) struct PeersmState {
+    cfg: PeersmConfig,
+    me: PeerRecord,
+    table: RoutingTable,
+    store: RecordStore,
+    limiter: RateLimiter,
+    registered: Vec<PeerRecord>,
+    queries: BTreeMap<u64, Query>,
+    requests: BTreeMap<(CircKey, StreamId), Request>,
+    circs: BTreeMap<PeerId, PeerCirc>,
+    by_circ: BTreeMap<CircKey, PeerId>,
+    suspects: BTreeMap<PeerId, u32>,
+    verifying: BTreeSet<PeerId>,
+    bootstrapped: bool,
+    /// Names we announced with `Command::Store`, re-announced every
+    /// `republish_interval` so the holders' records do not expire (bounded by
+    /// `max_records`).
+    announced: BTreeMap<HashName, Progress>,
+    next_announce: Option<Instant>,
+    next_query: u64,
+    tick_at: Option<Instant>,
+}
+
+impl PeersmState {
+    pub(super) fn new(cfg: &PeersmConfig, keys: &NodeKeys) -> PeersmState {
+        let me = PeerRecord {
+            id: keys.peer_id(),
+            ip: cfg.addr.ip(),
+            port: cfg.addr.port(),
+            modulus: keys.relay.rsa_identity.public().modulus(),
+        };
+        PeersmState {
+            table: RoutingTable::new(me.id, cfg.dht.ping_timeout),
+            store: RecordStore::new(&cfg.dht),
+            limiter: RateLimiter::from_config(&cfg.dht),
+            cfg: cfg.clone(),
+            me,
+            registered: Vec::new(),
+            queries: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            circs: BTreeMap::new(),
+            by_circ: BTreeMap::new(),
+            suspects: BTreeMap::new(),
+            verifying: BTreeSet::new(),
+            bootstrapped: false,
+            announced: BTreeMap::new(),
+            next_announce: None,
+            next_query: 1,
+            tick_at: None,
+        }
+    }
+
+    fn suspected(&self, id: &PeerId) -> bool {
+        self.suspects.get(id).is_some_and(|&n| n >= SUSPECT_LIMIT)
+    }
+
+    fn ordb_count(&self) -> usize {
+        self.circs.values().filter(|c| c.ordb && c.built).count()
+    }
+}
+
+fn target_of(r: &PeerRecord) -> RelayTarget {
+    RelayTarget {
+        addr: SocketAddr::new(r.ip, r.port),
+        id: r.id,
+        // Unused: the circuit's only hop is made with CREATE_FAST.
+        ntor_key: [0; 32],
+        ed_id: None,
+    }
+}
+
+/// Encoded size of a PEER record.
+fn record_len(r: &PeerRecord) -> usize {
+    let ip = if r.ip.is_ipv4() { 4 } else { 16 };
+    1 + 20 + 1 + ip + 1 + 2 + 1 + r.modulus.len()
+}
+
+/// `peers` split into DHT_FOUND bodies that each fit a relay cell, then the empty
+/// end-of-answer cell when fewer than 8 peers were listed.
+fn found_cells(kind: FoundKind, peers: &[PeerRecord]) -> Vec<DhtFound> {
+    let peers = &peers[..peers.len().min(MAX_FOUND_PEERS)];
+    let mut out = Vec::new();
+    let mut cur: Vec<PeerRecord> = Vec::new();
+    let mut size = 2;
+    for p in peers {
+        let n = record_len(p);
+        if !cur.is_empty() && size + n > MAX_DATA_LEN {
+            out.push(DhtFound {
+                kind,
+                peers: core::mem::take(&mut cur),
+            });
+            size = 2;
+        }
+        size += n;
+        cur.push(p.clone());
+    }
+    if !cur.is_empty() {
+        out.push(DhtFound { kind, peers: cur });
+    }
+    if peers.len() < MAX_FOUND_PEERS {
+        out.push(DhtFound {
+            kind,
+            peers: Vec::new(),
+        });
+    }
+    out
+}
+
+/// A rate-limit key for the link a circuit came in on.
+fn link_key(conn: super::api::ConnId) -> PeerId {
+    let mut b = [0u8; 20];
+    b[..8].copy_from_slice(&conn.0.to_be_bytes());
+    PeerId(b)
+}
+
+impl Node {
+    // ---- getters -------------------------------------------------------------------
+
+    /// Our Peersm PEER record (`None` without a Peersm config).
+    pub fn peer_record(&self) -> Option<&PeerRecord> {
+        self.peersm.as_ref().map(|p| &p.me)
+    }
+
+    /// The DHT routing table (`None` without a Peersm config).
+    pub fn routing_table(&self) -> Option<&RoutingTable> {
+        self.peersm.as_ref().map(|p| &p.table)
+    }
+
+    /// The DHT_STORE records kept (`None` without a Peersm config).
+    pub fn record_store(&self) -> Option<&RecordStore> {
+        self.peersm.as_ref().map(|p| &p.store)
+    }
+
+    /// ORDB circuits built and open.
+    pub fn ordb_circuits(&self) -> usize {
+        self.peersm.as_ref().map_or(0, |p| p.ordb_count())
+    }
+
+    /// The peers our ORDB circuits go to.
+    pub fn ordb_peers(&self) -> Vec<PeerId> {
+        self.peersm.as_ref().map_or_else(Vec::new, |p| {
+            p.circs
+                .iter()
+                .filter(|(_, c)| c.ordb && c.built)
+                .map(|(id, _)| *id)
+                .collect()
+        })
+    }
+
+    /// How many times `peer` was caught answering "never closer" (seed, "Security").
+    pub fn suspicion(&self, peer: &PeerId) -> u32 {
+        self.peersm
+            .as_ref()
+            .and_then(|p| p.suspects.get(peer).copied())
+            .unwrap_or(0)
+    }
+
+    // ---- commands ------------------------------------------------------------------
+
+    pub(super) fn dht_command(&mut self, cmd: Command) -> Result<QueryId, CommandError> {
+        let Some(p) = self.peersm.as_mut() else {
+            return Err(CommandError::NotAPeer);
+        };
+        if p.queries.len() >= p.cfg.max_queries {
+            self.counters.bump(Count::DhtRefused);
+            return Err(CommandError::Limit);
+        }
+        let q = p.next_query;
+        p.next_query += 1;
+        match cmd {
+            Command::Bootstrap { via } => match via {
+                BootstrapVia::Bridge(t) => {
+                    let bridge = PeerRecord {
+                        id: t.id,
+                        ip: t.addr.ip(),
+                        port: t.addr.port(),
+                        modulus: Vec::new(),
+                    };
+                    let msg = DbFindPeer { peer: p.me.clone() }.into();
+                    if !self.dht_send(&bridge, msg, ReqKind::FindPeer { query: q }) {
+                        return Err(CommandError::Limit);
+                    }
+                }
+                BootstrapVia::Peer(r) => self.start_query(q, Purpose::Bootstrap, Some(r)),
+            },
+            Command::FindNode(key) => {
+                self.start_lookup(q, LookupKind::FindNode, key, Purpose::User, None)
+            }
+            Command::FindValue(name) => self.start_lookup(
+                q,
+                LookupKind::FindValue,
+                Key::for_hash_name(&name),
+                Purpose::Value(name),
+                None,
+            ),
+            Command::Store {
+                hash_name,
+                progress,
+            } => {
+                if p.announced.len() < p.cfg.dht.max_records || p.announced.contains_key(&hash_name)
+                {
+                    p.announced.insert(hash_name.clone(), progress);
+                }
+                if p.next_announce.is_none() {
+                    p.next_announce = Some(self.now + p.cfg.dht.republish_interval);
+                }
+                let key = Key::for_hash_name(&hash_name);
+                let purpose = Purpose::Store(hash_name, progress);
+                self.start_lookup(q, LookupKind::FindNode, key, purpose, None)
+            }
+            _ => return Err(CommandError::BadPath),
+        }
+        Ok(QueryId(q))
+    }
+
+    fn start_query(&mut self, q: u64, purpose: Purpose, first: Option<PeerRecord>) {
+        let Some(p) = self.peersm.as_ref() else {
+            return;
+        };
+        let own = Key::from(p.me.id);
+        self.start_lookup(q, LookupKind::FindNode, own, purpose, first);
+    }
+
+    fn start_lookup(
+        &mut self,
+        q: u64,
+        kind: LookupKind,
+        target: Key,
+        purpose: Purpose,
+        first: Option<PeerRecord>,
+    ) {
+        let Some(p) = self.peersm.as_mut() else {
+            return;
+        };
+        let mut seeds: Vec<PeerRecord> = first.into_iter().collect();
+        seeds.extend(
+            p.table
+                .closest(&target, p.cfg.dht.k)
+                .into_iter()
+                .map(|e| e.record.clone())
+                .filter(|r| !p.suspected(&r.id)),
+        );
+        let lookup = Lookup::new(kind, p.me.id, target, seeds, &p.cfg.dht);
+        p.queries.insert(
+            q,
+            Query {
+                lookup,
+                answered: Vec::new(),
+                purpose,
+                timer: None,
+            },
+        );
+        self.drive_query(q);
+    }
+
+    /// Contact whom the lookup asks for, then wait or finish.
+    fn drive_query(&mut self, q: u64) {
+        loop {
+            let now = self.now;
+            let Some(p) = self.peersm.as_mut() else {
+                return;
+            };
+            let suspects = &p.suspects;
+            let Some(query) = p.queries.get_mut(&q) else {
+                return;
+            };
+            match query.lookup.next(now) {
+                Action::Contact(rec) => {
+                    if suspects.get(&rec.id).is_some_and(|&n| n >= SUSPECT_LIMIT) {
+                        query.lookup.on_failure(&rec.id);
+                        continue;
+                    }
+                    let msg: RelayMsg = match query.lookup.kind() {
+                        LookupKind::FindNode => DhtFindNode {
+                            target: PeerId(query.lookup.target().0),
+                            modulus: p.me.modulus.clone(),
+                        }
+                        .into(),
+                        LookupKind::FindValue => match &query.purpose {
+                            Purpose::Value(name) => DhtFindValue {
+                                hash_name: name.clone(),
+                            }
+                            .into(),
+                            _ => {
+                                query.lookup.on_failure(&rec.id);
+                                continue;
+                            }
+                        },
+                    };
+                    let bootstrap = matches!(
+                        self.peersm.as_ref().and_then(|p| p.queries.get(&q)),
+                        Some(Query {
+                            purpose: Purpose::Bootstrap,
+                            ..
+                        })
+                    );
+                    let fresh = self
+                        .peersm
+                        .as_ref()
+                        .is_some_and(|p| !p.circs.contains_key(&rec.id));
+                    if !self.dht_send(&rec, msg, ReqKind::Lookup { query: q }) {
+                        if let Some(query) =
+                            self.peersm.as_mut().and_then(|p| p.queries.get_mut(&q))
+                        {
+                            query.lookup.on_failure(&rec.id);
+                        }
+                        continue;
+                    }
+                    if bootstrap && fresh {
+                        // "Each peer connected to A adds A in its routing table": ask
+                        // it to register (it verifies us before it does).
+                        let me = self.peersm.as_ref().map(|p| p.me.clone());
+                        if let Some(me) = me {
+                            self.dht_send(&rec, DbFindPeer { peer: me }.into(), ReqKind::Register);
+                        }
+                    }
+                }
+                Action::Wait { until } => {
+                    if let Some(old) = query.timer.take() {
+                        self.timers.remove(&(old, Timer::DhtQuery(q)));
+                    }
+                    if let Some(at) = until {
+                        query.timer = Some(at);
+                        self.timers.insert((at, Timer::DhtQuery(q)));
+                    }
+                    return;
+                }
+                Action::Finished => {
+                    self.finish_query(q);
+                    return;
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_dht_query_timer(&mut self, q: u64) {
+        if let Some(query) = self.peersm.as_mut().and_then(|p| p.queries.get_mut(&q)) {
+            query.timer = None;
+        }
+        self.drive_query(q);
+    }
+
+    fn finish_query(&mut self, q: u64) {
+        let Some(p) = self.peersm.as_mut() else {
+            return;
+        };
+        let Some(query) = p.queries.remove(&q) else {
+            return;
+        };
+        if let Some(at) = query.timer {
+            self.timers.remove(&(at, Timer::DhtQuery(q)));
+        }
+        let l = &query.lookup;
+        let closest: Vec<PeerRecord> = l.closest().into_iter().cloned().collect();
+        // The seed's "Security" hint, made precise: a peer that listed nobody closer to
+        // the target than itself although the lookup found SUSPECT_MARGIN answering peers
+        // closer than it is hiding them (an honest table knows its neighbourhood). The
+        // lookup's own `never_closer` exempts the k closest, too lenient in a small or
+        // poisoned neighbourhood.
+        let target = l.target();
+        let ranked: Vec<crate::dht::Distance> = closest
+            .iter()
+            .map(|r| target.distance(&Key::from(r.id)))
+            .collect();
+        let caught: Vec<PeerId> = query
+            .answered
+            .iter()
+            .filter(|(_, closer)| !closer)
+            .filter(|(id, _)| {
+                let d = target.distance(&Key::from(*id));
+                ranked.iter().filter(|&&x| x < d).count() >= SUSPECT_MARGIN
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in caught {
+            if p.suspects.len() < MAX_SUSPECTS || p.suspects.contains_key(&id) {
+                let n = p.suspects.entry(id).or_insert(0);
+                *n = n.saturating_add(1);
+                self.counters.bump(Count::SuspectPeer);
+                if *n >= SUSPECT_LIMIT {
+                    p.table.remove(&id);
+                }
+            }
+        }
+        // Requests of this lookup still out are answered into nothing.
+        for r in p.requests.values_mut() {
+            if matches!(r.kind, ReqKind::Lookup { query } if query == q) {
+                r.kind = ReqKind::Register;
+            }
+        }
+        // We may be (one of) the closest nodes ourselves: our own store counts.
+        let mut holders: Vec<PeerRecord> = match &query.purpose {
+            Purpose::Value(name) => p
+                .store
+                .get(name, self.now)
+                .map(|h| h.peer.clone())
+                .collect(),
+            _ => Vec::new(),
+        };
+        for h in l.holders() {
+            if !holders.iter().any(|x| x.id == h.id) {
+                holders.push(h.clone());
+            }
+        }
+        self.emit(Event::DhtLookupDone {
+            query: QueryId(q),
+            closest: closest.clone(),
+            holders,
+            hops: l.hops(),
+        });
+        match query.purpose {
+            Purpose::Bootstrap => {
+                if let Some(p) = self.peersm.as_mut() {
+                    p.bootstrapped = true;
+                }
+                self.fill_ordbs();
+                let n = self.ordb_circuits_promised();
+                self.emit(Event::OrdbCircuitsReady(n));
+            }
+            Purpose::Store(name, progress) => {
+                let me = self.peersm.as_ref().map(|p| p.me.clone());
+                if let (Some(first), Some(me)) = (closest.first(), me) {
+                    let msg = DhtStore {
+                        hash_name: name,
+                        peer: me,
+                        progress,
+                    };
+                    self.dht_send_oneway(first, msg.into());
+                }
+            }
+            Purpose::User | Purpose::Value(_) => {}
+        }
+        self.close_idle_circuits();
+    }
+
+    /// ORDB circuits up or being built.
+    fn ordb_circuits_promised(&self) -> usize {
+        self.peersm
+            .as_ref()
+            .map_or(0, |p| p.circs.values().filter(|c| c.ordb).count())
+    }
+
+    // ---- sending requests ------------------------------------------------------------
+
+    /// The circuit to `rec`'s peer, built or being built; opens one if needed.
+    fn circ_to(&mut self, rec: &PeerRecord) -> Option<CircKey> {
+        let p = self.peersm.as_ref()?;
+        if let Some(c) = p.circs.get(&rec.id) {
+            return Some(c.key);
+        }
+        if rec.id == p.me.id || p.circs.len() >= p.cfg.max_requests {
+            return None;
+        }
+        let handle = self
+            .start_circuit(alloc::vec![target_of(rec)], FirstHop::Fast)
+            .ok()?;
+        let key = *self.client_circs.get(&handle)?;
+        let p = self.peersm.as_mut()?;
+        p.circs.insert(
+            rec.id,
+            PeerCirc {
+                key,
+                record: rec.clone(),
+                built: false,
+                ordb: false,
+                queued: Vec::new(),
+            },
+        );
+        p.by_circ.insert(key, rec.id);
+        Some(key)
+    }
+
+    /// Send `cell` on `key` now, or once the circuit is built.
+    fn send_on(&mut self, peer: &PeerId, key: CircKey, cell: RelayCell) {
+        let Some(c) = self.peersm.as_mut().and_then(|p| p.circs.get_mut(peer)) else {
+            return;
+        };
+        if !c.built {
+            c.queued.push(cell);
+            return;
+        }
+        let hop = match self.circuits.get(&key) {
+            Some(Circuit::Client(c)) => c.last_hop(),
+            _ => return,
+        };
+        self.send_relay_outbound(key, hop, &cell, false);
+    }
+
+    /// Send a request to `rec`'s peer on a fresh stream id; false if it cannot be sent.
+    fn dht_send(&mut self, rec: &PeerRecord, msg: RelayMsg, kind: ReqKind) -> bool {
+        let Some(p) = self.peersm.as_ref() else {
+            return false;
+        };
+        if p.requests.len() >= p.cfg.max_requests {
+            self.counters.bump(Count::DhtRefused);
+            return false;
+        }
+        let Some(key) = self.circ_to(rec) else {
+            return false;
+        };
+        let Some(p) = self.peersm.as_mut() else {
+            return false;
+        };
+        let sid = loop {
+            let raw = (self.rng.next_u32() & 0xffff) as u16;
+            if let Some(id) = StreamId::new(raw)
+                && !p.requests.contains_key(&(key, id))
+            {
+                break id;
+            }
+        };
+        let deadline = self.now + p.cfg.dht.peer_timeout * 3;
+        p.requests.insert(
+            (key, sid),
+            Request {
+                peer: rec.id,
+                kind,
+                got: 0,
+                closer: false,
+                deadline,
+            },
+        );
+        self.send_on(&rec.id, key, RelayCell::new(Some(sid), msg));
+        true
+    }
+
+    /// Send a message that takes no answer (DHT_STORE) to `rec`'s peer.
+    fn dht_send_oneway(&mut self, rec: &PeerRecord, msg: RelayMsg) {
+        if let Some(key) = self.circ_to(rec) {
+            self.send_on(&rec.id, key, RelayCell::new(None, msg));
+        }
+    }
+
+    fn send_ping(&mut self, rec: &PeerRecord, kind: ReqKind) {
+        if !self.dht_send(rec, DhtPing { reply: false }.into(), kind.clone()) {
+            self.dht_request_failed(rec.id, kind);
+        }
+    }
+
+    // ---- circuit hooks -----------------------------------------------------------------
+
+    pub(super) fn on_dht_circuit_built(&mut self, key: CircKey) {
+        let Some(p) = self.peersm.as_mut() else {
+            return;
+        };
+        let Some(peer) = p.by_circ.get(&key).copied() else {
+            return;
+        };
+        let Some(c) = p.circs.get_mut(&peer) else {
+            return;
+        };
+        c.built = true;
+        let queued = core::mem::take(&mut c.queued);
+        for cell in queued {
+            self.send_on(&peer, key, cell);
+        }
+    }
+
+    pub(super) fn on_dht_circuit_closed(&mut self, key: CircKey) {
+        let Some(p) = self.peersm.as_mut() else {
+            return;
+        };
+        let Some(peer) = p.by_circ.remove(&key) else {
+            return;
+        };
+        p.circs.remove(&peer);
+        let failed: Vec<(CircKey, StreamId)> = p
+            .requests
+            .range((key, SID_MIN)..=(key, SID_MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in failed {
+            if let Some(r) = self.peersm.as_mut().and_then(|p| p.requests.remove(&k)) {
+                self.dht_request_failed(r.peer, r.kind);
+            }
+        }
+    }
+
+    /// A request of ours got no answer (timeout, circuit failed).
+    fn dht_request_failed(&mut self, peer: PeerId, kind: ReqKind) {
+        self.counters.bump(Count::DhtRequestFailed);
+        let now = self.now;
+        match kind {
+            ReqKind::FindPeer { query } => self.emit(Event::DhtLookupDone {
+                query: QueryId(query),
+                closest: Vec::new(),
+                holders: Vec::new(),
+                hops: 0,
+            }),
+            ReqKind::Register => {}
+            ReqKind::Lookup { query } => {
+                if let Some(q) = self.peersm.as_mut().and_then(|p| p.queries.get_mut(&query)) {
+                    q.lookup.on_failure(&peer);
+                    self.drive_query(query);
+                }
+            }
+            ReqKind::Ping => {
+                let Some(p) = self.peersm.as_mut() else {
+                    return;
+                };
+                if matches!(
+                    p.table.on_ping_result(&peer, false, now),
+                    PingOutcome::Evicted { .. }
+                ) {
+                    self.counters.bump(Count::DhtPeerDropped);
+                }
+            }
+            ReqKind::Verify(rec) => {
+                if let Some(p) = self.peersm.as_mut() {
+                    p.verifying.remove(&rec.id);
+                }
+            }
+        }
+    }
+
+    // ---- replies (client side) ---------------------------------------------------------
+
+    pub(super) fn on_dht_reply(&mut self, key: CircKey, sid: Option<StreamId>, msg: RelayMsg) {
+        let now = self.now;
+        let Some(p) = self.peersm.as_mut() else {
+            return;
+        };
+        let Some(sid) = sid else {
+            self.counters.bump(Count::DhtUnexpectedReply);
+            return;
+        };
+        let Some(req) = p.requests.get_mut(&(key, sid)) else {
+            self.counters.bump(Count::DhtUnexpectedReply);
+            return;
+        };
+        let peer = req.peer;
+        // The link proved the id of the peer at the end of this one-hop circuit.
+        let record = p.circs.get(&peer).map(|c| c.record.clone());
+        let mut done = true;
+        match (&req.kind, msg) {
+            (ReqKind::FindPeer { query }, RelayMsg::DbFoundPeer(m)) => {
+                let q = *query;
+                p.requests.remove(&(key, sid));
+                self.emit(Event::PeerFound(m.peer.clone()));
+                self.start_query(q, Purpose::Bootstrap, Some(m.peer));
+                self.close_idle_circuits();
+                return;
+            }
+            (ReqKind::Register, RelayMsg::DbFoundPeer(_)) => {}
+            (ReqKind::Register, RelayMsg::DhtFound(m)) => {
+                req.got += m.peers.len();
+                done = m.peers.is_empty() || req.got >= MAX_FOUND_PEERS;
+            }
+            (ReqKind::Lookup { query }, RelayMsg::DhtFound(m)) => {
+                let q = *query;
+                req.got += m.peers.len();
+                done = m.peers.is_empty() || req.got >= MAX_FOUND_PEERS;
+                let closer = req.closer;
+                let mut closer_now = closer;
+                if let Some(query) = p.queries.get_mut(&q) {
+                    let t = query.lookup.target();
+                    let own = t.distance(&Key::from(peer));
+                    closer_now |= m.kind == FoundKind::Holders && !m.peers.is_empty();
+                    closer_now |= m.peers.iter().any(|r| t.distance(&Key::from(r.id)) < own);
+                    if done && query.answered.len() < p.cfg.dht.max_contacts {
+                        query.answered.push((peer, closer_now));
+                    }
+                    match m.kind {
+                        FoundKind::CloserNodes => {
+                            query.lookup.on_response(&peer, &m.peers, done);
+                        }
+                        FoundKind::Holders => {
+                            query.lookup.on_value(&peer, &m.peers, done);
+                        }
+                    }
+                }
+                if let Some(r) = p.requests.get_mut(&(key, sid)) {
+                    r.closer = closer_now;
+                }
+                if done {
+                    p.requests.remove(&(key, sid));
+                    self.dht_heard_from(record, now);
+                    self.mark_ordb(peer, q);
+                }
+                self.drive_query(q);
+                self.close_idle_circuits();
+                return;
+            }
+            (ReqKind::Ping, RelayMsg::DhtPing(m)) if m.reply => {
+                p.table.on_ping_result(&peer, true, now);
+            }
+            (ReqKind::Verify(rec), RelayMsg::DhtPing(m)) if m.reply => {
+                let rec = rec.clone();
+                p.verifying.remove(&rec.id);
+                if p.cfg.bridge && !p.registered.iter().any(|r| r.id == rec.id) {
+                    if p.registered.len() >= p.cfg.max_registered {
+                        p.registered.remove(0);
+                    }
+                    p.registered.push(rec.clone());
+                }
+                p.requests.remove(&(key, sid));
+                self.dht_heard_from(Some(rec), now);
+                self.close_idle_circuits();
+                return;
+            }
+            _ => {
+                self.counters.bump(Count::DhtUnexpectedReply);
+                done = true;
+            }
+        }
+        if done && let Some(p) = self.peersm.as_mut() {
+            p.requests.remove(&(key, sid));
+        }
+        self.close_idle_circuits();
+    }
+
+    /// A peer whose id a link proved answered us: into the routing table.
+    fn dht_heard_from(&mut self, record: Option<PeerRecord>, now: Instant) {
+        let Some(rec) = record.filter(|r| !r.modulus.is_empty()) else {
+            return;
+        };
+        let Some(p) = self.peersm.as_mut() else {
+            return;
+        };
+        if p.suspected(&rec.id) {
+            return;
+        }
+        if let InsertResult::Pending { ping } = p.table.insert_or_update(rec, now) {
+            // A full bucket: its least recently seen peer must answer a PING to stay.
+            if let Some(e) = p.table.get(&ping) {
+                let r = e.record.clone();
+                p.table.ping_sent(&ping, now);
+                self.send_ping(&r, ReqKind::Ping);
+            }
+        }
+    }
+
+    /// During a bootstrap, the first peers that answer become the ORDBs.
+    fn mark_ordb(&mut self, peer: PeerId, q: u64) {
+        let Some(p) = self.peersm.as_mut() else {
+            return;
+        };
+        let bootstrap = matches!(
+            p.queries.get(&q),
+            Some(Query {
+                purpose: Purpose::Bootstrap,
+                ..
+            })
+        );
+        let have = p.circs.values().filter(|c| c.ordb).count();
+        if bootstrap
+            && have < p.cfg.ordb_circuits
+            && let Some(c) = p.circs.get_mut(&peer)
+        {
+            c.ordb = true;
+        }
+    }
+
+    /// Close circuits to peers that are not ORDBs and carry no request.
+    fn close_idle_circuits(&mut self) {
+        let Some(p) = self.peersm.as_ref() else {
+            return;
+        };
+        let idle: Vec<CircKey> = p
+            .circs
+            .values()
+            .filter(|c| c.built && !c.ordb && c.queued.is_empty())
+            .filter(|c| {
+                p.requests
+                    .range((c.key, SID_MIN)..=(c.key, SID_MAX))
+                    .next()
+                    .is_none()
+            })
+            .map(|c| c.key)
+            .collect();
+        for key in idle {
+            self.destroy_circuit(key, DestroyReason::FINISHED, None);
+        }
+    }
+
+    /// Replace lost ORDB circuits (seed: "a new circuit (CREATE_FAST) with a peer
+    /// randomly chosen taking the first one of the selected bucket").
+    fn fill_ordbs(&mut self) {
+        for _ in 0..8 {
+            let Some(p) = self.peersm.as_ref() else {
+                return;
+            };
+            let have = p.circs.values().filter(|c| c.ordb).count();
+            if !p.bootstrapped || have >= p.cfg.ordb_circuits {
+                return;
+            }
+            // The first (longest-lived) peer of each bucket that is not an ORDB yet.
+            let eligible =
+                |r: &PeerRecord| p.circs.get(&r.id).is_none_or(|c| !c.ordb) && !p.suspected(&r.id);
+            let buckets: Vec<PeerRecord> = (0..crate::dht::NUM_BUCKETS as u8)
+                .filter_map(|b| p.table.bucket(b).iter().find(|e| eligible(&e.record)))
+                .map(|e| e.record.clone())
+                .collect();
+            if buckets.is_empty() {
+                return;
+            }
+            let i = (self.rng.next_u32() as usize) % buckets.len();
+            let rec = buckets[i].clone();
+            if self.circ_to(&rec).is_none() {
+                return;
+            }
+            if let Some(c) = self.peersm.as_mut().and_then(|p| p.circs.get_mut(&rec.id)) {
+                c.ordb = true;
+            }
+        }
+    }
+
+    // ---- serving side ------------------------------------------------------------------
+
+    pub(super) fn on_dht_request(&mut self, key: CircKey, sid: Option<StreamId>, msg: RelayMsg) {
+        let now = self.now;
+        let Some(Circuit::Relay(r)) = self.circuits.get(&key) else {
+            return;
+        };
+        let from = link_key(r.prev.conn);
+        let Some(p) = self.peersm.as_mut() else {
+            return;
+        };
+        if !p.limiter.allow(&from, now) {
+            self.counters.bump(Count::DhtRateLimited);
+            return;
+        }
+        let k = p.cfg.dht.k;
+        let closest = |p: &PeersmState, target: &Key| -> Vec<PeerRecord> {
+            p.table
+                .closest(target, k)
+                .into_iter()
+                .map(|e| e.record.clone())
+                .collect()
+        };
+        match msg {
+            RelayMsg::DhtPing(m) if !m.reply && sid.is_some() => {
+                let cell = RelayCell::new(sid, DhtPing { reply: true });
+                self.send_relay_inbound(key, &cell);
+            }
+            RelayMsg::DhtFindNode(m) if sid.is_some() => {
+                let peers = closest(p, &Key::from(m.target));
+                self.send_found(key, sid, FoundKind::CloserNodes, &peers);
+            }
+            RelayMsg::DhtFindValue(m) if sid.is_some() => {
+                let holders: Vec<PeerRecord> = p
+                    .store
+                    .get(&m.hash_name, now)
+                    .take(MAX_FOUND_PEERS)
+                    .map(|h| h.peer.clone())
+                    .collect();
+                if holders.is_empty() {
+                    let peers = closest(p, &Key::for_hash_name(&m.hash_name));
+                    self.send_found(key, sid, FoundKind::CloserNodes, &peers);
+                } else {
+                    self.send_found(key, sid, FoundKind::Holders, &holders);
+                }
+            }
+            RelayMsg::DhtStore(m) => self.on_dht_store(m),
+            RelayMsg::DbFindPeer(m) if sid.is_some() => {
+                let asker = m.peer;
+                // A random peer other than the asker: registered ones at a bridge.
+                let pool: Vec<PeerRecord> = if p.cfg.bridge {
+                    p.registered.clone()
+                } else {
+                    p.table.iter().map(|e| e.record.clone()).collect()
+                };
+                let pool: Vec<PeerRecord> = pool.into_iter().filter(|r| r.id != asker.id).collect();
+                if !pool.is_empty() {
+                    let i = (self.rng.next_u32() as usize) % pool.len();
+                    let cell = RelayCell::new(
+                        sid,
+                        DbFoundPeer {
+                            peer: pool[i].clone(),
+                        },
+                    );
+                    self.send_relay_inbound(key, &cell);
+                }
+                self.verify_peer(asker);
+            }
+            _ => self.counters.bump(Count::UnexpectedCell),
+        }
+    }
+
+    fn send_found(
+        &mut self,
+        key: CircKey,
+        sid: Option<StreamId>,
+        kind: FoundKind,
+        peers: &[PeerRecord],
+    ) {
+        for body in found_cells(kind, peers) {
+            if self
+                .send_relay_inbound(key, &RelayCell::new(sid, body))
+                .is_none()
+            {
+                return;
+            }
+        }
+    }
+
+    /// A peer asked to be registered: check it is who and where it says by building our
+    /// own circuit to it and PINGing it; its answer inserts it.
+    fn verify_peer(&mut self, rec: PeerRecord) {
+        let Some(p) = self.peersm.as_mut() else {
+            return;
+        };
+        if rec.id == p.me.id
+            || p.verifying.contains(&rec.id)
+            || p.table.get(&rec.id).is_some()
+            || p.suspected(&rec.id)
+        {
+            return;
+        }
+        if p.verifying.len() >= p.cfg.max_requests / 2 {
+            self.counters.bump(Count::DhtRefused);
+            return;
+        }
+        p.verifying.insert(rec.id);
+        self.send_ping(&rec.clone(), ReqKind::Verify(rec));
+    }
+
+    /// DHT_STORE: keep it, and pass it on to the closest peer we know if it is closer to
+    /// the name than we are (the distance strictly shrinks, so the chain ends).
+    fn on_dht_store(&mut self, m: DhtStore) {
+        let now = self.now;
+        let Some(p) = self.peersm.as_mut() else {
+            return;
+        };
+        if p.store
+            .put(&m.hash_name, m.peer.clone(), m.progress, now)
+            .is_err()
+        {
+            self.counters.bump(Count::DhtRefused);
+            return;
+        }
+        self.pass_on_store(m);
+    }
+
+    fn pass_on_store(&mut self, m: DhtStore) {
+        let Some(p) = self.peersm.as_ref() else {
+            return;
+        };
+        let key = Key::for_hash_name(&m.hash_name);
+        let mine = key.distance(&Key::from(p.me.id));
+        let next = p
+            .table
+            .closest(&key, 2)
+            .into_iter()
+            .map(|e| e.record.clone())
+            .find(|r| r.id != m.peer.id && key.distance(&Key::from(r.id)) < mine);
+        if let Some(next) = next {
+            self.dht_send_oneway(&next, m.into());
+        }
+    }
+
+    // ---- maintenance -------------------------------------------------------------------
+
+    /// Our own announcements are sent again (a fresh lookup each, as the closest node may
+    /// have changed) every `republish_interval`.
+    fn reannounce(&mut self) {
+        let now = self.now;
+        let Some(p) = self.peersm.as_mut() else {
+            return;
+        };
+        if p.next_announce.is_none_or(|at| at > now) {
+            return;
+        }
+        p.next_announce = Some(now + p.cfg.dht.republish_interval);
+        let names: Vec<(HashName, Progress)> =
+            p.announced.iter().map(|(n, g)| (n.clone(), *g)).collect();
+        for (name, progress) in names {
+            let Some(p) = self.peersm.as_mut() else {
+                return;
+            };
+            if p.queries.len() >= p.cfg.max_queries {
+                // The rest go at the next interval.
+                self.counters.bump(Count::DhtRefused);
+                return;
+            }
+            let q = p.next_query;
+            p.next_query += 1;
+            let key = Key::for_hash_name(&name);
+            self.start_lookup(
+                q,
+                LookupKind::FindNode,
+                key,
+                Purpose::Store(name, progress),
+                None,
+            );
+        }
+    }
+
+    pub(super) fn arm_dht_tick(&mut self) {
+        let now = self.now;
+        let Some(p) = self.peersm.as_mut() else {
+            return;
+        };
+        let at = now + TICK;
+        p.tick_at = Some(at);
+        self.timers.insert((at, Timer::DhtTick));
+    }
+
+    pub(super) fn on_dht_tick(&mut self) {
+        let now = self.now;
+        let Some(p) = self.peersm.as_mut() else {
+            return;
+        };
+        p.table.settle_expired_pings(now);
+        p.store.expire(now);
+        let republish = p.store.due_for_republish(now);
+        let expired: Vec<(CircKey, StreamId)> = p
+            .requests
+            .iter()
+            .filter(|(_, r)| r.deadline <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        let interval = p.cfg.dht.ping_interval;
+        let due: Vec<PeerRecord> = p
+            .table
+            .peers_due_for_ping(now, interval)
+            .map(|e| e.record.clone())
+            .collect();
+        for r in &due {
+            p.table.ping_sent(&r.id, now);
+        }
+        for k in expired {
+            if let Some(r) = self.peersm.as_mut().and_then(|p| p.requests.remove(&k)) {
+                self.dht_request_failed(r.peer, r.kind);
+            }
+        }
+        for r in due {
+            self.send_ping(&r, ReqKind::Ping);
+        }
+        for (hash_name, h) in republish {
+            self.pass_on_store(DhtStore {
+                hash_name,
+                peer: h.peer,
+                progress: h.progress,
+            });
+        }
+        self.reannounce();
+        self.fill_ordbs();
+        self.close_idle_circuits();
+        self.arm_dht_tick();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cells::relay::RelayBody;
+
+    fn rec(i: u8, modulus: usize) -> PeerRecord {
+        PeerRecord {
+            id: PeerId([i; 20]),
+            ip: core::net::IpAddr::V4(core::net::Ipv4Addr::new(10, 0, 0, i)),
+            port: 9001,
+            modulus: alloc::vec![0xA5; modulus],
+        }
+    }
+
+    fn body_len(m: &DhtFound) -> usize {
+        let mut v = Vec::new();
+        m.encode_body(&mut v).unwrap();
+        v.len()
+    }
+
+    #[test]
+    fn found_answers_fit_cells_and_end_as_specified() {
+        // Eight 128-byte moduli: 3 + 3 + 2 records, complete at 8, no end cell.
+        let eight: Vec<PeerRecord> = (0..8).map(|i| rec(i, 128)).collect();
+        let cells = found_cells(FoundKind::CloserNodes, &eight);
+        let counts: Vec<usize> = cells.iter().map(|c| c.peers.len()).collect();
+        assert_eq!(counts, [3, 3, 2]);
+        // Fewer than 8: the empty DHT_FOUND ends the answer.
+        let five = &eight[..5];
+        let counts: Vec<usize> = found_cells(FoundKind::Holders, five)
+            .iter()
+            .map(|c| c.peers.len())
+            .collect();
+        assert_eq!(counts, [3, 2, 0]);
+        assert_eq!(found_cells(FoundKind::CloserNodes, &[]).len(), 1);
+        // Any mix of moduli and more than 8 peers: every cell fits, at most 8 listed.
+        for m in [1usize, 64, 128, 200, 255] {
+            let many: Vec<PeerRecord> = (0..12).map(|i| rec(i, m)).collect();
+            let cells = found_cells(FoundKind::CloserNodes, &many);
+            assert!(
+                cells.iter().all(|c| body_len(c) <= MAX_DATA_LEN),
+                "modulus {m}"
+            );
+            let total: usize = cells.iter().map(|c| c.peers.len()).sum();
+            assert_eq!(total, MAX_FOUND_PEERS);
+            assert_eq!(record_len(&many[0]), {
+                let mut v = Vec::new();
+                DhtFound {
+                    kind: FoundKind::CloserNodes,
+                    peers: alloc::vec![many[0].clone()],
+                }
+                .encode_body(&mut v)
+                .unwrap();
+                v.len() - 2
+            });
+        }
+    }
+}
