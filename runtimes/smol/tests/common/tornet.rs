@@ -158,10 +158,23 @@ pub async fn source(data: Arc<Vec<u8>>, low_port: bool, pace: Option<Duration>) 
     addr
 }
 
-/// SOCKS5 CONNECT to an IPv4 `target` and read everything; returns bytes and seconds.
+/// SOCKS5 CONNECT to an IPv4 `target` and read everything; returns bytes and seconds
+/// (from the successful CONNECT). A refused CONNECT is retried a few times: a tor client
+/// just bootstrapped on a young test network can fail its first circuits.
 pub async fn fetch_via_socks(proxy: SocketAddr, target: SocketAddr) -> (Vec<u8>, f64) {
-    let started = Instant::now();
-    let mut s = socks_connect(proxy, target).await.unwrap();
+    let mut attempt = 0;
+    let (mut s, started) = loop {
+        let started = Instant::now();
+        match socks_connect(proxy, target).await {
+            Ok(s) => break (s, started),
+            Err(code) if attempt < 4 => {
+                eprintln!("SOCKS CONNECT via {proxy} refused (reply {code}); retrying");
+                attempt += 1;
+                smol::Timer::after(Duration::from_secs(2)).await;
+            }
+            Err(code) => panic!("SOCKS CONNECT via {proxy} refused (reply {code})"),
+        }
+    };
     let mut got = Vec::new();
     s.read_to_end(&mut got).await.unwrap();
     (got, started.elapsed().as_secs_f64())
