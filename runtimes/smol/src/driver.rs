@@ -33,7 +33,7 @@ use onionpeer_core::cells::relay::EndReason;
 use onionpeer_core::crypto::identity::PeerId;
 use onionpeer_core::node::api::{
     CircuitHandle, CommandError, ConnId, ConnectTarget, Event, FirstHop, Input, LinkBinding,
-    Output, RelayTarget, StreamHandle, StreamTarget,
+    LinkCloseReason, Output, RelayTarget, StreamHandle, StreamTarget,
 };
 use onionpeer_core::node::config::NodeConfig;
 use onionpeer_core::node::{Node, NodeError};
@@ -234,6 +234,8 @@ pub fn spawn_node(config: DriverConfig) -> Result<NodeHandle, NodeError> {
     node_config.unix_time_at_zero = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    // A client stalling before or during TLS gets as long as a stalled link handshake.
+    let tls_timeout = node_config.limits.link_handshake_timeout;
     let mut node = Node::new(node_config, clock.now())?;
     let listen_addr = config.listener.as_ref().and_then(|l| l.local_addr().ok());
     if let Some(addr) = listen_addr {
@@ -245,7 +247,7 @@ pub fn spawn_node(config: DriverConfig) -> Result<NodeHandle, NodeError> {
     let (app_tx, app_rx) = unbounded();
     let listener_task = config
         .listener
-        .map(|l| smol::spawn(listen(l, net_tx.clone())));
+        .map(|l| smol::spawn(listen(l, tls_timeout, net_tx.clone())));
     let driver = Driver {
         node,
         clock,
@@ -730,9 +732,16 @@ impl Driver {
             } => {
                 tracing::debug!(conn = conn.0, ?peer, version, "link up")
             }
-            Event::LinkDown { conn, reason } => {
-                tracing::debug!(conn = conn.0, ?reason, "link down")
-            }
+            Event::LinkDown { conn, reason } => match reason {
+                // Peers vanish all the time; not worth more than a debug line.
+                LinkCloseReason::Closed
+                | LinkCloseReason::Local
+                | LinkCloseReason::TransportError => {
+                    tracing::debug!(conn = conn.0, ?reason, "link down")
+                }
+                // A peer that misbehaved or failed: worth an operator's attention.
+                _ => tracing::info!(conn = conn.0, ?reason, "link closed on error"),
+            },
             Event::CircuitBuilt(h) => {
                 if let Some(r) = self.builds.remove(h) {
                     let _ = r.try_send(Ok(*h));
@@ -1021,7 +1030,7 @@ async fn writer(
 
 /// Accept TCP connections and complete TLS in a task each, so a stalled client holds up
 /// nobody.
-async fn listen(listener: TlsListener, net: Sender<NetMsg>) {
+async fn listen(listener: TlsListener, handshake_timeout: Duration, net: Sender<NetMsg>) {
     loop {
         let (tcp, peer) = match listener.accept_tcp().await {
             Ok(x) => x,
@@ -1034,7 +1043,14 @@ async fn listen(listener: TlsListener, net: Sender<NetMsg>) {
         let responder = listener.responder().clone();
         let net = net.clone();
         smol::spawn(async move {
-            match responder.accept(tcp).or(timeout()).await {
+            let limit = async {
+                Timer::after(handshake_timeout).await;
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "TLS handshake timed out",
+                ))
+            };
+            match responder.accept(tcp).or(limit).await {
                 Ok((stream, binding)) => {
                     let _ = net
                         .send(NetMsg::Accepted {

@@ -2,17 +2,18 @@
 //! two relays, one exit, all Debian's `tor` on 127.0.0.1), and onionpeer as its client:
 //! bootstrap from the authorities (consensus verified against their v3 keys), 3-hop
 //! circuits through the tor relays (ntor and CREATE_FAST first hops, ntor extends in
-//! RELAY_EARLY), a multi-megabyte download over SOCKS through the tor exit (more than
-//! 500 KB, so tor's authenticated SENDME v1 checks pass), BEGIN_DIR to an authority, and
-//! the same download through a real tor client for comparison.
+//! RELAY_EARLY), a 50 MiB download over SOCKS through the tor exit with its SHA-256
+//! checked (far more than 500 KB, so tor's authenticated SENDME v1 checks pass), BEGIN_DIR
+//! to an authority, and
+//! the same download through a real tor client for comparison, and finally the tor exit
+//! killed mid-transfer: the SOCKS client sees the transfer fail within a bounded time.
 //!
 //! Prints `SKIPPED: tor not installed` without `tor`. Set `ONIONPEER_TORNET_DIRAUTH` to
 //! the DirAuthority file of a network already running to skip starting one.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+#[path = "common/tornet.rs"]
+mod tornet;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,173 +26,14 @@ use onionpeer_smol::driver::spawn_client;
 use onionpeer_smol::proxy::{CircuitPool, PathSource, serve_socks};
 use sha2::{Digest, Sha256};
 use smol::future::FutureExt as _;
-use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::net::{TcpListener, TcpStream};
+use smol::io::AsyncReadExt;
+use smol::net::TcpListener;
+use tornet::*;
 
-const SIZE: usize = 8 << 20;
-
-fn tor_installed() -> bool {
-    ["/usr/sbin/tor", "/usr/bin/tor"]
-        .iter()
-        .any(|p| std::path::Path::new(p).is_file())
-        || Command::new("tor").arg("--version").output().is_ok()
-}
-
-/// A process group we started; killed (the whole group, by its id) on drop.
-struct Group(Child);
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        let pgid = self.0.id();
-        let _ = Command::new("kill")
-            .args(["-s", "TERM", "--", &format!("-{pgid}")])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_group(cmd: &mut Command) -> Group {
-    use std::os::unix::process::CommandExt;
-    Group(cmd.process_group(0).spawn().expect("spawn"))
-}
-
-/// Start the private network; returns the DirAuthority file and the guard keeping it up.
-fn start_network() -> (PathBuf, Option<Group>) {
-    if let Some(f) = std::env::var_os("ONIONPEER_TORNET_DIRAUTH") {
-        return (PathBuf::from(f), None);
-    }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/tor-net/start.sh");
-    let base = 17600 + (std::process::id() % 40) * 10;
-    let mut g = spawn_group(
-        Command::new("bash")
-            .arg(script)
-            .arg("--keep-running")
-            .env("TORNET_BASE_PORT", base.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit()),
-    );
-    let out = g.0.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    // Keep reading after the path, so the script never writes to a closed pipe.
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(f) = line.strip_prefix("TORNET_DIRAUTH=") {
-                let _ = tx.send(PathBuf::from(f));
-            }
-        }
-    });
-    match rx.recv_timeout(Duration::from_secs(400)) {
-        Ok(f) => (f, Some(g)),
-        Err(_) => panic!("tests/tor-net/start.sh did not bring the network up"),
-    }
-}
-
-/// A real tor client with a SocksPort on the same network.
-fn start_tor_client(dirauth: &std::path::Path) -> (SocketAddr, Group, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("onionpeer-torclient-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let torrc = dir.join("torrc");
-    std::fs::write(
-        &torrc,
-        format!(
-            "TestingTorNetwork 1\nDataDirectory {d}/data\nSocksPort 127.0.0.1:{port}\n\
-             ControlPort 0\nORPort 0\nDirPort 0\nUseDefaultFallbackDirs 0\nClientUseIPv6 0\n\
-             Log notice file {d}/notice.log\n%include {a}\n",
-            d = dir.display(),
-            a = dirauth.display()
-        ),
-    )
-    .unwrap();
-    let g = spawn_group(
-        Command::new("tor")
-            .arg("-f")
-            .arg(&torrc)
-            .arg("--quiet")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let log = dir.join("notice.log");
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(120) {
-        if std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Bootstrapped 100%")) {
-            return (([127, 0, 0, 1], port).into(), g, dir);
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    panic!("tor client did not bootstrap");
-}
-
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8)
-        .collect()
-}
-
-/// A server sending `data` to each client. On port 80 or 443 when it can bind one: a tor
-/// client only picks exits whose port summary lists the port, and exit0's lists those
-/// two (its `accept 127.0.0.1:*` is address-specific, so not in the summary).
-async fn source(data: Arc<Vec<u8>>) -> SocketAddr {
-    let mut l = None;
-    for port in [80, 443, 0] {
-        if let Ok(b) = TcpListener::bind(("127.0.0.1", port)).await {
-            l = Some(b);
-            break;
-        }
-    }
-    let l = l.unwrap();
-    let addr = l.local_addr().unwrap();
-    smol::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = l.accept().await else {
-                return;
-            };
-            let data = data.clone();
-            smol::spawn(async move {
-                let _ = s.write_all(&data).await;
-                let _ = s.close().await;
-            })
-            .detach();
-        }
-    })
-    .detach();
-    addr
-}
-
-/// SOCKS5 CONNECT to an IPv4 `target` and read everything; returns bytes and seconds.
-async fn fetch_via_socks(proxy: SocketAddr, target: SocketAddr) -> (Vec<u8>, f64) {
-    let started = Instant::now();
-    let mut s = TcpStream::connect(proxy).await.unwrap();
-    s.write_all(&[5, 1, 0]).await.unwrap();
-    let mut r = [0u8; 2];
-    s.read_exact(&mut r).await.unwrap();
-    let SocketAddr::V4(v4) = target else {
-        unreachable!()
-    };
-    let mut req = vec![5, 1, 0, 1];
-    req.extend_from_slice(&v4.ip().octets());
-    req.extend_from_slice(&v4.port().to_be_bytes());
-    s.write_all(&req).await.unwrap();
-    let mut reply = [0u8; 10];
-    s.read_exact(&mut reply).await.unwrap();
-    assert_eq!(reply[1], 0, "SOCKS reply code");
-    let mut got = Vec::new();
-    s.read_to_end(&mut got).await.unwrap();
-    (got, started.elapsed().as_secs_f64())
-}
-
-fn mib_s(bytes: usize, secs: f64) -> f64 {
-    bytes as f64 / secs / (1 << 20) as f64
-}
+/// The download through 3 tor relays (ntor first hop, and the tor client's).
+const SIZE: usize = 50 << 20;
+/// The download with a CREATE_FAST first hop.
+const SMALL: usize = 8 << 20;
 
 async fn with_timeout<T>(secs: u64, what: &str, f: impl std::future::Future<Output = T>) -> T {
     f.or(async {
@@ -234,13 +76,24 @@ fn onionpeer_client_on_a_real_tor_network() {
         eprintln!("bootstrapped: {} relays", netdir.relays().len());
 
         let data = Arc::new(pattern(SIZE));
-        let server = source(data.clone()).await;
+        let server = source(data.clone(), true, None).await;
         let want = Sha256::digest(&data[..]);
+        let small = Arc::new(pattern(SMALL));
+        let small_server = source(small.clone(), false, None).await;
         let client = spawn_client().unwrap();
 
-        // 3 hops with an ntor first hop, then with CREATE_FAST.
+        // 3 hops with an ntor first hop (50 MiB), then with CREATE_FAST (8 MiB).
         let mut ours = 0.0;
-        for first_hop in [FirstHop::Ntor, FirstHop::Fast] {
+        let mut our_socks = None;
+        for (first_hop, size, server, want) in [
+            (FirstHop::Ntor, SIZE, server, want),
+            (
+                FirstHop::Fast,
+                SMALL,
+                small_server,
+                Sha256::digest(&small[..]),
+            ),
+        ] {
             let pool = Arc::new(CircuitPool::new(
                 client.clone(),
                 paths.clone() as Arc<dyn PathSource>,
@@ -255,17 +108,19 @@ fn onionpeer_client_on_a_real_tor_network() {
                 fetch_via_socks(socks, server),
             )
             .await;
-            assert_eq!(got.len(), SIZE, "{first_hop:?}");
+            assert_eq!(got.len(), size, "{first_hop:?}");
             assert_eq!(Sha256::digest(&got), want, "{first_hop:?}");
             eprintln!(
-                "onionpeer client, {first_hop:?} first hop, 3 tor relays: {} MiB in {secs:.2} s = {:.1} MiB/s",
-                SIZE >> 20,
-                mib_s(SIZE, secs)
+                "onionpeer client, {first_hop:?} first hop, 3 tor relays: {} MiB in {secs:.2} s = {:.1} MiB/s, SHA-256 ok",
+                size >> 20,
+                mib_s(size, secs)
             );
             if first_hop == FirstHop::Ntor {
                 ours = secs;
+                our_socks = Some(socks);
             }
         }
+        let our_socks = our_socks.unwrap();
 
         // BEGIN_DIR on a one-hop circuit to an authority.
         let auth = netdir
@@ -303,22 +158,75 @@ fn onionpeer_client_on_a_real_tor_network() {
         // The same fetch through a real tor client.
         if !matches!(server.port(), 80 | 443) {
             println!("SKIPPED tor-client comparison: cannot listen on port 80 or 443");
-            return;
+        } else {
+            let (tor_socks, tor, tor_dir) = start_tor_client(&dirauth);
+            let (got, tor_secs) = with_timeout(
+                120,
+                "fetch through tor client",
+                fetch_via_socks(tor_socks, server),
+            )
+            .await;
+            assert_eq!(Sha256::digest(&got), want);
+            eprintln!(
+                "tor client, 3 tor relays: {} MiB in {tor_secs:.2} s = {:.1} MiB/s; onionpeer/tor throughput ratio {:.2}",
+                SIZE >> 20,
+                mib_s(SIZE, tor_secs),
+                tor_secs / ours
+            );
+            drop(tor);
+            let _ = std::fs::remove_dir_all(tor_dir);
         }
-        let (tor_socks, _tor, tor_dir) = start_tor_client(&dirauth);
-        let (got, tor_secs) = with_timeout(
-            120,
-            "fetch through tor client",
-            fetch_via_socks(tor_socks, server),
+
+        // Last, as it breaks the network: the tor exit killed mid-transfer. The SOCKS
+        // client sees the connection end early (no hang), and a new request gets an
+        // error reply.
+        let Some(net_dir) = dirauth.parent() else {
+            return;
+        };
+        let Ok(exit_pid) = std::fs::read_to_string(net_dir.join("exit0/pid")) else {
+            println!("SKIPPED exit kill: no exit0/pid in {}", net_dir.display());
+            return;
+        };
+        let paced = source(data.clone(), false, Some(Duration::from_millis(20))).await;
+        let mut s = with_timeout(60, "SOCKS connect", socks_connect(our_socks, paced))
+            .await
+            .expect("SOCKS reply");
+        let mut buf = vec![0u8; 64 << 10];
+        let mut got = 0;
+        while got < 512 << 10 {
+            let n = with_timeout(30, "paced read", s.read(&mut buf))
+                .await
+                .unwrap();
+            assert!(n > 0, "stream ended before the exit was killed");
+            got += n;
+        }
+        kill_pid(exit_pid.trim(), "KILL");
+        let killed = Instant::now();
+        let total = with_timeout(30, "stream after the exit was killed", async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return got,
+                    Ok(n) => got += n,
+                }
+            }
+        })
+        .await;
+        assert!(total < SIZE, "the transfer cannot have finished");
+        eprintln!(
+            "exit killed after {} KiB: the SOCKS connection ended {:.2} s later",
+            total >> 10,
+            killed.elapsed().as_secs_f64()
+        );
+        let r = with_timeout(
+            90,
+            "SOCKS request with the exit gone",
+            socks_connect(our_socks, paced),
         )
         .await;
-        assert_eq!(Sha256::digest(&got), want);
+        assert!(r.is_err(), "a stream opened through a dead exit");
         eprintln!(
-            "tor client, 3 tor relays: {} MiB in {tor_secs:.2} s = {:.1} MiB/s; onionpeer/tor throughput ratio {:.2}",
-            SIZE >> 20,
-            mib_s(SIZE, tor_secs),
-            tor_secs / ours
+            "new SOCKS request with the exit gone: reply code {}",
+            r.err().unwrap_or(0)
         );
-        let _ = std::fs::remove_dir_all(tor_dir);
     });
 }
