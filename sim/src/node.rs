@@ -180,6 +180,11 @@ fn fmt_node_event(e: &Event, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         Event::StreamClosed { stream, reason } => {
             write!(f, "StreamClosed s{} {}", stream.0, end_reason_name(*reason))
         }
+        Event::DhtLookupDone { query, hops, .. } => {
+            write!(f, "DhtLookupDone q{} hops={hops}", query.0)
+        }
+        Event::OrdbCircuitsReady(n) => write!(f, "OrdbCircuitsReady {n}"),
+        Event::PeerFound(p) => write!(f, "PeerFound {}", p.id),
     }
 }
 

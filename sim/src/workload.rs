@@ -395,7 +395,12 @@ impl Workload {
                     self.closes.insert((now, s.circuit));
                 }
             }
-            Event::LinkUp { .. } | Event::LinkDown { .. } | Event::ClockSkew { .. } => {}
+            Event::LinkUp { .. }
+            | Event::LinkDown { .. }
+            | Event::ClockSkew { .. }
+            | Event::DhtLookupDone { .. }
+            | Event::OrdbCircuitsReady(_)
+            | Event::PeerFound(_) => {}
         }
     }
 

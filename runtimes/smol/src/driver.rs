@@ -799,7 +799,11 @@ impl Driver {
                     }
                 }
             }
-            Event::ClockSkew { .. } => {}
+            // Clock skew and the Peersm DHT's progress only go to subscribers.
+            Event::ClockSkew { .. }
+            | Event::DhtLookupDone { .. }
+            | Event::OrdbCircuitsReady(_)
+            | Event::PeerFound(_) => {}
         }
         self.subscribers.retain(|s| s.try_send(e.clone()).is_ok());
     }
