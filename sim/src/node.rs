@@ -361,8 +361,8 @@ impl SimPeer {
                 entry.target = Some(node.relay_target(spec.addr));
             }
             entry.peer = node.peer_record().cloned();
-            // A bridge is there from the start: it is what others bootstrap from.
-            entry.member = role.is_bridge();
+            // A bridge is an entry point, not a DHT member: it registers peers but never
+            // bootstraps, so nobody's table holds it and no lookup should find it.
             let mut app = Workload::new(spec.seed, spec.name);
             if role.is_peersm() && !role.is_bridge() && spec.now > Instant::ZERO {
                 // A peer that joins later (churn, `join`) bootstraps at once.
