@@ -11,7 +11,8 @@
 //! Roles (the `role` of a scenario group): `client`, `relay`, `exit` (core nodes), the
 //! Peersm DHT roles `peer`, `bridge` (a peer that registers others and hands them out),
 //! `colluder` (a peer marked as one of a colluding clique, for the measurements) and
-//! `evil_bridge` (a bridge the clique registers with), and the
+//! `evil_bridge` (a bridge the clique registers with), `victim` (an honest peer addressed
+//! apart, fed by an evil bridge), and the
 //! services `echo` (sends back what it gets), `sink` (swallows) and `source` (reads an
 //! 8-byte big-endian length `n`, sends `n` pattern bytes, closes).
 
@@ -63,6 +64,8 @@ pub enum HostRole {
     Colluder,
     /// A Peersm bridge of the colluding clique.
     EvilBridge,
+    /// An honest Peersm peer that scenario actions address apart (fed by an evil bridge).
+    Victim,
 }
 
 impl HostRole {
@@ -78,6 +81,7 @@ impl HostRole {
             "bridge" => HostRole::Bridge,
             "colluder" => HostRole::Colluder,
             "evil_bridge" => HostRole::EvilBridge,
+            "victim" => HostRole::Victim,
             _ => HostRole::Client,
         }
     }
@@ -91,7 +95,11 @@ impl HostRole {
     pub fn is_peersm(self) -> bool {
         matches!(
             self,
-            HostRole::Peer | HostRole::Bridge | HostRole::Colluder | HostRole::EvilBridge
+            HostRole::Peer
+                | HostRole::Bridge
+                | HostRole::Colluder
+                | HostRole::EvilBridge
+                | HostRole::Victim
         )
     }
 
@@ -113,6 +121,7 @@ impl HostRole {
             HostRole::Bridge => "bridge",
             HostRole::Colluder => "colluder",
             HostRole::EvilBridge => "evil_bridge",
+            HostRole::Victim => "victim",
         }
     }
 

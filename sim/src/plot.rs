@@ -112,28 +112,6 @@ pub fn time_series_svg(
     root.present().map_err(err)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn writes_svgs() {
-        let dir = std::env::temp_dir().join(format!("onionpeer-sim-plot-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let cdf = dir.join("cdf.svg");
-        cdf_svg(&cdf, "rtt", "ms", &[3.0, 1.0, 2.0, 10.0]).unwrap();
-        let text = std::fs::read_to_string(&cdf).unwrap();
-        assert!(text.starts_with("<svg") && text.contains("<polyline"));
-        let ts = dir.join("ts.svg");
-        let a = [(0.0, 1.0), (1.0, 2.0)];
-        let b = [(0.0, 0.0), (1.0, 0.0)];
-        time_series_svg(&ts, "load", "bytes", &[("a", &a), ("b", &b)]).unwrap();
-        assert!(std::fs::read_to_string(&ts).unwrap().contains("<polyline"));
-        cdf_svg(&dir.join("empty.svg"), "none", "ms", &[]).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
-
 /// Draw a routing table to `path` as SVG: for each bucket index (x axis), its entry count
 /// as a bar (top) and each entry's live time in minutes as a dot (bottom). `buckets`
 /// holds (bucket index, live times of its entries in minutes); only the span of non-empty
@@ -195,4 +173,26 @@ pub fn routing_table_svg(
     ages.draw_series(dots).map_err(err)?;
     root.present().map_err(err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_svgs() {
+        let dir = std::env::temp_dir().join(format!("onionpeer-sim-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cdf = dir.join("cdf.svg");
+        cdf_svg(&cdf, "rtt", "ms", &[3.0, 1.0, 2.0, 10.0]).unwrap();
+        let text = std::fs::read_to_string(&cdf).unwrap();
+        assert!(text.starts_with("<svg") && text.contains("<polyline"));
+        let ts = dir.join("ts.svg");
+        let a = [(0.0, 1.0), (1.0, 2.0)];
+        let b = [(0.0, 0.0), (1.0, 0.0)];
+        time_series_svg(&ts, "load", "bytes", &[("a", &a), ("b", &b)]).unwrap();
+        assert!(std::fs::read_to_string(&ts).unwrap().contains("<polyline"));
+        cdf_svg(&dir.join("empty.svg"), "none", "ms", &[]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

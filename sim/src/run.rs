@@ -164,7 +164,10 @@ struct DhtEnd {
 
 /// Per-peer figures at the end (ORDB circuits, table sizes, colluders flagged) and the
 /// routing table of the first peer by name; `None` without Peersm nodes.
-fn dht_end_state(world: &crate::world::World<SimPeer>, now: onionpeer_core::Instant) -> Option<DhtEnd> {
+fn dht_end_state(
+    world: &crate::world::World<SimPeer>,
+    now: onionpeer_core::Instant,
+) -> Option<DhtEnd> {
     use crate::node::HostRole;
     let mut ordb = Vec::new();
     let mut sizes = Vec::new();
@@ -185,7 +188,7 @@ fn dht_end_state(world: &crate::world::World<SimPeer>, now: onionpeer_core::Inst
             HostRole::Colluder | HostRole::EvilBridge => colluders.push(node.peer_id()),
             _ => honest.push(node),
         }
-        if role == HostRole::Peer {
+        if matches!(role, HostRole::Peer | HostRole::Victim) {
             ordb.push(node.ordb_circuits() as f64);
             sizes.push(table.len() as f64);
             if table_host.is_none() {
@@ -198,7 +201,11 @@ fn dht_end_state(world: &crate::world::World<SimPeer>, now: onionpeer_core::Inst
     let buckets = (0..=159u8)
         .map(|i| {
             let ages = table.bucket(i).iter();
-            (i, ages.map(|e| e.live_time(now).as_secs_f64() / 60.0).collect())
+            (
+                i,
+                ages.map(|e| e.live_time(now).as_secs_f64() / 60.0)
+                    .collect(),
+            )
         })
         .collect();
     let flagged = colluders
@@ -271,7 +278,12 @@ fn render_dht(report: &Report, s: &mut String) {
         ("ordb_circuits_per_peer", ""),
         ("routing_table_size", ""),
     ] {
-        if let Some(p) = report.metrics.samples.get(name).and_then(|v| percentiles(v)) {
+        if let Some(p) = report
+            .metrics
+            .samples
+            .get(name)
+            .and_then(|v| percentiles(v))
+        {
             let _ = writeln!(
                 s,
                 "  {name:<23} n={:<6} p50 {:>8.1} p90 {:>8.1} p99 {:>8.1} {unit}",

@@ -16,7 +16,11 @@ fn dht_small_lookups_succeed_in_few_hops_deterministically() {
     for kind in ["find_node", "find_value"] {
         let ok = c(&format!("lookup/{kind}/ok"));
         let miss = c(&format!("lookup/{kind}/miss"));
-        assert!(ok + miss >= 100, "{kind}: only {} lookups judged", ok + miss);
+        assert!(
+            ok + miss >= 100,
+            "{kind}: only {} lookups judged",
+            ok + miss
+        );
         let rate = ok as f64 / (ok + miss) as f64;
         assert!(rate >= 0.99, "{kind}: success {rate} ({ok}/{})", ok + miss);
         let hops = percentiles(&report.metrics.samples[&format!("{kind}_hops")]).unwrap();
