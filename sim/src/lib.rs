@@ -18,6 +18,7 @@
 //! - [`world`]: the runner that ties them together.
 //! - [`node`]: core nodes (and simulated services) as hosts.
 //! - [`workload`]: the application on a node: circuits and streams, measured.
+//! - [`dht`]: the Peersm DHT application on a peer, judged against global knowledge.
 //! - [`run`]: [`run_scenario`] — a scenario of real nodes, run and summarised.
 //! - [`cli`]: the `sim` command line ([`cli::main`]).
 
@@ -25,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod dht;
 pub mod host;
 pub mod link;
 pub mod node;

@@ -8,7 +8,11 @@
 //! connections to the service host of that name), and respects the exit's read
 //! capacity by holding back bytes from destinations. It knows nothing of cells.
 //!
-//! Roles (the `role` of a scenario group): `client`, `relay`, `exit` (core nodes) and the
+//! Roles (the `role` of a scenario group): `client`, `relay`, `exit` (core nodes), the
+//! Peersm DHT roles `peer`, `bridge` (a peer that registers others and hands them out),
+//! `colluder` (a peer marked as one of a colluding clique, for the measurements) and
+//! `evil_bridge` (a bridge the clique registers with), `victim` (an honest peer addressed
+//! apart, fed by an evil bridge), and the
 //! services `echo` (sends back what it gets), `sink` (swallows) and `source` (reads an
 //! 8-byte big-endian length `n`, sends `n` pattern bytes, closes).
 
@@ -18,12 +22,14 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::rc::Rc;
 
-use onionpeer_core::cells::relay::EndReason;
+use onionpeer_core::cells::relay::{EndReason, HashName, PeerRecord};
+use onionpeer_core::crypto::identity::PeerId;
+use onionpeer_core::dht::Key;
 use onionpeer_core::node::Node;
 use onionpeer_core::node::api::{
     ConnId, ConnectTarget, Event, Input, LinkBinding, Output, RelayTarget,
 };
-use onionpeer_core::node::config::{NodeConfig, Role};
+use onionpeer_core::node::config::{NodeConfig, PeersmConfig, Role};
 use onionpeer_core::node::exit_policy::ExitPolicy;
 use sha2::{Digest, Sha256};
 
@@ -50,6 +56,16 @@ pub enum HostRole {
     Sink,
     /// A service that answers an 8-byte length `n` with `n` bytes, then closes.
     Source,
+    /// A Peersm DHT peer.
+    Peer,
+    /// A Peersm bridge.
+    Bridge,
+    /// A Peersm peer of the colluding clique.
+    Colluder,
+    /// A Peersm bridge of the colluding clique.
+    EvilBridge,
+    /// An honest Peersm peer that scenario actions address apart (fed by an evil bridge).
+    Victim,
 }
 
 impl HostRole {
@@ -61,13 +77,52 @@ impl HostRole {
             "echo" => HostRole::Echo,
             "sink" => HostRole::Sink,
             "source" => HostRole::Source,
+            "peer" => HostRole::Peer,
+            "bridge" => HostRole::Bridge,
+            "colluder" => HostRole::Colluder,
+            "evil_bridge" => HostRole::EvilBridge,
+            "victim" => HostRole::Victim,
             _ => HostRole::Client,
         }
     }
 
     /// Whether this is a core node (rather than a service).
     pub fn is_node(self) -> bool {
-        matches!(self, HostRole::Client | HostRole::Relay | HostRole::Exit)
+        matches!(self, HostRole::Client | HostRole::Relay | HostRole::Exit) || self.is_peersm()
+    }
+
+    /// Whether it runs the Peersm DHT.
+    pub fn is_peersm(self) -> bool {
+        matches!(
+            self,
+            HostRole::Peer
+                | HostRole::Bridge
+                | HostRole::Colluder
+                | HostRole::EvilBridge
+                | HostRole::Victim
+        )
+    }
+
+    /// Whether it is a Peersm bridge.
+    pub fn is_bridge(self) -> bool {
+        matches!(self, HostRole::Bridge | HostRole::EvilBridge)
+    }
+
+    /// The scenario name of the role.
+    pub fn name(self) -> &'static str {
+        match self {
+            HostRole::Client => "client",
+            HostRole::Relay => "relay",
+            HostRole::Exit => "exit",
+            HostRole::Echo => "echo",
+            HostRole::Sink => "sink",
+            HostRole::Source => "source",
+            HostRole::Peer => "peer",
+            HostRole::Bridge => "bridge",
+            HostRole::Colluder => "colluder",
+            HostRole::EvilBridge => "evil_bridge",
+            HostRole::Victim => "victim",
+        }
     }
 
     /// Whether it relays circuits.
@@ -85,6 +140,11 @@ pub struct DirEntry {
     pub role: HostRole,
     /// For relays: how to put it in a path (its current incarnation's keys).
     pub target: Option<RelayTarget>,
+    /// For Peersm nodes: its PEER record (its current incarnation's id).
+    pub peer: Option<PeerRecord>,
+    /// A Peersm node that finished a bootstrap and is still up: the simulator's global
+    /// knowledge of who a lookup should find.
+    pub member: bool,
 }
 
 /// What every host knows of the others: a consensus that is never stale about who
@@ -94,6 +154,8 @@ pub struct Directory {
     /// Hosts by name.
     pub hosts: BTreeMap<String, DirEntry>,
     by_addr: BTreeMap<SocketAddr, String>,
+    /// Names announced with a `store` action, and who announced them.
+    pub stored: Vec<(HashName, String)>,
 }
 
 impl Directory {
@@ -106,6 +168,19 @@ impl Directory {
     /// The name of the host at `addr`.
     pub fn name_at(&self, addr: SocketAddr) -> Option<&str> {
         self.by_addr.get(&addr).map(String::as_str)
+    }
+
+    /// The DHT members (bootstrapped and up), but `except`, closest to `key` first.
+    pub fn closest_members(&self, key: &Key, except: &str, n: usize) -> Vec<(&str, PeerId)> {
+        let mut v: Vec<(&str, PeerId)> = self
+            .hosts
+            .iter()
+            .filter(|(name, e)| e.member && name.as_str() != except)
+            .filter_map(|(name, e)| Some((name.as_str(), e.peer.as_ref()?.id)))
+            .collect();
+        v.sort_by_key(|(_, id)| key.distance(&Key::from(*id)));
+        v.truncate(n);
+        v
     }
 }
 
@@ -180,11 +255,20 @@ fn fmt_node_event(e: &Event, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         Event::StreamClosed { stream, reason } => {
             write!(f, "StreamClosed s{} {}", stream.0, end_reason_name(*reason))
         }
-        Event::DhtLookupDone { query, hops, .. } => {
-            write!(f, "DhtLookupDone q{} hops={hops}", query.0)
-        }
+        Event::DhtLookupDone {
+            query,
+            closest,
+            holders,
+            hops,
+        } => write!(
+            f,
+            "DhtLookupDone q{} closest {} holders {} hops {hops}",
+            query.0,
+            closest.len(),
+            holders.len()
+        ),
         Event::OrdbCircuitsReady(n) => write!(f, "OrdbCircuitsReady {n}"),
-        Event::PeerFound(p) => write!(f, "PeerFound {}", p.id),
+        Event::PeerFound(r) => write!(f, "PeerFound {}", r.id),
     }
 }
 
@@ -204,6 +288,7 @@ enum Conn {
 /// A core node, its runtime glue and its application.
 pub struct NodeHost {
     node: Node,
+    role: HostRole,
     name: String,
     tls: [u8; 32],
     dir: SharedDirectory,
@@ -259,6 +344,8 @@ impl SimPeer {
             addr: spec.addr,
             role,
             target: None,
+            peer: None,
+            member: false,
         };
         let peer = if role.is_node() {
             let node_role = match role {
@@ -270,19 +357,35 @@ impl SimPeer {
             if role == HostRole::Exit {
                 config.exit_policy = ExitPolicy::accept_all();
             }
+            if role.is_peersm() {
+                // A peer relays DHT requests at the last hop of one-hop circuits.
+                config.role = Role::RELAY;
+                let mut p = PeersmConfig::new(spec.addr);
+                p.bridge = role.is_bridge();
+                config.peersm = Some(p);
+            }
             let mut node = Node::new(config, spec.now).expect("node keys from a seed");
             node.set_my_addrs(vec![spec.addr.ip()]);
-            if role.is_relay() {
+            if role.is_relay() || role.is_bridge() {
                 entry.target = Some(node.relay_target(spec.addr));
+            }
+            entry.peer = node.peer_record().cloned();
+            // A bridge is an entry point, not a DHT member: it registers peers but never
+            // bootstraps, so nobody's table holds it and no lookup should find it.
+            let mut app = Workload::new(spec.seed, spec.name);
+            if role.is_peersm() && !role.is_bridge() && spec.now > Instant::ZERO {
+                // A peer that joins later (churn, `join`) bootstraps at once.
+                app.add_task(spec.now, &Action::new("bootstrap"));
             }
             SimPeer::Node(Box::new(NodeHost {
                 node,
+                role,
                 name: spec.name.to_string(),
                 tls: tls_digest(spec.name),
                 dir: Rc::clone(dir),
                 conns: BTreeMap::new(),
                 backlogged: BTreeSet::new(),
-                app: Workload::new(spec.seed, spec.name),
+                app,
                 out: VecDeque::new(),
             }))
         } else {
@@ -306,6 +409,14 @@ impl SimPeer {
         }
     }
 
+    /// The host's role (`None` for a service).
+    pub fn role(&self) -> Option<HostRole> {
+        match self {
+            SimPeer::Node(n) => Some(n.role),
+            SimPeer::Service(_) => None,
+        }
+    }
+
     /// The workload, if this host is a node.
     pub fn workload(&self) -> Option<&Workload> {
         match self {
@@ -317,8 +428,13 @@ impl SimPeer {
     /// The action hook: workload actions (`build_circuit`, `stream`) for nodes.
     pub fn on_action(&mut self, ctx: &HookCtx<'_>, action: &Action) {
         if let SimPeer::Node(n) = self {
-            let role = HostRole::parse(n.node_role_name());
-            let wanted = action.str("role").unwrap_or("client");
+            let role = n.role;
+            let default = if crate::dht::DHT_ACTIONS.contains(&action.kind.as_str()) {
+                "peer"
+            } else {
+                "client"
+            };
+            let wanted = action.str("role").unwrap_or(default);
             let named = action.str("host").is_some();
             if named || HostRole::parse(wanted) == role {
                 n.app.add_task(ctx.now, action);
@@ -327,16 +443,19 @@ impl SimPeer {
     }
 }
 
-impl NodeHost {
-    fn node_role_name(&self) -> &'static str {
-        let r = self.node.config().role;
-        match (r.relay, r.exit) {
-            (true, true) => "exit",
-            (true, false) => "relay",
-            _ => "client",
+impl Drop for NodeHost {
+    /// A crashed (or departed) peer is no longer one a lookup should find.
+    fn drop(&mut self) {
+        if let Ok(mut dir) = self.dir.try_borrow_mut()
+            && let Some(e) = dir.hosts.get_mut(&self.name)
+            && e.peer.as_ref().map(|p| p.id) == self.node.peer_record().map(|p| p.id)
+        {
+            e.member = false;
         }
     }
+}
 
+impl NodeHost {
     /// Feed held exit bytes as far as the node has room; deliver a deferred close once
     /// they are all in. Returns whether it fed anything.
     fn feed_backlog(&mut self, now: Instant) -> bool {

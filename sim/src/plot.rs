@@ -112,6 +112,69 @@ pub fn time_series_svg(
     root.present().map_err(err)
 }
 
+/// Draw a routing table to `path` as SVG: for each bucket index (x axis), its entry count
+/// as a bar (top) and each entry's live time in minutes as a dot (bottom). `buckets`
+/// holds (bucket index, live times of its entries in minutes); only the span of non-empty
+/// buckets is drawn.
+pub fn routing_table_svg(
+    path: &Path,
+    title: &str,
+    buckets: &[(u8, Vec<f64>)],
+) -> Result<(), PlotError> {
+    let used: Vec<&(u8, Vec<f64>)> = buckets.iter().filter(|(_, v)| !v.is_empty()).collect();
+    let lo = used.first().map_or(150, |(i, _)| i32::from(*i)) - 1;
+    let hi = used.last().map_or(159, |(i, _)| i32::from(*i)) + 1;
+    let max_n = used.iter().map(|(_, v)| v.len()).max().unwrap_or(1).max(8) as i32;
+    let max_age = used
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .fold(1.0, f64::max);
+    let root = SVGBackend::new(path, (720, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (top, bottom) = root.split_vertically(260);
+    let mut counts = ChartBuilder::on(&top)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(45)
+        .build_cartesian_2d(f64::from(lo)..f64::from(hi), 0.0..f64::from(max_n + 1))
+        .map_err(err)?;
+    counts
+        .configure_mesh()
+        .x_desc("bucket j (2^j <= distance < 2^(j+1))")
+        .y_desc("peers")
+        .draw()
+        .map_err(err)?;
+    counts
+        .draw_series(used.iter().map(|(i, v)| {
+            let x = f64::from(*i);
+            Rectangle::new([(x - 0.4, 0.0), (x + 0.4, v.len() as f64)], BLUE.filled())
+        }))
+        .map_err(err)?;
+    let mut ages = ChartBuilder::on(&bottom)
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(45)
+        .build_cartesian_2d(f64::from(lo)..f64::from(hi), 0.0..max_age * 1.05)
+        .map_err(err)?;
+    ages.configure_mesh()
+        .x_desc("bucket j")
+        .y_desc("live time, min")
+        .draw()
+        .map_err(err)?;
+    let dots = used.iter().flat_map(|(i, v)| {
+        let n = v.len().max(1) as f64;
+        v.iter().enumerate().map(move |(k, &a)| {
+            // Spread a bucket's entries across its column, oldest first.
+            let x = f64::from(*i) - 0.35 + 0.7 * k as f64 / n;
+            Circle::new((x, a), 3, RED.filled())
+        })
+    });
+    ages.draw_series(dots).map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

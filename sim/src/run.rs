@@ -115,8 +115,32 @@ pub fn run(scenario: &Scenario, base: &Path, opts: &RunOptions) -> Result<Report
         }
         active += host.workload().map_or(0, |w| w.active_streams());
     }
+    let now = world.now();
+    let dht = dht_end_state(&world, now);
     let mut report = world.finish();
     report.node_counters = node_counters;
+    if let Some(d) = dht {
+        for (k, v) in &d.counts {
+            report.metrics.count(k, *v);
+        }
+        for (k, v) in &d.samples {
+            for x in v {
+                report.metrics.sample(k, *x);
+            }
+        }
+        if let Some(path) = &opts.trace {
+            let txt = path.with_file_name(format!("routing_table_{}.txt", d.table_host));
+            std::fs::write(&txt, &d.table_text)
+                .map_err(|e| SimError::Io(format!("{}: {e}", txt.display())))?;
+        }
+        if let Some(dir) = &opts.plots {
+            std::fs::create_dir_all(dir).map_err(|e| SimError::Io(e.to_string()))?;
+            let svg = dir.join(format!("routing_table_{}.svg", d.table_host));
+            let title = format!("routing table of {}", d.table_host);
+            crate::plot::routing_table_svg(&svg, &title, &d.buckets).map_err(SimError::Plot)?;
+        }
+        report.routing_table = Some((d.table_host, d.table_text));
+    }
     if active > 0 {
         report
             .metrics
@@ -127,6 +151,155 @@ pub fn run(scenario: &Scenario, base: &Path, opts: &RunOptions) -> Result<Report
         report.write_plots(dir).map_err(SimError::Plot)?;
     }
     Ok(report)
+}
+
+/// What the DHT looks like at the end of a run.
+struct DhtEnd {
+    counts: Vec<(String, u64)>,
+    samples: Vec<(String, Vec<f64>)>,
+    table_host: String,
+    table_text: String,
+    buckets: Vec<(u8, Vec<f64>)>,
+}
+
+/// Per-peer figures at the end (ORDB circuits, table sizes, colluders flagged) and the
+/// routing table of the first peer by name; `None` without Peersm nodes.
+fn dht_end_state(
+    world: &crate::world::World<SimPeer>,
+    now: onionpeer_core::Instant,
+) -> Option<DhtEnd> {
+    use crate::node::HostRole;
+    let mut ordb = Vec::new();
+    let mut sizes = Vec::new();
+    let mut colluders = Vec::new();
+    let mut honest = Vec::new();
+    let mut table_host = None;
+    for (name, host) in world.hosts() {
+        let (Some(role), Some(node)) = (host.role(), host.node()) else {
+            continue;
+        };
+        if !role.is_peersm() {
+            continue;
+        }
+        let Some(table) = node.routing_table() else {
+            continue;
+        };
+        match role {
+            HostRole::Colluder | HostRole::EvilBridge => colluders.push(node.peer_id()),
+            _ => honest.push(node),
+        }
+        if matches!(role, HostRole::Peer | HostRole::Victim) {
+            ordb.push(node.ordb_circuits() as f64);
+            sizes.push(table.len() as f64);
+            if table_host.is_none() {
+                table_host = Some((name.to_string(), node));
+            }
+        }
+    }
+    let (table_host, node) = table_host?;
+    let table = node.routing_table()?;
+    let buckets = (0..=159u8)
+        .map(|i| {
+            let ages = table.bucket(i).iter();
+            (
+                i,
+                ages.map(|e| e.live_time(now).as_secs_f64() / 60.0)
+                    .collect(),
+            )
+        })
+        .collect();
+    let flagged = colluders
+        .iter()
+        .filter(|c| honest.iter().any(|n| n.suspicion(c) > 0))
+        .count();
+    let shunned = colluders
+        .iter()
+        .filter(|c| honest.iter().any(|n| n.suspicion(c) >= 2))
+        .count();
+    let mut counts = vec![("dht_peers_at_end".to_string(), ordb.len() as u64)];
+    if !colluders.is_empty() {
+        counts.push(("colluders".into(), colluders.len() as u64));
+        counts.push(("colluders_flagged".into(), flagged as u64));
+        counts.push(("colluders_shunned".into(), shunned as u64));
+    }
+    Some(DhtEnd {
+        counts,
+        samples: vec![
+            ("ordb_circuits_per_peer".into(), ordb),
+            ("routing_table_size".into(), sizes),
+        ],
+        table_text: table.render(now),
+        table_host,
+        buckets,
+    })
+}
+
+/// The DHT lines of the summary: success rates, hops against log2(N), bootstraps,
+/// ORDB circuits, captured lookups and flagged colluders.
+fn render_dht(report: &Report, s: &mut String) {
+    let c = |k: &str| report.metrics.counts.get(k).copied().unwrap_or(0);
+    let peers = c("dht_peers_at_end");
+    if peers == 0 {
+        return;
+    }
+    let log2n = (peers as f64).log2();
+    let _ = writeln!(
+        s,
+        "dht: {peers} peers at end (log2 N = {log2n:.1}), bootstraps {}",
+        c("dht_bootstraps")
+    );
+    for kind in ["find_node", "find_value"] {
+        let (ok, miss) = (
+            c(&format!("lookup/{kind}/ok")),
+            c(&format!("lookup/{kind}/miss")),
+        );
+        if ok + miss == 0 {
+            continue;
+        }
+        let rate = 100.0 * ok as f64 / (ok + miss) as f64;
+        let _ = write!(
+            s,
+            "  {kind:<10} success {rate:.2}% ({ok}/{}, unjudged {}, captured {})",
+            ok + miss,
+            c(&format!("lookup/{kind}/unjudged")),
+            c(&format!("lookup/{kind}/captured"))
+        );
+        let hops = report.metrics.samples.get(&format!("{kind}_hops"));
+        if let Some((p, v)) = hops.and_then(|v| Some((percentiles(v)?, v))) {
+            let max = v.iter().copied().fold(0.0, f64::max);
+            let _ = write!(s, "  hops p50 {} p99 {} max {max}", p.p50, p.p99);
+        }
+        let _ = writeln!(s);
+    }
+    for (name, unit) in [
+        ("bootstrap_ms", "ms"),
+        ("find_node_ms", "ms"),
+        ("find_value_ms", "ms"),
+        ("ordb_circuits_per_peer", ""),
+        ("routing_table_size", ""),
+    ] {
+        if let Some(p) = report
+            .metrics
+            .samples
+            .get(name)
+            .and_then(|v| percentiles(v))
+        {
+            let _ = writeln!(
+                s,
+                "  {name:<23} n={:<6} p50 {:>8.1} p90 {:>8.1} p99 {:>8.1} {unit}",
+                p.count, p.p50, p.p90, p.p99
+            );
+        }
+    }
+    if c("colluders") > 0 {
+        let _ = writeln!(
+            s,
+            "  colluders {}: flagged {} (shunned {}) by some honest peer",
+            c("colluders"),
+            c("colluders_flagged"),
+            c("colluders_shunned")
+        );
+    }
 }
 
 /// Run twice with kept lines; the report of the first run if both traces are identical.
@@ -185,6 +358,32 @@ pub fn record_metrics(ctx: &HookCtx<'_>, event: &SimEvent, m: &mut Metrics) {
             AppEvent::Corrupt { .. } => m.count("stream_corrupt", 1),
             AppEvent::NoPath => m.count("no_path", 1),
             AppEvent::Refused(e) => m.count(&format!("refused/{e}"), 1),
+            AppEvent::Bootstrapped { ms, ordb } => {
+                m.count("dht_bootstraps", 1);
+                m.sample("bootstrap_ms", *ms);
+                m.sample("ordb_at_bootstrap", *ordb as f64);
+            }
+            AppEvent::Lookup {
+                kind,
+                ok,
+                hops,
+                ms,
+                captured,
+            } => {
+                let verdict = match ok {
+                    Some(true) => "ok",
+                    Some(false) => "miss",
+                    None => "unjudged",
+                };
+                m.count(&format!("lookup/{kind}/{verdict}"), 1);
+                if *captured {
+                    m.count(&format!("lookup/{kind}/captured"), 1);
+                }
+                if *kind != "bootstrap" {
+                    m.sample(&format!("{kind}_hops"), f64::from(*hops));
+                    m.sample(&format!("{kind}_ms"), *ms);
+                }
+            }
         },
     }
 }
@@ -247,6 +446,7 @@ pub fn render_summary(report: &Report) -> String {
             );
         }
     }
+    render_dht(report, &mut s);
     let fails = failures(report);
     let _ = writeln!(
         s,

@@ -27,6 +27,7 @@ use onionpeer_core::node::api::{
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
+use crate::dht::{DhtApp, DhtJob, spread};
 use crate::host::{HostOutput, Instant};
 use crate::node::{HostRole, SharedDirectory, SimEvent, end_reason_name, pattern_byte};
 use crate::scenario::Action;
@@ -81,6 +82,26 @@ pub enum AppEvent {
     NoPath,
     /// The node refused a command.
     Refused(String),
+    /// A DHT bootstrap ended with `ordb` ORDB circuits after `ms` milliseconds.
+    Bootstrapped {
+        /// From the first `bootstrap` to the ORDB circuits.
+        ms: f64,
+        /// ORDB circuits up.
+        ordb: usize,
+    },
+    /// A DHT lookup ended.
+    Lookup {
+        /// `bootstrap`, `find_node`, `store` or `find_value`.
+        kind: &'static str,
+        /// Whether it found what the global knowledge says it should (`None`: not judged).
+        ok: Option<bool>,
+        /// Its hops.
+        hops: u32,
+        /// How long it took.
+        ms: f64,
+        /// Its result set is all colluders.
+        captured: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +117,7 @@ enum Job {
         service: String,
         bytes: u64,
     },
+    Dht(DhtJob),
 }
 
 #[derive(Debug)]
@@ -134,6 +156,7 @@ pub struct Workload {
     circuits: BTreeMap<CircuitHandle, CircJob>,
     streams: BTreeMap<StreamHandle, StreamJob>,
     closes: BTreeSet<(Instant, CircuitHandle)>,
+    dht: DhtApp,
     /// Streams finished intact.
     pub streams_done: u64,
 }
@@ -158,6 +181,7 @@ impl Workload {
             circuits: BTreeMap::new(),
             streams: BTreeMap::new(),
             closes: BTreeSet::new(),
+            dht: DhtApp::default(),
             streams_done: 0,
         }
     }
@@ -183,7 +207,10 @@ impl Workload {
                 service: action.str("service").unwrap_or("echo0").to_string(),
                 bytes: action.u64("bytes").unwrap_or(10_000),
             },
-            _ => return,
+            kind => match DhtJob::from_action(kind, action.str("via"), action.str("target")) {
+                Some(j) => Job::Dht(j),
+                None => return,
+            },
         };
         let every = action.u64("every_ms").map(Duration::from_millis);
         let left = action
@@ -196,6 +223,7 @@ impl Workload {
             }
             _ => Duration::ZERO,
         };
+        let offset = offset + spread(&mut self.rng, action.u64("spread_ms").unwrap_or(0));
         self.tasks.push(Task {
             job,
             every,
@@ -258,6 +286,12 @@ impl Workload {
         let (hops, names, exit) = match &job {
             Job::Circuit { hops, path, .. } => (*hops, path, false),
             Job::Stream { hops, path, .. } => (*hops, path, true),
+            Job::Dht(j) => {
+                let mut e = |ev| emit(out, ev);
+                self.dht
+                    .start(now, j, &self.name, &mut self.rng, node, dir, &mut e);
+                return;
+            }
         };
         let path = if names.is_empty() {
             self.choose_path(dir, hops, exit)
@@ -395,11 +429,13 @@ impl Workload {
                     self.closes.insert((now, s.circuit));
                 }
             }
+            Event::DhtLookupDone { .. } | Event::OrdbCircuitsReady(_) => {
+                let mut e = |ev| emit(out, ev);
+                self.dht.on_event(now, event, &self.name, node, dir, &mut e);
+            }
             Event::LinkUp { .. }
             | Event::LinkDown { .. }
             | Event::ClockSkew { .. }
-            | Event::DhtLookupDone { .. }
-            | Event::OrdbCircuitsReady(_)
             | Event::PeerFound(_) => {}
         }
     }
@@ -426,6 +462,7 @@ impl Workload {
                     self.closes.insert((now + hold, h));
                 }
             }
+            Job::Dht(_) => {}
             Job::Stream { service, bytes, .. } => {
                 let started = c.started;
                 let role = dir

@@ -194,6 +194,8 @@ pub struct Report {
     /// Non-zero node counters of the hosts alive at the end, by host name (filled by
     /// [`crate::run::run`]; empty from [`World::finish`]).
     pub node_counters: BTreeMap<String, BTreeMap<String, u64>>,
+    /// For Peersm runs: one peer's name and its routing table rendered as text.
+    pub routing_table: Option<(String, String)>,
 }
 
 /// A simulated network of hosts of type `H`.
@@ -441,6 +443,7 @@ impl<H: SimHost> World<H> {
                 MasterSeed::Bytes(_) => 0,
             },
             node_counters: BTreeMap::new(),
+            routing_table: None,
         }
     }
 
