@@ -414,3 +414,120 @@ fn requests_over_the_rate_limit_are_dropped_and_lookups_still_end() {
         .sum();
     assert!(limited > 0, "no request was rate limited");
 }
+
+#[test]
+fn ordb_circuits_are_two_hops_and_the_ordb_never_sees_the_asker() {
+    let (mut net, bridge, all) = bootstrapped(16);
+    let mut by_id = std::collections::BTreeMap::new();
+    for &ix in all.iter().chain([&bridge]) {
+        by_id.insert(id_of(&net, ix), ix);
+    }
+    for &ix in &all {
+        let paths = net.node(ix).ordb_paths();
+        assert!(
+            paths.len() >= 6,
+            "{}: {} ORDB circuits",
+            net.name(ix),
+            paths.len()
+        );
+        let firsts: std::collections::BTreeSet<PeerId> = paths.iter().map(|p| p.0).collect();
+        let lasts: std::collections::BTreeSet<PeerId> = paths.iter().map(|p| p.1).collect();
+        assert_eq!(
+            firsts.len(),
+            paths.len(),
+            "{}: a first hop twice",
+            net.name(ix)
+        );
+        assert_eq!(lasts.len(), paths.len(), "{}: an ORDB twice", net.name(ix));
+        for (first, last) in &paths {
+            assert_ne!(first, last, "{}", net.name(ix));
+            assert_ne!(*last, id_of(&net, ix));
+        }
+    }
+
+    // A record to find: the holder announces it.
+    let name = HashName::new(b"ordb-test").unwrap();
+    let holder = all[5];
+    query(
+        &mut net,
+        holder,
+        Command::Store {
+            hash_name: name.clone(),
+            progress: Progress::Half,
+        },
+    );
+
+    // Every peer PINGs its ORDBs, then asks them FIND_VALUE, over the ORDB circuits.
+    let mut unlinked_answers = 0;
+    for &ix in &all {
+        let ordbs: Vec<PeerId> = net.node(ix).ordb_peers();
+        // ORDBs with no link to the asker, before and after the exchange.
+        let unlinked = |net: &Network| -> Vec<PeerId> {
+            ordbs
+                .iter()
+                .copied()
+                .filter(|o| {
+                    let o = by_id[o];
+                    net.conns_between(o, ix).is_empty() && net.conns_between(ix, o).is_empty()
+                })
+                .collect()
+        };
+        let before = unlinked(&net);
+        for ask in [None, Some(name.clone())] {
+            let now = net.now;
+            let q = match net.taped(ix).command(now, Command::AskOrdbs(ask.clone())) {
+                Ok(CommandOk::Query(q)) => q,
+                other => panic!("{other:?}"),
+            };
+            net.flush(ix);
+            let t = net.now + Duration::from_secs(5);
+            net.drive_until(t);
+            let answered: std::collections::BTreeSet<PeerId> = net
+                .events_of(ix)
+                .filter_map(|e| match e {
+                    Event::OrdbAnswered {
+                        query, ordb, done, ..
+                    } if *query == q && *done => Some(*ordb),
+                    _ => None,
+                })
+                .collect();
+            for o in &ordbs {
+                assert!(
+                    answered.contains(o),
+                    "{}: ORDB {} did not answer {ask:?}",
+                    net.name(ix),
+                    net.name(by_id[o])
+                );
+            }
+        }
+        // The ORDBs that had no link to the asker answered and still have none: what
+        // they served came through the first hop.
+        let after = unlinked(&net);
+        for o in &before {
+            assert!(after.contains(o), "{}: a link appeared", net.name(ix));
+            unlinked_answers += 1;
+        }
+    }
+    println!("{unlinked_answers} ORDBs answered an asker they have no link to");
+    assert!(unlinked_answers > 0, "every ORDB had a link to its asker");
+
+    // FIND_VALUE over an ORDB circuit reaches a peer that stores the record or knows who
+    // is closer to it: some ORDB of the seeker lists the holder or closer nodes.
+    let seeker = all[11];
+    let now = net.now;
+    let q = match net
+        .taped(seeker)
+        .command(now, Command::AskOrdbs(Some(name.clone())))
+    {
+        Ok(CommandOk::Query(q)) => q,
+        other => panic!("{other:?}"),
+    };
+    net.flush(seeker);
+    let t = net.now + Duration::from_secs(5);
+    net.drive_until(t);
+    let listed = net
+        .events_of(seeker)
+        .filter(|e| matches!(e, Event::OrdbAnswered { query, peers, .. } if *query == q && !peers.is_empty()))
+        .count();
+    assert!(listed > 0);
+}

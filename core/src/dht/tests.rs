@@ -22,6 +22,7 @@ fn rec(id: [u8; 20]) -> PeerRecord {
         ip: IpAddr::V4(Ipv4Addr::new(10, 0, id[19], id[0])),
         port: 9001,
         modulus: vec![0xAB; 4],
+        ntor_key: None,
     }
 }
 

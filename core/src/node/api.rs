@@ -168,6 +168,9 @@ pub enum Command {
         /// How much of it we have.
         progress: Progress,
     },
+    /// Peersm: send a request to every ORDB over its two-hop ORDB circuit: DHT_PING
+    /// (`None`) or DHT_FIND_VALUE of the name. Each answer is an [`Event::OrdbAnswered`].
+    AskOrdbs(Option<HashName>),
 }
 
 /// Where a bootstrap gets its first peer.
@@ -334,6 +337,18 @@ pub enum Event {
     OrdbCircuitsReady(usize),
     /// A bridge (or peer) answered DB_FIND_PEER with this peer.
     PeerFound(PeerRecord),
+    /// An ORDB answered a [`Command::AskOrdbs`] request over its ORDB circuit (one event
+    /// per answer cell).
+    OrdbAnswered {
+        /// The command's id.
+        query: QueryId,
+        /// The ORDB (the circuit's last hop).
+        ordb: PeerId,
+        /// Peers a DHT_FOUND listed (empty for a PING reply).
+        peers: Vec<PeerRecord>,
+        /// The answer is complete.
+        done: bool,
+    },
 }
 
 /// Why the node wants to be woken at a [`Output::Timeout`].

@@ -273,7 +273,8 @@ impl Node {
             cmd @ (Command::Bootstrap { .. }
             | Command::FindNode(_)
             | Command::FindValue(_)
-            | Command::Store { .. }) => self.dht_command(cmd).map(CommandOk::Query),
+            | Command::Store { .. }
+            | Command::AskOrdbs(_)) => self.dht_command(cmd).map(CommandOk::Query),
         }
     }
 

@@ -12,10 +12,11 @@
 //!   and peers merely listed in a DHT_FOUND are only lookup candidates.
 //! - **End of an answer.** A DHT_FOUND answer is complete once it listed 8 peers or with
 //!   a DHT_FOUND listing none (sent after the last one when fewer than 8 were listed).
-//! - **ORDB circuits are one hop.** The seed extends each to a second peer, but a PEER
-//!   record has no ntor onion key and extending with CREATE_FAST would let the first hop
-//!   read the second hop's keys. Until records carry an ntor key, ORDB circuits stop at
-//!   the first peer.
+//! - **ORDB circuits are two hops.** CREATE_FAST to a peer P1, EXTEND2 (ntor, with the
+//!   key from P2's PEER record) to another known peer P2, preferably one we have no link
+//!   to; P2 is the ORDB, and it only sees P1. They are circuits of their own (a fresh
+//!   circuit through P1, not the one-hop lookup circuit to P1), so lookups and ORDB
+//!   traffic never share a circuit.
 //! - **Rate limits** apply per previous-hop link (circuits on one link share a bucket).
 
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -58,6 +59,8 @@ const SID_MAX: StreamId = match StreamId::new(u16::MAX) {
 const SUSPECT_MARGIN: usize = 3;
 /// Peers tracked as suspects at most.
 const MAX_SUSPECTS: usize = 1024;
+/// Records heard of in DHT_FOUND answers kept as ORDB candidates at most.
+const MAX_HEARD: usize = 64;
 
 /// What one of our requests was for.
 #[derive(Debug, Clone)]
@@ -72,6 +75,8 @@ enum ReqKind {
     Ping,
     /// PING verifying a peer that registered with us.
     Verify(PeerRecord),
+    /// A request sent to an ORDB over its two-hop circuit (`Command::AskOrdbs`).
+    Ordb { query: u64 },
 }
 
 #[derive(Debug, Clone)]
@@ -85,13 +90,21 @@ struct Request {
     deadline: Instant,
 }
 
-/// A one-hop CREATE_FAST circuit to a peer.
+/// A one-hop CREATE_FAST circuit to a peer (lookups, PINGs, registration, STORE).
 #[derive(Debug)]
 struct PeerCirc {
     key: CircKey,
     record: PeerRecord,
     built: bool,
-    ordb: bool,
+    queued: Vec<RelayCell>,
+}
+
+/// A two-hop ORDB circuit: CREATE_FAST to `first`, then EXTEND2 (ntor) to `ordb`.
+#[derive(Debug)]
+struct OrdbCirc {
+    first: PeerId,
+    ordb: PeerRecord,
+    built: bool,
     queued: Vec<RelayCell>,
 }
 
@@ -124,6 +137,11 @@ pub(super) struct PeersmState {
     requests: BTreeMap<(CircKey, StreamId), Request>,
     circs: BTreeMap<PeerId, PeerCirc>,
     by_circ: BTreeMap<CircKey, PeerId>,
+    ordbs: BTreeMap<CircKey, OrdbCirc>,
+    /// Records listed in DHT_FOUND answers with an ntor key: candidates for the second
+    /// hop of ORDB circuits (the seed: "another peer it knows ... different from the ones
+    /// it has already connected to"). Oldest forgotten first.
+    heard: Vec<PeerRecord>,
     suspects: BTreeMap<PeerId, u32>,
     verifying: BTreeSet<PeerId>,
     bootstrapped: bool,
@@ -143,6 +161,7 @@ impl PeersmState {
             ip: cfg.addr.ip(),
             port: cfg.addr.port(),
             modulus: keys.relay.rsa_identity.public().modulus(),
+            ntor_key: Some(keys.ntor.public().onion_key.to_bytes()),
         };
         PeersmState {
             table: RoutingTable::new(me.id, cfg.dht.ping_timeout),
@@ -155,6 +174,8 @@ impl PeersmState {
             requests: BTreeMap::new(),
             circs: BTreeMap::new(),
             by_circ: BTreeMap::new(),
+            ordbs: BTreeMap::new(),
+            heard: Vec::new(),
             suspects: BTreeMap::new(),
             verifying: BTreeSet::new(),
             bootstrapped: false,
@@ -170,7 +191,28 @@ impl PeersmState {
     }
 
     fn ordb_count(&self) -> usize {
-        self.circs.values().filter(|c| c.ordb && c.built).count()
+        self.ordbs.values().filter(|c| c.built).count()
+    }
+
+    /// `id` is the first hop or the ORDB of one of our ORDB circuits.
+    fn in_ordb_path(&self, id: &PeerId) -> bool {
+        self.ordbs
+            .values()
+            .any(|c| c.first == *id || c.ordb.id == *id)
+    }
+
+    /// Remember records from a DHT_FOUND as ORDB candidates.
+    fn hear(&mut self, peers: &[PeerRecord]) {
+        for r in peers {
+            if r.ntor_key.is_none() || r.id == self.me.id || self.heard.iter().any(|h| h.id == r.id)
+            {
+                continue;
+            }
+            if self.heard.len() >= MAX_HEARD {
+                self.heard.remove(0);
+            }
+            self.heard.push(r.clone());
+        }
     }
 }
 
@@ -178,8 +220,8 @@ fn target_of(r: &PeerRecord) -> RelayTarget {
     RelayTarget {
         addr: SocketAddr::new(r.ip, r.port),
         id: r.id,
-        // Unused: the circuit's only hop is made with CREATE_FAST.
-        ntor_key: [0; 32],
+        // Unused for a CREATE_FAST hop; an extended hop needs the key (callers check).
+        ntor_key: r.ntor_key.unwrap_or([0; 32]),
         ed_id: None,
     }
 }
@@ -187,7 +229,8 @@ fn target_of(r: &PeerRecord) -> RelayTarget {
 /// Encoded size of a PEER record.
 fn record_len(r: &PeerRecord) -> usize {
     let ip = if r.ip.is_ipv4() { 4 } else { 16 };
-    1 + 20 + 1 + ip + 1 + 2 + 1 + r.modulus.len()
+    let ntor = if r.ntor_key.is_some() { 32 } else { 0 };
+    1 + 20 + 1 + ip + 1 + 2 + 1 + r.modulus.len() + 1 + ntor
 }
 
 /// `peers` split into DHT_FOUND bodies that each fit a relay cell, then the empty
@@ -251,13 +294,21 @@ impl Node {
         self.peersm.as_ref().map_or(0, |p| p.ordb_count())
     }
 
-    /// The peers our ORDB circuits go to.
+    /// The peers our ORDB circuits go to (their last hops: the ORDBs).
     pub fn ordb_peers(&self) -> Vec<PeerId> {
+        self.ordb_paths()
+            .into_iter()
+            .map(|(_, ordb)| ordb)
+            .collect()
+    }
+
+    /// The built ORDB circuits as (first hop, ORDB) pairs.
+    pub fn ordb_paths(&self) -> Vec<(PeerId, PeerId)> {
         self.peersm.as_ref().map_or_else(Vec::new, |p| {
-            p.circs
-                .iter()
-                .filter(|(_, c)| c.ordb && c.built)
-                .map(|(id, _)| *id)
+            p.ordbs
+                .values()
+                .filter(|c| c.built)
+                .map(|c| (c.first, c.ordb.id))
                 .collect()
         })
     }
@@ -290,6 +341,7 @@ impl Node {
                         ip: t.addr.ip(),
                         port: t.addr.port(),
                         modulus: Vec::new(),
+                        ntor_key: Some(t.ntor_key),
                     };
                     let msg = DbFindPeer { peer: p.me.clone() }.into();
                     if !self.dht_send(&bridge, msg, ReqKind::FindPeer { query: q }) {
@@ -322,6 +374,16 @@ impl Node {
                 let key = Key::for_hash_name(&hash_name);
                 let purpose = Purpose::Store(hash_name, progress);
                 self.start_lookup(q, LookupKind::FindNode, key, purpose, None)
+            }
+            Command::AskOrdbs(name) => {
+                let msg: RelayMsg = match name {
+                    None => DhtPing { reply: false }.into(),
+                    Some(hash_name) => DhtFindValue { hash_name }.into(),
+                };
+                let keys: Vec<CircKey> = p.ordbs.keys().copied().collect();
+                for key in keys {
+                    self.ordb_send(key, msg.clone(), ReqKind::Ordb { query: q });
+                }
             }
             _ => return Err(CommandError::BadPath),
         }
@@ -550,9 +612,7 @@ impl Node {
 
     /// ORDB circuits up or being built.
     fn ordb_circuits_promised(&self) -> usize {
-        self.peersm
-            .as_ref()
-            .map_or(0, |p| p.circs.values().filter(|c| c.ordb).count())
+        self.peersm.as_ref().map_or(0, |p| p.ordbs.len())
     }
 
     // ---- sending requests ------------------------------------------------------------
@@ -577,7 +637,6 @@ impl Node {
                 key,
                 record: rec.clone(),
                 built: false,
-                ordb: false,
                 queued: Vec::new(),
             },
         );
@@ -639,6 +698,54 @@ impl Node {
         true
     }
 
+    /// Send a request to the ORDB at the end of ORDB circuit `key`.
+    fn ordb_send(&mut self, key: CircKey, msg: RelayMsg, kind: ReqKind) -> bool {
+        let Some(p) = self.peersm.as_mut() else {
+            return false;
+        };
+        if p.requests.len() >= p.cfg.max_requests {
+            self.counters.bump(Count::DhtRefused);
+            return false;
+        }
+        let Some(c) = p.ordbs.get(&key) else {
+            return false;
+        };
+        let peer = c.ordb.id;
+        let sid = loop {
+            let raw = (self.rng.next_u32() & 0xffff) as u16;
+            if let Some(id) = StreamId::new(raw)
+                && !p.requests.contains_key(&(key, id))
+            {
+                break id;
+            }
+        };
+        let deadline = self.now + p.cfg.dht.peer_timeout * 3;
+        p.requests.insert(
+            (key, sid),
+            Request {
+                peer,
+                kind,
+                got: 0,
+                closer: false,
+                deadline,
+            },
+        );
+        let cell = RelayCell::new(Some(sid), msg);
+        let Some(c) = p.ordbs.get_mut(&key) else {
+            return false;
+        };
+        if !c.built {
+            c.queued.push(cell);
+            return true;
+        }
+        let hop = match self.circuits.get(&key) {
+            Some(Circuit::Client(c)) => c.last_hop(),
+            _ => return false,
+        };
+        self.send_relay_outbound(key, hop, &cell, false);
+        true
+    }
+
     /// Send a message that takes no answer (DHT_STORE) to `rec`'s peer.
     fn dht_send_oneway(&mut self, rec: &PeerRecord, msg: RelayMsg) {
         if let Some(key) = self.circ_to(rec) {
@@ -658,6 +765,18 @@ impl Node {
         let Some(p) = self.peersm.as_mut() else {
             return;
         };
+        if let Some(c) = p.ordbs.get_mut(&key) {
+            c.built = true;
+            let queued = core::mem::take(&mut c.queued);
+            let hop = match self.circuits.get(&key) {
+                Some(Circuit::Client(c)) => c.last_hop(),
+                _ => return,
+            };
+            for cell in queued {
+                self.send_relay_outbound(key, hop, &cell, false);
+            }
+            return;
+        }
         let Some(peer) = p.by_circ.get(&key).copied() else {
             return;
         };
@@ -675,10 +794,17 @@ impl Node {
         let Some(p) = self.peersm.as_mut() else {
             return;
         };
-        let Some(peer) = p.by_circ.remove(&key) else {
+        if let Some(c) = p.ordbs.remove(&key) {
+            // One that never got built: its ORDB candidate may be gone or lying about its
+            // key; do not pick it again from the heard-of pool. Replaced at the next tick.
+            if !c.built {
+                p.heard.retain(|h| h.id != c.ordb.id);
+            }
+        } else if let Some(peer) = p.by_circ.remove(&key) {
+            p.circs.remove(&peer);
+        } else {
             return;
-        };
-        p.circs.remove(&peer);
+        }
         let failed: Vec<(CircKey, StreamId)> = p
             .requests
             .range((key, SID_MIN)..=(key, SID_MAX))
@@ -702,7 +828,7 @@ impl Node {
                 holders: Vec::new(),
                 hops: 0,
             }),
-            ReqKind::Register => {}
+            ReqKind::Register | ReqKind::Ordb { .. } => {}
             ReqKind::Lookup { query } => {
                 if let Some(q) = self.peersm.as_mut().and_then(|p| p.queries.get_mut(&query)) {
                     q.lookup.on_failure(&peer);
@@ -744,6 +870,30 @@ impl Node {
             return;
         };
         let peer = req.peer;
+        if let ReqKind::Ordb { query } = req.kind {
+            let (peers, done) = match msg {
+                RelayMsg::DhtPing(m) if m.reply => (Vec::new(), true),
+                RelayMsg::DhtFound(m) => {
+                    req.got += m.peers.len();
+                    let done = m.peers.is_empty() || req.got >= MAX_FOUND_PEERS;
+                    (m.peers, done)
+                }
+                _ => {
+                    self.counters.bump(Count::DhtUnexpectedReply);
+                    return;
+                }
+            };
+            if done {
+                p.requests.remove(&(key, sid));
+            }
+            self.emit(Event::OrdbAnswered {
+                query: QueryId(query),
+                ordb: peer,
+                peers,
+                done,
+            });
+            return;
+        }
         // The link proved the id of the peer at the end of this one-hop circuit.
         let record = p.circs.get(&peer).map(|c| c.record.clone());
         let mut done = true;
@@ -767,6 +917,7 @@ impl Node {
                 done = m.peers.is_empty() || req.got >= MAX_FOUND_PEERS;
                 let closer = req.closer;
                 let mut closer_now = closer;
+                p.hear(&m.peers);
                 if let Some(query) = p.queries.get_mut(&q) {
                     let t = query.lookup.target();
                     let own = t.distance(&Key::from(peer));
@@ -789,8 +940,10 @@ impl Node {
                 }
                 if done {
                     p.requests.remove(&(key, sid));
-                    self.dht_heard_from(record, now);
-                    self.mark_ordb(peer, q);
+                    self.dht_heard_from(record.clone(), now);
+                    if let Some(first) = record {
+                        self.mark_ordb(first, q);
+                    }
                 }
                 self.drive_query(q);
                 self.close_idle_circuits();
@@ -845,9 +998,10 @@ impl Node {
         }
     }
 
-    /// During a bootstrap, the first peers that answer become the ORDBs.
-    fn mark_ordb(&mut self, peer: PeerId, q: u64) {
-        let Some(p) = self.peersm.as_mut() else {
+    /// During a bootstrap, each of the first peers that answer becomes the first hop of
+    /// an ORDB circuit (seed: "A extends each circuit to another peer it knows").
+    fn mark_ordb(&mut self, first: PeerRecord, q: u64) {
+        let Some(p) = self.peersm.as_ref() else {
             return;
         };
         let bootstrap = matches!(
@@ -857,16 +1011,75 @@ impl Node {
                 ..
             })
         );
-        let have = p.circs.values().filter(|c| c.ordb).count();
         if bootstrap
-            && have < p.cfg.ordb_circuits
-            && let Some(c) = p.circs.get_mut(&peer)
+            && p.ordbs.len() < p.cfg.ordb_circuits
+            && !p.ordbs.values().any(|c| c.first == first.id)
         {
-            c.ordb = true;
+            self.open_ordb(first);
         }
     }
 
-    /// Close circuits to peers that are not ORDBs and carry no request.
+    /// A random ORDB for a circuit through `first`: a known peer with an ntor key, not
+    /// `first`, not an ORDB already, preferring peers we have no link to and that are not
+    /// on another ORDB circuit.
+    fn pick_ordb(&mut self, first: &PeerId) -> Option<PeerRecord> {
+        let p = self.peersm.as_ref()?;
+        let mut pool: Vec<PeerRecord> = p.table.iter().map(|e| e.record.clone()).collect();
+        for h in &p.heard {
+            if !pool.iter().any(|r| r.id == h.id) {
+                pool.push(h.clone());
+            }
+        }
+        let linked = |id: &PeerId| self.links.values().any(|l| l.peer_id == Some(*id));
+        let mut best: Vec<(u8, PeerRecord)> = pool
+            .into_iter()
+            .filter(|r| {
+                r.ntor_key.is_some()
+                    && r.id != *first
+                    && r.id != p.me.id
+                    && !p.suspected(&r.id)
+                    && !p.ordbs.values().any(|c| c.ordb.id == r.id)
+            })
+            .map(|r| {
+                let rank = u8::from(linked(&r.id) || p.circs.contains_key(&r.id))
+                    + u8::from(p.in_ordb_path(&r.id));
+                (rank, r)
+            })
+            .collect();
+        let top = best.iter().map(|(rank, _)| *rank).min()?;
+        best.retain(|(rank, _)| *rank == top);
+        let i = (self.rng.next_u32() as usize) % best.len();
+        best.into_iter().nth(i).map(|(_, r)| r)
+    }
+
+    /// Build an ORDB circuit: CREATE_FAST to `first`, EXTEND2 to a random other peer.
+    fn open_ordb(&mut self, first: PeerRecord) -> bool {
+        let Some(ordb) = self.pick_ordb(&first.id) else {
+            return false;
+        };
+        let path = alloc::vec![target_of(&first), target_of(&ordb)];
+        let Ok(handle) = self.start_circuit(path, FirstHop::Fast) else {
+            return false;
+        };
+        let Some(key) = self.client_circs.get(&handle).copied() else {
+            return false;
+        };
+        let Some(p) = self.peersm.as_mut() else {
+            return false;
+        };
+        p.ordbs.insert(
+            key,
+            OrdbCirc {
+                first: first.id,
+                ordb,
+                built: false,
+                queued: Vec::new(),
+            },
+        );
+        true
+    }
+
+    /// Close circuits to peers that carry no request.
     fn close_idle_circuits(&mut self) {
         let Some(p) = self.peersm.as_ref() else {
             return;
@@ -874,7 +1087,7 @@ impl Node {
         let idle: Vec<CircKey> = p
             .circs
             .values()
-            .filter(|c| c.built && !c.ordb && c.queued.is_empty())
+            .filter(|c| c.built && c.queued.is_empty())
             .filter(|c| {
                 p.requests
                     .range((c.key, SID_MIN)..=(c.key, SID_MAX))
@@ -889,19 +1102,19 @@ impl Node {
     }
 
     /// Replace lost ORDB circuits (seed: "a new circuit (CREATE_FAST) with a peer
-    /// randomly chosen taking the first one of the selected bucket").
+    /// randomly chosen taking the first one of the selected bucket and extend to another
+    /// one randomly chosen too").
     fn fill_ordbs(&mut self) {
         for _ in 0..8 {
             let Some(p) = self.peersm.as_ref() else {
                 return;
             };
-            let have = p.circs.values().filter(|c| c.ordb).count();
-            if !p.bootstrapped || have >= p.cfg.ordb_circuits {
+            if !p.bootstrapped || p.ordbs.len() >= p.cfg.ordb_circuits {
                 return;
             }
-            // The first (longest-lived) peer of each bucket that is not an ORDB yet.
+            // The first (longest-lived) peer of each bucket that is not a first hop yet.
             let eligible =
-                |r: &PeerRecord| p.circs.get(&r.id).is_none_or(|c| !c.ordb) && !p.suspected(&r.id);
+                |r: &PeerRecord| !p.ordbs.values().any(|c| c.first == r.id) && !p.suspected(&r.id);
             let buckets: Vec<PeerRecord> = (0..crate::dht::NUM_BUCKETS as u8)
                 .filter_map(|b| p.table.bucket(b).iter().find(|e| eligible(&e.record)))
                 .map(|e| e.record.clone())
@@ -910,12 +1123,9 @@ impl Node {
                 return;
             }
             let i = (self.rng.next_u32() as usize) % buckets.len();
-            let rec = buckets[i].clone();
-            if self.circ_to(&rec).is_none() {
+            let first = buckets[i].clone();
+            if !self.open_ordb(first) {
                 return;
-            }
-            if let Some(c) = self.peersm.as_mut().and_then(|p| p.circs.get_mut(&rec.id)) {
-                c.ordb = true;
             }
         }
     }
@@ -1167,6 +1377,7 @@ mod tests {
             ip: core::net::IpAddr::V4(core::net::Ipv4Addr::new(10, 0, 0, i)),
             port: 9001,
             modulus: alloc::vec![0xA5; modulus],
+            ntor_key: Some([i; 32]),
         }
     }
 
@@ -1178,18 +1389,19 @@ mod tests {
 
     #[test]
     fn found_answers_fit_cells_and_end_as_specified() {
-        // Eight 128-byte moduli: 3 + 3 + 2 records, complete at 8, no end cell.
+        // Eight 128-byte moduli with ntor keys: 2 records a cell, complete at 8, no end
+        // cell.
         let eight: Vec<PeerRecord> = (0..8).map(|i| rec(i, 128)).collect();
         let cells = found_cells(FoundKind::CloserNodes, &eight);
         let counts: Vec<usize> = cells.iter().map(|c| c.peers.len()).collect();
-        assert_eq!(counts, [3, 3, 2]);
+        assert_eq!(counts, [2, 2, 2, 2]);
         // Fewer than 8: the empty DHT_FOUND ends the answer.
         let five = &eight[..5];
         let counts: Vec<usize> = found_cells(FoundKind::Holders, five)
             .iter()
             .map(|c| c.peers.len())
             .collect();
-        assert_eq!(counts, [3, 2, 0]);
+        assert_eq!(counts, [2, 2, 1, 0]);
         assert_eq!(found_cells(FoundKind::CloserNodes, &[]).len(), 1);
         // Any mix of moduli and more than 8 peers: every cell fits, at most 8 listed.
         for m in [1usize, 64, 128, 200, 255] {

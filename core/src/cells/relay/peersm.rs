@@ -402,8 +402,10 @@ fn put_modulus<W: Writer + ?Sized>(w: &mut W, m: &[u8]) -> EncResult {
     w.write_u8_prefixed(m)
 }
 
-/// How to reach a peer: `[ID len 1B][ID][IP len 1B][IP][port len 1B][port][modulus len
-/// 1B][modulus]`.
+/// How to reach a peer: the seed's `[ID len 1B][ID][IP len 1B][IP][port len 1B][port]
+/// [modulus len 1B][modulus]`, then our `[ntor key len 1B (0 or 32)][ntor key]`, required
+/// (records are concatenated in DHT_FOUND, so an optional trailing field could not be
+/// told from the next record). See PROTOCOL.md section 3.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerRecord {
     /// Its id (20 bytes on the wire, other lengths rejected).
@@ -414,6 +416,9 @@ pub struct PeerRecord {
     pub port: u16,
     /// Its RSA public modulus (1..=255 bytes).
     pub modulus: Vec<u8>,
+    /// Its curve25519 ntor onion key, needed to extend a circuit to it (length 0 on the
+    /// wire when unknown).
+    pub ntor_key: Option<[u8; 32]>,
 }
 
 impl PeerRecord {
@@ -432,11 +437,19 @@ impl PeerRecord {
             _ => return Err(Error::BadLength("port must be 2 bytes")),
         };
         let modulus = take_modulus(r)?;
+        let ntor_key = match r.take_u8_prefixed()? {
+            [] => None,
+            k => Some(
+                <[u8; 32]>::try_from(k)
+                    .map_err(|_| Error::BadLength("ntor key must be 0 or 32 bytes"))?,
+            ),
+        };
         Ok(PeerRecord {
             id,
             ip,
             port,
             modulus,
+            ntor_key,
         })
     }
 
@@ -447,7 +460,11 @@ impl PeerRecord {
             IpAddr::V6(a) => w.write_u8_prefixed(&a.octets())?,
         }
         w.write_u8_prefixed(&self.port.to_be_bytes())?;
-        put_modulus(w, &self.modulus)
+        put_modulus(w, &self.modulus)?;
+        match &self.ntor_key {
+            Some(k) => w.write_u8_prefixed(k),
+            None => w.write_u8_prefixed(&[]),
+        }
     }
 }
 

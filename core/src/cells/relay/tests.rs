@@ -32,6 +32,7 @@ fn peer(ip: IpAddr) -> PeerRecord {
         ip,
         port: 9001,
         modulus: vec![0xc5; 128],
+        ntor_key: Some([0x4e; 32]),
     }
 }
 
@@ -347,6 +348,7 @@ fn samples() -> Vec<(&'static str, RelayCell)> {
                         },
                         PeerRecord {
                             modulus: vec![2; 16],
+                            ntor_key: None,
                             ..peer(v6)
                         },
                     ],
@@ -847,7 +849,16 @@ fn peer_record_lengths() {
     assert_eq!(&good[..1], &[20]);
     assert_eq!(&good[21..28], &[4, 127, 0, 0, 1, 2, 0x23]);
     assert_eq!(good[28..31], [0x29, 128, 0xc5]);
-    assert_eq!(good.len(), 1 + 20 + 1 + 4 + 1 + 2 + 1 + 128);
+    assert_eq!(good.len(), 1 + 20 + 1 + 4 + 1 + 2 + 1 + 128 + 1 + 32);
+    assert_eq!(good[158..160], [32, 0x4e]);
+    // The ntor key length is required: 0 (unknown) decodes, other than 0/32 or absent not.
+    let mut b = good[..158].to_vec();
+    assert!(DbFindPeer::decode_body(&b).is_err());
+    b.push(0);
+    assert_eq!(DbFindPeer::decode_body(&b).unwrap().peer.ntor_key, None);
+    b[158] = 31;
+    b.extend_from_slice(&[0; 31]);
+    assert!(DbFindPeer::decode_body(&b).is_err());
     // ID of 19 bytes, IP of 5 bytes, port of 3 bytes, empty modulus: all refused.
     let mut b = good.clone();
     b[0] = 19;
@@ -867,8 +878,10 @@ fn peer_record_lengths() {
 
 #[test]
 fn dht_found_limits() {
+    // Eight short keyless records fit one cell (the count limit is what refuses nine).
     let p = PeerRecord {
         modulus: vec![1],
+        ntor_key: None,
         ..peer(IpAddr::V4(Ipv4Addr::LOCALHOST))
     };
     let nine = DhtFound {
@@ -885,18 +898,28 @@ fn dht_found_limits() {
         RelayCell::decode(&c.encode_zero_padded().unwrap()).unwrap(),
         c
     );
-    // With 128-byte moduli only three IPv4 records fit in one cell.
+    // With 128-byte moduli and ntor keys only two IPv4 records fit in one cell (three
+    // without the keys).
     let big = peer(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let two = DhtFound {
+        kind: FoundKind::CloserNodes,
+        peers: vec![big.clone(); 2],
+    };
+    assert!(RelayCell::new(sid(1), two).encode_zero_padded().is_ok());
     let three = DhtFound {
         kind: FoundKind::CloserNodes,
         peers: vec![big.clone(); 3],
     };
-    assert!(RelayCell::new(sid(1), three).encode_zero_padded().is_ok());
-    let four = DhtFound {
-        kind: FoundKind::CloserNodes,
-        peers: vec![big; 4],
+    assert!(RelayCell::new(sid(1), three).encode_zero_padded().is_err());
+    let keyless = PeerRecord {
+        ntor_key: None,
+        ..big
     };
-    assert!(RelayCell::new(sid(1), four).encode_zero_padded().is_err());
+    let three = DhtFound {
+        kind: FoundKind::CloserNodes,
+        peers: vec![keyless; 3],
+    };
+    assert!(RelayCell::new(sid(1), three).encode_zero_padded().is_ok());
     assert!(DhtFound::decode_body(&[2, 0]).is_err());
     assert!(DhtFound::decode_body(&[0, 9]).is_err());
     assert!(DhtPing::decode_body(&[2]).is_err());
