@@ -269,6 +269,19 @@ fn fmt_node_event(e: &Event, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         ),
         Event::OrdbCircuitsReady(n) => write!(f, "OrdbCircuitsReady {n}"),
         Event::PeerFound(r) => write!(f, "PeerFound {}", r.id),
+        Event::OrdbAnswered {
+            query,
+            ordb,
+            peers,
+            done,
+        } => {
+            write!(
+                f,
+                "OrdbAnswered q{} {ordb} peers={} done={done}",
+                query.0,
+                peers.len()
+            )
+        }
     }
 }
 

@@ -436,7 +436,8 @@ impl Workload {
             Event::LinkUp { .. }
             | Event::LinkDown { .. }
             | Event::ClockSkew { .. }
-            | Event::PeerFound(_) => {}
+            | Event::PeerFound(_)
+            | Event::OrdbAnswered { .. } => {}
         }
     }
 

@@ -803,7 +803,8 @@ impl Driver {
             Event::ClockSkew { .. }
             | Event::DhtLookupDone { .. }
             | Event::OrdbCircuitsReady(_)
-            | Event::PeerFound(_) => {}
+            | Event::PeerFound(_)
+            | Event::OrdbAnswered { .. } => {}
         }
         self.subscribers.retain(|s| s.try_send(e.clone()).is_ok());
     }
