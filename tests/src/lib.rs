@@ -649,6 +649,28 @@ impl Network {
         circ
     }
 
+    /// Read everything stream `s` of node `op` has received into `out`, then act on what
+    /// reading caused (SENDMEs). Returns how many bytes were read.
+    pub fn read_available(
+        &mut self,
+        op: NodeIx,
+        s: onionpeer_core::node::api::StreamHandle,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let mut buf = [0u8; 16 * 1024];
+        let now = self.now;
+        let mut total = 0;
+        while let Ok(k) = self.taped(op).read_stream(now, s, &mut buf) {
+            if k == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..k]);
+            total += k;
+        }
+        self.flush(op);
+        total
+    }
+
     /// Open a stream to `host:port` on `circ` and drive until it is connected.
     pub fn open(
         &mut self,

@@ -19,16 +19,8 @@ fn recorded_run() -> (Network, usize, Vec<usize>, String) {
     assert_eq!(net.taped(op).write_stream(now, s, &data), Ok(data.len()));
     net.flush(op);
     let mut got = Vec::new();
-    let mut buf = vec![0u8; 4096];
     net.drive_bounded(100_000, |n| {
-        let now = n.now;
-        while let Ok(k) = n.taped(op).read_stream(now, s, &mut buf) {
-            if k == 0 {
-                break;
-            }
-            got.extend_from_slice(&buf[..k]);
-        }
-        n.flush(op);
+        n.read_available(op, s, &mut got);
         got.len() == data.len()
     });
     assert_eq!(got, data);
