@@ -660,6 +660,30 @@ impl Node {
         self.send_relay_outbound(key, hop, &cell, false);
     }
 
+    /// Record a request to `peer` on circuit `key` under a fresh stream id, with its
+    /// deadline; the id the request must be sent on.
+    fn register_request(&mut self, key: CircKey, peer: PeerId, kind: ReqKind) -> Option<StreamId> {
+        let p = self.peersm.as_mut()?;
+        let sid = loop {
+            let raw = (self.rng.next_u32() & 0xffff) as u16;
+            if let Some(id) = StreamId::new(raw)
+                && !p.requests.contains_key(&(key, id))
+            {
+                break id;
+            }
+        };
+        let deadline = self.now + p.cfg.dht.peer_timeout * 3;
+        let request = Request {
+            peer,
+            kind,
+            got: 0,
+            closer: false,
+            deadline,
+        };
+        p.requests.insert((key, sid), request);
+        Some(sid)
+    }
+
     /// Send a request to `rec`'s peer on a fresh stream id; false if it cannot be sent.
     fn dht_send(&mut self, rec: &PeerRecord, msg: RelayMsg, kind: ReqKind) -> bool {
         let Some(p) = self.peersm.as_ref() else {
@@ -672,28 +696,9 @@ impl Node {
         let Some(key) = self.circ_to(rec) else {
             return false;
         };
-        let Some(p) = self.peersm.as_mut() else {
+        let Some(sid) = self.register_request(key, rec.id, kind) else {
             return false;
         };
-        let sid = loop {
-            let raw = (self.rng.next_u32() & 0xffff) as u16;
-            if let Some(id) = StreamId::new(raw)
-                && !p.requests.contains_key(&(key, id))
-            {
-                break id;
-            }
-        };
-        let deadline = self.now + p.cfg.dht.peer_timeout * 3;
-        p.requests.insert(
-            (key, sid),
-            Request {
-                peer: rec.id,
-                kind,
-                got: 0,
-                closer: false,
-                deadline,
-            },
-        );
         self.send_on(&rec.id, key, RelayCell::new(Some(sid), msg));
         true
     }
@@ -711,27 +716,11 @@ impl Node {
             return false;
         };
         let peer = c.ordb.id;
-        let sid = loop {
-            let raw = (self.rng.next_u32() & 0xffff) as u16;
-            if let Some(id) = StreamId::new(raw)
-                && !p.requests.contains_key(&(key, id))
-            {
-                break id;
-            }
+        let Some(sid) = self.register_request(key, peer, kind) else {
+            return false;
         };
-        let deadline = self.now + p.cfg.dht.peer_timeout * 3;
-        p.requests.insert(
-            (key, sid),
-            Request {
-                peer,
-                kind,
-                got: 0,
-                closer: false,
-                deadline,
-            },
-        );
         let cell = RelayCell::new(Some(sid), msg);
-        let Some(c) = p.ordbs.get_mut(&key) else {
+        let Some(c) = self.peersm.as_mut().and_then(|p| p.ordbs.get_mut(&key)) else {
             return false;
         };
         if !c.built {
