@@ -271,26 +271,14 @@ fn render_dht(report: &Report, s: &mut String) {
         }
         let _ = writeln!(s);
     }
-    for (name, unit) in [
+    let rows = [
         ("bootstrap_ms", "ms"),
         ("find_node_ms", "ms"),
         ("find_value_ms", "ms"),
         ("ordb_circuits_per_peer", ""),
         ("routing_table_size", ""),
-    ] {
-        if let Some(p) = report
-            .metrics
-            .samples
-            .get(name)
-            .and_then(|v| percentiles(v))
-        {
-            let _ = writeln!(
-                s,
-                "  {name:<23} n={:<6} p50 {:>8.1} p90 {:>8.1} p99 {:>8.1} {unit}",
-                p.count, p.p50, p.p90, p.p99
-            );
-        }
-    }
+    ];
+    write_percentiles(s, report, &rows, "  ", 23, 8);
     if c("colluders") > 0 {
         let _ = writeln!(
             s,
@@ -427,25 +415,13 @@ pub fn render_summary(report: &Report) -> String {
         c("stream_bytes"),
         report.summary.bytes_delivered
     );
-    for (name, unit) in [
+    let rows = [
         ("circuit_build_ms", "ms"),
         ("ttfb_ms", "ms"),
         ("stream_ms", "ms"),
         ("stream_kBps", "kB/s"),
-    ] {
-        if let Some(p) = report
-            .metrics
-            .samples
-            .get(name)
-            .and_then(|v| percentiles(v))
-        {
-            let _ = writeln!(
-                s,
-                "{name:<17} n={:<6} p50 {:>10.1} p90 {:>10.1} p99 {:>10.1} {unit}",
-                p.count, p.p50, p.p90, p.p99
-            );
-        }
-    }
+    ];
+    write_percentiles(&mut s, report, &rows, "", 17, 10);
     render_dht(report, &mut s);
     let fails = failures(report);
     let _ = writeln!(
@@ -484,4 +460,29 @@ pub fn render_summary(report: &Report) -> String {
     }
     let _ = writeln!(s, "trace hash {}", report.trace_hash);
     s
+}
+
+/// One line per sample set: count and p50/p90/p99, in columns of the given widths.
+fn write_percentiles(
+    s: &mut String,
+    report: &Report,
+    rows: &[(&str, &str)],
+    indent: &str,
+    name_width: usize,
+    num_width: usize,
+) {
+    for &(name, unit) in rows {
+        if let Some(p) = report
+            .metrics
+            .samples
+            .get(name)
+            .and_then(|v| percentiles(v))
+        {
+            let _ = writeln!(
+                s,
+                "{indent}{name:<name_width$} n={:<6} p50 {:>num_width$.1} p90 {:>num_width$.1} p99 {:>num_width$.1} {unit}",
+                p.count, p.p50, p.p90, p.p99
+            );
+        }
+    }
 }
