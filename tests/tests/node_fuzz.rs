@@ -940,7 +940,7 @@ impl Solo {
             let conns: Vec<ConnId> = self
                 .peers
                 .iter()
-                .filter(|(_, p)| p.is_link && p.saw_versions)
+                .filter(|(_, p)| p.is_link && p.saw_versions && p.version.is_some())
                 .map(|(&k, _)| k)
                 .collect();
             let Some(&conn) = c.pick(&conns) else { return };
