@@ -20,7 +20,7 @@
 //! Creating a node costs an RSA key generation, so nodes are created once per input and
 //! every input carries many operations.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ use onionpeer_core::cells::relay::{
     MAX_DATA_LEN, RelayCell, RelayMsg, Sendme, StreamId, Truncate, Truncated,
 };
 use onionpeer_core::crypto::handshake::{
-    FastClientState, NtorClientState, NtorPublicKey, fast_client_create_fixed,
+    CircuitKeys, FastClientState, NtorClientState, NtorPublicKey, fast_client_create_fixed,
     ntor_client_create_fixed,
 };
 use onionpeer_core::crypto::identity::PeerId;
@@ -244,13 +244,20 @@ fn pull_all(node: &mut Node, conn: ConnId) -> Vec<u8> {
 
 /// A circuit the fuzzer created on a node (it plays the client).
 enum PeerCirc {
-    Fast(FastClientState),
-    Ntor(Box<NtorClientState>),
+    /// CREATEs sent with this id, oldest first. Some were never delivered (framing
+    /// failed) or refused, so the node's reply answers the oldest one it accepted.
+    Pending(VecDeque<Create>),
     Open {
         crypto: Box<ClientCircuitCrypto>,
         /// The tag of the last cell the node sent us (for authenticated SENDMEs).
         last_tag: [u8; 20],
     },
+}
+
+/// Our half of a CREATE handshake, kept until the node answers it.
+enum Create {
+    Fast(FastClientState),
+    Ntor(Box<NtorClientState>),
 }
 
 /// The fuzzer's end of one link to the node.
@@ -311,24 +318,18 @@ impl Peer {
         match cell.msg {
             ChanMsg::Versions(_) => self.saw_versions = true,
             ChanMsg::CreatedFast(m) => {
-                if let Some(PeerCirc::Fast(_)) = self.circs.get(&id)
-                    && let Some(PeerCirc::Fast(s)) = self.circs.remove(&id)
-                {
-                    let mut r = [0u8; 40];
-                    r[..20].copy_from_slice(&m.y);
-                    r[20..].copy_from_slice(&m.kh);
-                    let keys = s.finish(&r).expect("the node's CREATED_FAST verifies");
-                    self.open(id, &keys);
-                }
+                let mut r = [0u8; 40];
+                r[..20].copy_from_slice(&m.y);
+                r[20..].copy_from_slice(&m.kh);
+                self.answer(id, |create| match create {
+                    Create::Fast(s) => s.finish(&r).ok(),
+                    Create::Ntor(_) => None,
+                });
             }
-            ChanMsg::Created2(m) => {
-                if let Some(PeerCirc::Ntor(_)) = self.circs.get(&id)
-                    && let Some(PeerCirc::Ntor(s)) = self.circs.remove(&id)
-                {
-                    let keys = s.finish(&m.hdata).expect("the node's CREATED2 verifies");
-                    self.open(id, &keys);
-                }
-            }
+            ChanMsg::Created2(m) => self.answer(id, |create| match create {
+                Create::Ntor(s) => s.finish(&m.hdata).ok(),
+                Create::Fast(_) => None,
+            }),
             ChanMsg::Relay(mut r) => {
                 if let Some(PeerCirc::Open { crypto, last_tag }) = self.circs.get_mut(&id)
                     && let Ok((_, tag)) = crypto.decrypt_inbound(&mut r.body.0)
@@ -343,7 +344,33 @@ impl Peer {
         }
     }
 
-    fn open(&mut self, id: u32, keys: &onionpeer_core::crypto::handshake::CircuitKeys) {
+    /// The node answered a CREATE on `id`: it must verify against one of ours.
+    fn answer(&mut self, id: u32, finish: impl Fn(Create) -> Option<CircuitKeys>) {
+        let Some(PeerCirc::Pending(sent)) = self.circs.get_mut(&id) else {
+            return;
+        };
+        while let Some(create) = sent.pop_front() {
+            if let Some(keys) = finish(create) {
+                self.open(id, &keys);
+                return;
+            }
+        }
+        panic!("the node's answer on circuit {id:#x} matches none of our CREATEs");
+    }
+
+    /// Remember a CREATE we send, unless `id` is already an open circuit of ours.
+    fn sent_create(&mut self, id: u32, create: Create) {
+        match self
+            .circs
+            .entry(id)
+            .or_insert(PeerCirc::Pending(VecDeque::new()))
+        {
+            PeerCirc::Pending(sent) => sent.push_back(create),
+            PeerCirc::Open { .. } => {}
+        }
+    }
+
+    fn open(&mut self, id: u32, keys: &CircuitKeys) {
         let mut crypto = Box::new(ClientCircuitCrypto::new());
         crypto.add_hop(keys).expect("first hop");
         self.circs.insert(
@@ -567,7 +594,7 @@ fn hostile_cell(
             let id = circ_id(c, peer);
             let (state, x) = fast_client_create_fixed(c.array());
             if CircId::new(id).is_some() {
-                peer.circs.entry(id).or_insert(PeerCirc::Fast(state));
+                peer.sent_create(id, Create::Fast(state));
             }
             ChanCell::new(CircId::new(id), CreateFast { x })
         }
@@ -577,9 +604,7 @@ fn hostile_cell(
                 let secret = x25519_secret(c.array());
                 let (state, skin) = ntor_client_create_fixed(secret, node_ntor);
                 if CircId::new(id).is_some() {
-                    peer.circs
-                        .entry(id)
-                        .or_insert(PeerCirc::Ntor(Box::new(state)));
+                    peer.sent_create(id, Create::Ntor(Box::new(state)));
                 }
                 (HandshakeType::NTOR, skin.to_vec())
             } else {
@@ -955,11 +980,11 @@ impl Solo {
             let id = (c.u32() & (high - 1)) | high;
             let cell = if c.bool() {
                 let (state, x) = fast_client_create_fixed(c.array());
-                peer.circs.insert(id, PeerCirc::Fast(state));
+                peer.sent_create(id, Create::Fast(state));
                 ChanCell::new(CircId::new(id), CreateFast { x })
             } else {
                 let (state, skin) = ntor_client_create_fixed(x25519_secret(c.array()), &self.ntor);
-                peer.circs.insert(id, PeerCirc::Ntor(Box::new(state)));
+                peer.sent_create(id, Create::Ntor(Box::new(state)));
                 ChanCell::new(
                     CircId::new(id),
                     Create2 {
