@@ -171,6 +171,59 @@ pub enum Command {
     /// Peersm: send a request to every ORDB over its two-hop ORDB circuit: DHT_PING
     /// (`None`) or DHT_FIND_VALUE of the name. Each answer is an [`Event::OrdbAnswered`].
     AskOrdbs(Option<HashName>),
+    /// ORDB: seed a file. The node signs it (ed25519, with `key` as the secret seed, or a
+    /// key drawn from its RNG), keeps it pinned in its chunk store, advertises it to its
+    /// ORDBs (DB_INFO 100 %) and STOREs the name in the DHT. Answered with
+    /// [`CommandOk::Content`] (the hash_name).
+    Seed {
+        /// The file's bytes.
+        data: Vec<u8>,
+        /// Its MIME type (≤ 255 bytes).
+        mime_type: String,
+        /// The ed25519 secret seed, or `None` for a fresh key.
+        key: Option<[u8; 32]>,
+    },
+    /// ORDB: start publishing a live stream (advertised and STOREd like a file); segments
+    /// are added with [`Command::LivePush`]. Answered with [`CommandOk::Content`].
+    Live {
+        /// Its MIME type.
+        mime_type: String,
+        /// The ed25519 secret seed, or `None` for a fresh key.
+        key: Option<[u8; 32]>,
+        /// Chunks per signed segment (1..=225; 64 is the default of PROTOCOL.md 6.5).
+        segment_chunks: u16,
+    },
+    /// ORDB: publish the next segment of a live stream we started: 1..=segment_chunks
+    /// chunks of at most 486 bytes, signed with the current time. Streams waiting for
+    /// them are served at once.
+    LivePush {
+        /// The stream's hash_name.
+        hash_name: [u8; 20],
+        /// The segment's chunks.
+        chunks: Vec<Vec<u8>>,
+    },
+    /// ORDB: tell our ORDBs (DB_INFO) that we have `progress` of `hash_name`; repeated to
+    /// ORDB circuits built later. Seeding does this itself; this is for content that
+    /// arrives otherwise (and for tests).
+    Advertise {
+        /// The name.
+        hash_name: HashName,
+        /// How much of it we have.
+        progress: Progress,
+    },
+    /// **Test hook**: send a raw DB_QUERY (counter 0) on one ORDB circuit (the one to
+    /// `via`, or the first). Every answer cell is kept for [`crate::node::Node::take_query_replies`];
+    /// DB_SENDME is sent as a downloader would.
+    Query {
+        /// The name.
+        hash_name: HashName,
+        /// Wire chunk number (1-based; 0 = info / live join).
+        chunk: u64,
+        /// Chunks asked for (0 = the manifest only).
+        nb_chunks: u16,
+        /// The ORDB to ask (its peer id), or `None` for the first ORDB circuit.
+        via: Option<PeerId>,
+    },
 }
 
 /// Where a bootstrap gets its first peer.
@@ -197,6 +250,8 @@ pub enum CommandOk {
     Done,
     /// A DHT lookup is running under this id.
     Query(QueryId),
+    /// Content seeded or published under this hash_name.
+    Content([u8; 20]),
 }
 
 /// Why a command or stream call was refused.
@@ -214,6 +269,10 @@ pub enum CommandError {
     Limit,
     /// A Peersm command at a node without a Peersm config.
     NotAPeer,
+    /// The content cannot be seeded (size, MIME type, chunk or segment size).
+    BadContent,
+    /// No such content (a live stream we do not publish).
+    UnknownContent,
 }
 
 impl core::fmt::Display for CommandError {
@@ -225,6 +284,8 @@ impl core::fmt::Display for CommandError {
             CommandError::NotConnected => "the stream is not connected yet",
             CommandError::Limit => "a configured limit would be exceeded",
             CommandError::NotAPeer => "the node has no Peersm config",
+            CommandError::BadContent => "the content cannot be seeded",
+            CommandError::UnknownContent => "no such content",
         })
     }
 }

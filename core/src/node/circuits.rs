@@ -7,7 +7,7 @@ use core::net::{IpAddr, SocketAddr};
 
 use super::api::{CircuitHandle, CommandError, ConnId, Event, FirstHop, RelayTarget};
 use super::counters::Count;
-use super::{Node, Timer};
+use super::{Node, Timer, ordb};
 use crate::Instant;
 use crate::cells::channel::{
     ChanCell, ChanMsg, CircId, Create2, CreateFast, Created2, CreatedFast, Destroy, DestroyReason,
@@ -230,6 +230,7 @@ impl Node {
             let handle = c.handle;
             self.emit(Event::CircuitBuilt(handle));
             self.on_dht_circuit_built(key);
+            self.on_ordb_circuit_built(key);
             return;
         }
         if c.relay_early_left == 0 {
@@ -565,6 +566,9 @@ impl Node {
             {
                 self.on_dht_reply(key, stream_id, msg)
             }
+            msg if self.ordb.is_some() && ordb::is_ordb_msg(&msg) => {
+                self.on_ordb_msg(key, stream_id, msg)
+            }
             msg => self.on_client_stream_msg(key, hop, tag, stream_id, msg),
         }
     }
@@ -608,6 +612,9 @@ impl Node {
                 if self.peersm.is_some() =>
             {
                 self.on_dht_request(key, stream_id, msg)
+            }
+            msg if self.ordb.is_some() && ordb::is_ordb_msg(&msg) => {
+                self.on_ordb_msg(key, stream_id, msg)
             }
             msg => self.on_exit_msg(key, tag, stream_id, msg),
         }
@@ -794,6 +801,7 @@ impl Node {
                     reason,
                 });
                 self.on_dht_circuit_closed(key);
+                self.on_ordb_circuit_gone(key);
             }
             Circuit::Relay(r) => {
                 let mut ends = alloc::vec![r.prev];
@@ -811,6 +819,7 @@ impl Node {
                 for (_, exit) in r.streams {
                     self.drop_exit(exit, true);
                 }
+                self.on_ordb_circuit_gone(key);
             }
         }
     }

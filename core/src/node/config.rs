@@ -124,6 +124,48 @@ pub struct PeersmConfig {
     pub max_requests: usize,
     /// Lookups running at once.
     pub max_queries: usize,
+    /// The ORDB and seeder role: content store, lists, serving (PROTOCOL.md section 9).
+    pub ordb: OrdbConfig,
+}
+
+/// The ORDB and seeder knobs of a Peersm node (PROTOCOL.md, "ORDB function in the node").
+#[derive(Debug, Clone)]
+pub struct OrdbConfig {
+    /// Bytes the node's chunk store may hold (what it seeds and what it downloaded).
+    pub store_budget: usize,
+    /// We are a facilitator (the F flag of our DB_INFO).
+    pub facilitator: bool,
+    /// Names kept in the OR_files_P / OR_streams_P lists (the oldest is forgotten).
+    pub max_names: usize,
+    /// Peer references kept per name (the oldest is forgotten).
+    pub refs_per_name: usize,
+    /// Streams served from our store at once.
+    pub max_serving: usize,
+    /// Queries forwarded (spliced) at once.
+    pub max_splices: usize,
+    /// One-hop circuits to peers found with FIND_VALUE kept at once.
+    pub max_forward_circuits: usize,
+    /// Holders of a name a FIND_VALUE fallback connects to (the seed: 4).
+    pub find_value_peers: usize,
+    /// **Test and simulation only**: this node flips a byte of every DB_DATA it relays
+    /// for others (a tampering ORDB), so tests can check downloaders catch it.
+    pub tamper_relayed_data: bool,
+}
+
+impl Default for OrdbConfig {
+    fn default() -> OrdbConfig {
+        OrdbConfig {
+            store_budget: 256 << 20,
+            facilitator: false,
+            max_names: 4096,
+            refs_per_name: 16,
+            max_serving: 64,
+            max_splices: 256,
+            max_forward_circuits: 32,
+            find_value_peers: 4,
+            tamper_relayed_data: false,
+        }
+    }
 }
 
 impl PeersmConfig {
@@ -137,6 +179,7 @@ impl PeersmConfig {
             max_registered: 1024,
             max_requests: 256,
             max_queries: 16,
+            ordb: OrdbConfig::default(),
         }
     }
 }

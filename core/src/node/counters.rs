@@ -82,12 +82,33 @@ counters! {
     /// A lookup peer whose answers were never closer to the target (seed, "Security"):
     /// once per lookup that caught it.
     SuspectPeer,
+    /// A DB_QUERY whose counter reached 5 (a forwarding loop): answered DB_END.
+    OrdbLoopStopped,
+    /// A DB_QUERY answered DB_END UNAVAILABLE (nobody found to serve it).
+    OrdbUnavailable,
+    /// An ORDB request refused by a limit (streams served, splices, lists, store).
+    OrdbRefused,
+    /// A server sent more DB_DATA than the stream's window allowed (the splice ended).
+    OrdbWindowViolation,
+    /// A DB_* message on a stream that carries no such exchange.
+    OrdbUnexpected,
+    /// A content reply (DB_CONNECTED, DB_DATA, ...) for a request no one made here, or
+    /// one the bounded reply buffer could not keep.
+    OrdbReplyDropped,
 }
 
 /// The counters of one node.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Counters {
     counts: [u64; Count::ALL.len()],
+}
+
+impl Default for Counters {
+    fn default() -> Counters {
+        Counters {
+            counts: [0; Count::ALL.len()],
+        }
+    }
 }
 
 impl Counters {

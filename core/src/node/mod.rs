@@ -20,6 +20,8 @@ mod keys;
 
 mod circuits;
 mod links;
+mod ordb;
+mod ordb_lists;
 mod peersm;
 mod streams;
 
@@ -91,6 +93,8 @@ pub struct Node {
     counters: Counters,
     /// The Peersm DHT/peer state, when `config.peersm` is set.
     peersm: Option<alloc::boxed::Box<peersm::PeersmState>>,
+    /// The ORDB and seeder state (store, lists, served and spliced streams), with Peersm.
+    ordb: Option<alloc::boxed::Box<ordb::OrdbState>>,
 }
 
 impl core::fmt::Debug for Node {
@@ -116,6 +120,10 @@ impl Node {
             .peersm
             .as_ref()
             .map(|p| alloc::boxed::Box::new(peersm::PeersmState::new(p, &keys)));
+        let ordb = config
+            .peersm
+            .as_ref()
+            .map(|p| alloc::boxed::Box::new(ordb::OrdbState::new(&p.ordb)));
         let mut node = Node {
             config,
             rng,
@@ -133,6 +141,7 @@ impl Node {
             outputs: VecDeque::new(),
             counters: Counters::default(),
             peersm,
+            ordb,
         };
         node.arm_dht_tick();
         Ok(node)
@@ -275,6 +284,11 @@ impl Node {
             | Command::FindValue(_)
             | Command::Store { .. }
             | Command::AskOrdbs(_)) => self.dht_command(cmd).map(CommandOk::Query),
+            cmd @ (Command::Seed { .. }
+            | Command::Live { .. }
+            | Command::LivePush { .. }
+            | Command::Advertise { .. }
+            | Command::Query { .. }) => self.ordb_command(cmd),
         }
     }
 

@@ -579,12 +579,15 @@ impl Node {
                 holders.push(h.clone());
             }
         }
-        self.emit(Event::DhtLookupDone {
-            query: QueryId(q),
-            closest: closest.clone(),
-            holders,
-            hops: l.hops(),
-        });
+        // Lookups the ORDB function started for itself end there, not as events.
+        if !self.ordb_lookup_done(q, &holders) {
+            self.emit(Event::DhtLookupDone {
+                query: QueryId(q),
+                closest: closest.clone(),
+                holders,
+                hops: l.hops(),
+            });
+        }
         match query.purpose {
             Purpose::Bootstrap => {
                 if let Some(p) = self.peersm.as_mut() {
@@ -1261,6 +1264,31 @@ impl Node {
         if let Some(next) = next {
             self.dht_send_oneway(&next, m.into());
         }
+    }
+
+    // ---- for the ORDB function (node/ordb.rs) -----------------------------------------
+
+    /// Our built ORDB circuits and their ORDBs.
+    pub(super) fn ordb_circuit_list(&self) -> Vec<(CircKey, PeerId)> {
+        self.peersm.as_ref().map_or_else(Vec::new, |p| {
+            p.ordbs
+                .iter()
+                .filter(|(_, c)| c.built)
+                .map(|(k, c)| (*k, c.ordb.id))
+                .collect()
+        })
+    }
+
+    /// A DHT request of ours uses stream `sid` on circuit `key`.
+    pub(super) fn dht_stream_in_use(&self, key: CircKey, sid: StreamId) -> bool {
+        self.peersm
+            .as_ref()
+            .is_some_and(|p| p.requests.contains_key(&(key, sid)))
+    }
+
+    /// The id the next DHT lookup will run under.
+    pub(super) fn next_dht_query_id(&self) -> Option<u64> {
+        self.peersm.as_ref().map(|p| p.next_query)
     }
 
     // ---- maintenance -------------------------------------------------------------------

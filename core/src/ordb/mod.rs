@@ -22,6 +22,8 @@
 mod content;
 pub mod live;
 mod seeder;
+pub mod serve;
+pub mod store;
 mod tree;
 mod verify;
 
@@ -34,6 +36,8 @@ pub use live::{
     segment_signed_message, verify_live_manifest, verify_segment,
 };
 pub use seeder::{FileSeeder, LiveSeeder, SeedError, SignedSegment};
+pub use serve::{ServeCursor, ServeStep};
+pub use store::{ChunkStore, MemoryStore, StoreError, store_file, store_segment};
 pub use tree::{ARITY, NodeRef, TreeShape, leaf_hash};
 pub use verify::{Accepted, FileVerifier, LiveVerifier, VerifyError, VerifyLimits};
 

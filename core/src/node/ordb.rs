@@ -1,0 +1,1198 @@
+//! The ORDB and seeder function of a Peersm node (seed: "Content discovery", "Requests",
+//! "Handling the lists in the ORDBs", "Live Streaming"; PROTOCOL.md section 9).
+//!
+//! - **Store.** Every Peersm node has a bounded [`ChunkStore`]; what it holds it serves,
+//!   whether it seeded it ([`Command::Seed`], [`Command::Live`]) or downloaded it.
+//! - **Discovery.** A node advertises what it has with DB_INFO on its ORDB circuits
+//!   ([`Node::advertise`]). An ORDB (the last hop of someone's ORDB circuit) keeps, per
+//!   name, the circuits that advertised it ([`OrdbLists`]), passes a name on once to each
+//!   of its own ORDBs, and STOREs a new name in the DHT with its own record.
+//! - **Requests.** A DB_QUERY at any node: counter 5 → DB_END; the node holds the range →
+//!   it serves it (DB_CONNECTED, DB_HASHES, DB_DATA, DB_END FINISHED) within a window of
+//!   chunks opened by DB_SENDME; else it forwards the query (counter + 1) on the first
+//!   valid circuit of its lists and splices the answer back; else it looks the name up
+//!   (FIND_VALUE), builds a one-hop circuit to each holder found and forwards there; else
+//!   DB_END UNAVAILABLE.
+//! - **Bounds.** Served streams, splices, lists, forward circuits, advertised names and
+//!   test replies are all bounded; nothing is queued per stream beyond the window (an
+//!   ORDB relays a cell as it arrives; a server stops at the window).
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use rand_core::Rng;
+
+use super::Node;
+use super::api::{Command, CommandError, CommandOk, FirstHop, QueryId, RelayTarget};
+use super::config::OrdbConfig;
+use super::counters::Count;
+use super::ordb_lists::{OrdbLists, PeerRef};
+use crate::cells::relay::{
+    DbEnd, DbEndReason, DbInfo, DbQuery, DbSendme, HashName, MAX_QUERY_COUNTER,
+    PeerRecord, Progress, RelayCell, RelayMsg, StreamId,
+};
+use crate::circuit::{CircKey, Circuit};
+use crate::crypto::identity::{Ed25519Keypair, PeerId};
+use crate::ordb::{
+    ChunkStore, FileSeeder, LiveSeeder, Manifest, MemoryStore, Name20, ServeCursor, ServeStep,
+    store_file, store_segment,
+};
+
+/// DB_DATA cells a server may send on one stream before the receiver's DB_SENDME opens
+/// the window again: 100 × 486 B ≈ 48 kB (the seed's ~500 kB window spread on 5
+/// circuits is ~100 kB per GET, i.e. two windows' worth in flight per circuit).
+pub const STREAM_WINDOW: u16 = 100;
+/// A downloader sends DB_SENDME `{chunks: SENDME_CHUNKS}` each time it consumed that many
+/// DB_DATA cells of a stream (half the window, so the server never stalls on a fast path).
+pub const SENDME_CHUNKS: u16 = 50;
+/// Stream ids an ORDB picks for the queries it forwards have this bit set; clients pick
+/// theirs without it, so the two never collide on one circuit.
+const FORWARD_SID_BIT: u16 = 0x8000;
+/// Replies kept for [`Node::take_query_replies`] at most.
+const MAX_TEST_REPLIES: usize = 4096;
+/// Names we advertised, re-sent to a new ORDB circuit, at most.
+const MAX_ADVERTISED: usize = 256;
+/// Live streams published at once.
+const MAX_LIVE: usize = 16;
+/// Upstream attempts per forwarded query (an UNAVAILABLE before any answer tries the
+/// next reference).
+const MAX_ATTEMPTS: u8 = 3;
+
+/// The message kinds the ORDB function handles.
+pub(super) fn is_ordb_msg(msg: &RelayMsg) -> bool {
+    matches!(
+        msg,
+        RelayMsg::DbInfo(_)
+            | RelayMsg::DbQuery(_)
+            | RelayMsg::DbConnected(_)
+            | RelayMsg::DbData(_)
+            | RelayMsg::DbEnd(_)
+            | RelayMsg::DbSendme(_)
+            | RelayMsg::DbHashes(_)
+            | RelayMsg::DbSegment(_)
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Leg {
+    circ: CircKey,
+    sid: StreamId,
+}
+
+/// A stream we serve from our store.
+#[derive(Debug)]
+struct Serving {
+    cursor: ServeCursor,
+    window: u16,
+}
+
+/// A query we forwarded: the requester's stream (`down`) spliced to ours (`up`).
+#[derive(Debug)]
+struct Splice {
+    down: Leg,
+    up: Option<Leg>,
+    /// The query as forwarded (counter already incremented).
+    query: DbQuery,
+    /// Circuits to holders found by FIND_VALUE, still to try.
+    candidates: Vec<CircKey>,
+    /// Circuits already tried.
+    tried: Vec<CircKey>,
+    /// DB_DATA the upstream may still send before the requester's next DB_SENDME.
+    credit: u16,
+    /// Answer cells relayed so far.
+    relayed: u64,
+    attempts: u8,
+}
+
+/// A one-hop circuit we built to a holder found with FIND_VALUE.
+#[derive(Debug)]
+struct FwdCirc {
+    peer: PeerId,
+    built: bool,
+}
+
+#[derive(Debug)]
+enum Lookup {
+    /// FIND_VALUE for queries waiting on it.
+    Find { name: HashName, splices: Vec<u64> },
+    /// A STORE announcement: its end is of no interest.
+    Quiet,
+}
+
+/// A test query's state.
+#[derive(Debug)]
+struct TestQuery {
+    id: QueryId,
+    data_seen: u16,
+}
+
+/// The ORDB state of a node.
+pub(super) struct OrdbState {
+    cfg: OrdbConfig,
+    store: Box<dyn ChunkStore + Send>,
+    live: BTreeMap<Name20, LiveSeeder>,
+    lists: OrdbLists,
+    serving: BTreeMap<(CircKey, StreamId), Serving>,
+    splices: BTreeMap<u64, Splice>,
+    by_down: BTreeMap<(CircKey, StreamId), u64>,
+    by_up: BTreeMap<(CircKey, StreamId), u64>,
+    lookups: BTreeMap<u64, Lookup>,
+    fwd: BTreeMap<CircKey, FwdCirc>,
+    advertised: BTreeMap<HashName, Progress>,
+    test_queries: BTreeMap<(CircKey, StreamId), TestQuery>,
+    test_replies: VecDeque<(QueryId, RelayMsg)>,
+    next_splice: u64,
+    next_test: u64,
+}
+
+impl OrdbState {
+    pub(super) fn new(cfg: &OrdbConfig) -> OrdbState {
+        OrdbState {
+            store: Box::new(MemoryStore::new(cfg.store_budget)),
+            cfg: cfg.clone(),
+            live: BTreeMap::new(),
+            lists: OrdbLists::default(),
+            serving: BTreeMap::new(),
+            splices: BTreeMap::new(),
+            by_down: BTreeMap::new(),
+            by_up: BTreeMap::new(),
+            lookups: BTreeMap::new(),
+            fwd: BTreeMap::new(),
+            advertised: BTreeMap::new(),
+            test_queries: BTreeMap::new(),
+            test_replies: VecDeque::new(),
+            next_splice: 1,
+            next_test: 1,
+        }
+    }
+
+    fn sid_taken(&self, key: CircKey, sid: StreamId) -> bool {
+        self.by_up.contains_key(&(key, sid))
+            || self.by_down.contains_key(&(key, sid))
+            || self.serving.contains_key(&(key, sid))
+            || self.test_queries.contains_key(&(key, sid))
+    }
+
+    /// Sizes of the bounded collections (for tests): served streams, splices, list names,
+    /// list references, forward circuits, lookups, test replies.
+    fn census(&self) -> [usize; 7] {
+        [
+            self.serving.len(),
+            self.splices.len(),
+            self.lists.len(),
+            self.lists.total_refs(),
+            self.fwd.len(),
+            self.lookups.len(),
+            self.test_replies.len(),
+        ]
+    }
+}
+
+fn target_of(r: &PeerRecord) -> RelayTarget {
+    RelayTarget {
+        addr: SocketAddr::new(r.ip, r.port),
+        id: r.id,
+        ntor_key: r.ntor_key.unwrap_or([0; 32]),
+        ed_id: None,
+    }
+}
+
+fn name20(name: &HashName) -> Option<Name20> {
+    name.as_bytes().try_into().ok()
+}
+
+impl Node {
+    // ---- public getters --------------------------------------------------------------
+
+    /// The node's chunk store (`None` without a Peersm config).
+    pub fn chunk_store(&self) -> Option<&dyn ChunkStore> {
+        self.ordb.as_ref().map(|o| &*o.store as &dyn ChunkStore)
+    }
+
+    /// Replace the node's chunk store (a runtime's disk store, say). What the old store
+    /// held is forgotten.
+    pub fn set_chunk_store(&mut self, store: Box<dyn ChunkStore + Send>) {
+        if let Some(o) = self.ordb.as_mut() {
+            o.store = store;
+        }
+    }
+
+    /// The peers' circuits this node (as an ORDB) knows have `hash_name`, in rotation
+    /// order: their count (for tests and inspection).
+    pub fn ordb_references(&self, hash_name: &HashName) -> usize {
+        self.ordb
+            .as_ref()
+            .map_or(0, |o| o.lists.refs(hash_name).len())
+    }
+
+    /// Sizes of the ORDB state: served streams, splices, list names, list references,
+    /// forward circuits, lookups, buffered test replies. All are bounded by
+    /// [`OrdbConfig`].
+    pub fn ordb_census(&self) -> [usize; 7] {
+        self.ordb.as_ref().map_or([0; 7], |o| o.census())
+    }
+
+    /// **Test hook**: the answer cells received for [`Command::Query`] queries so far.
+    pub fn take_query_replies(&mut self) -> Vec<(QueryId, RelayMsg)> {
+        self.ordb
+            .as_mut()
+            .map_or_else(Vec::new, |o| o.test_replies.drain(..).collect())
+    }
+
+    // ---- hooks for the downloader ----------------------------------------------------
+
+    /// The chunk store, for the downloader to put what it verified.
+    #[allow(dead_code)]
+    pub(super) fn chunk_store_mut(&mut self) -> Option<&mut (dyn ChunkStore + Send + 'static)> {
+        self.ordb.as_mut().map(|o| &mut *o.store)
+    }
+
+    /// Tell our ORDBs we have `progress` of `hash_name` (DB_INFO on every built ORDB
+    /// circuit, with our facilitator flag). Remembered (bounded), and re-sent on ORDB
+    /// circuits built later. The downloader calls this at 25/50/75/100 %.
+    pub(super) fn advertise(&mut self, hash_name: &HashName, progress: Progress) {
+        let Some(o) = self.ordb.as_mut() else {
+            return;
+        };
+        if o.advertised.len() >= MAX_ADVERTISED
+            && !o.advertised.contains_key(hash_name)
+            && let Some(k) = o.advertised.keys().next().cloned()
+        {
+            o.advertised.remove(&k);
+        }
+        o.advertised.insert(hash_name.clone(), progress);
+        let msg = DbInfo {
+            hash_name: hash_name.clone(),
+            progress,
+            facilitator: o.cfg.facilitator,
+        };
+        for (key, _) in self.ordb_circuit_list() {
+            self.circ_send(key, None, msg.clone().into());
+        }
+    }
+
+    /// A content reply (DB_CONNECTED, DB_DATA, DB_HASHES, DB_SEGMENT, DB_END, DB_SENDME)
+    /// on one of our circuits that is not an ORDB splice, a stream we serve or a test
+    /// query: the downloader's. Dropped (counted) until the downloader takes it.
+    fn on_content_reply(&mut self, _key: CircKey, _sid: StreamId, _msg: RelayMsg) {
+        self.counters.bump(Count::OrdbReplyDropped);
+    }
+
+    // ---- commands --------------------------------------------------------------------
+
+    pub(super) fn ordb_command(&mut self, cmd: Command) -> Result<CommandOk, CommandError> {
+        if self.ordb.is_none() {
+            return Err(CommandError::NotAPeer);
+        }
+        let now = self.unix_now() as u32;
+        match cmd {
+            Command::Seed {
+                data,
+                mime_type,
+                key,
+            } => {
+                let kp = self.content_key(key);
+                let seeder = FileSeeder::new(&kp, &mime_type, now, data)
+                    .map_err(|_| CommandError::BadContent)?;
+                let o = self.ordb.as_mut().ok_or(CommandError::NotAPeer)?;
+                let name = store_file(&mut *o.store, &seeder, true).map_err(|_| {
+                    o.store.remove(&seeder.hash_name());
+                    CommandError::Limit
+                })?;
+                self.announce(name);
+                Ok(CommandOk::Content(name))
+            }
+            Command::Live {
+                mime_type,
+                key,
+                segment_chunks,
+            } => {
+                let kp = self.content_key(key);
+                let seeder = LiveSeeder::new(kp, &mime_type, now, segment_chunks)
+                    .map_err(|_| CommandError::BadContent)?;
+                let name = seeder.hash_name();
+                let o = self.ordb.as_mut().ok_or(CommandError::NotAPeer)?;
+                if o.live.len() >= MAX_LIVE && !o.live.contains_key(&name) {
+                    return Err(CommandError::Limit);
+                }
+                o.store
+                    .put_manifest(&name, Manifest::Live(seeder.manifest().clone()), true)
+                    .map_err(|_| CommandError::Limit)?;
+                o.live.insert(name, seeder);
+                self.announce(name);
+                Ok(CommandOk::Content(name))
+            }
+            Command::LivePush { hash_name, chunks } => {
+                let o = self.ordb.as_mut().ok_or(CommandError::NotAPeer)?;
+                let seeder = o
+                    .live
+                    .get_mut(&hash_name)
+                    .ok_or(CommandError::UnknownContent)?;
+                let refs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+                let seg = seeder
+                    .sign_segment(&refs, now)
+                    .map_err(|_| CommandError::BadContent)?;
+                store_segment(&mut *o.store, &hash_name, &seg).map_err(|_| CommandError::Limit)?;
+                self.pump_name(&hash_name);
+                Ok(CommandOk::Done)
+            }
+            Command::Advertise {
+                hash_name,
+                progress,
+            } => {
+                self.advertise(&hash_name, progress);
+                Ok(CommandOk::Done)
+            }
+            Command::Query {
+                hash_name,
+                chunk,
+                nb_chunks,
+                via,
+            } => {
+                let circ = self
+                    .ordb_circuit_list()
+                    .into_iter()
+                    .find(|(_, p)| via.is_none_or(|v| v == *p))
+                    .map(|(k, _)| k)
+                    .ok_or(CommandError::NoSuchCircuit)?;
+                let sid = self.fresh_sid(circ, 0).ok_or(CommandError::Limit)?;
+                let o = self.ordb.as_mut().ok_or(CommandError::NotAPeer)?;
+                let id = QueryId(o.next_test);
+                o.next_test += 1;
+                o.test_queries
+                    .insert((circ, sid), TestQuery { id, data_seen: 0 });
+                let q = DbQuery {
+                    hash_name,
+                    chunk,
+                    nb_chunks,
+                    counter: 0,
+                };
+                self.circ_send(circ, Some(sid), q.into());
+                Ok(CommandOk::Query(id))
+            }
+            _ => Err(CommandError::BadPath),
+        }
+    }
+
+    fn content_key(&mut self, key: Option<[u8; 32]>) -> Ed25519Keypair {
+        match key {
+            Some(k) => Ed25519Keypair::from_secret(&k),
+            None => Ed25519Keypair::generate(&mut self.rng),
+        }
+    }
+
+    /// Our own content: DB_INFO 100 % to our ORDBs and a DHT STORE of the name.
+    fn announce(&mut self, name: Name20) {
+        let Ok(hash_name) = HashName::new(&name) else {
+            return;
+        };
+        self.advertise(&hash_name, Progress::Full);
+        self.quiet_store(hash_name, Progress::Full);
+    }
+
+    /// STORE `name` toward the closest node, without an event at the end.
+    fn quiet_store(&mut self, hash_name: HashName, progress: Progress) {
+        let Some(q) = self.next_dht_query_id() else {
+            return;
+        };
+        if let Some(o) = self.ordb.as_mut() {
+            o.lookups.insert(q, Lookup::Quiet);
+        }
+        let cmd = Command::Store {
+            hash_name,
+            progress,
+        };
+        if self.dht_command(cmd).is_err()
+            && let Some(o) = self.ordb.as_mut()
+        {
+            o.lookups.remove(&q);
+        }
+    }
+
+    // ---- sending ---------------------------------------------------------------------
+
+    /// Send `msg` on circuit `key`: toward the last hop on our own circuits, toward the
+    /// client on a circuit we are the last hop of. `false` if it could not be sent.
+    fn circ_send(&mut self, key: CircKey, sid: Option<StreamId>, msg: RelayMsg) -> bool {
+        let cell = RelayCell::new(sid, msg);
+        match self.circuits.get(&key) {
+            Some(Circuit::Client(c)) => {
+                if !c.is_built() {
+                    return false;
+                }
+                let hop = c.last_hop();
+                self.send_relay_outbound(key, hop, &cell, false).is_some()
+            }
+            Some(Circuit::Relay(_)) => self.send_relay_inbound(key, &cell).is_some(),
+            None => false,
+        }
+    }
+
+    fn send_end(&mut self, leg: Leg, reason: DbEndReason) {
+        if reason == DbEndReason::UNAVAILABLE {
+            self.counters.bump(Count::OrdbUnavailable);
+        }
+        self.circ_send(leg.circ, Some(leg.sid), DbEnd { reason }.into());
+    }
+
+    /// A stream id free on `key` (with `bit` set), not used by the DHT either.
+    fn fresh_sid(&mut self, key: CircKey, bit: u16) -> Option<StreamId> {
+        for _ in 0..32 {
+            let raw = ((self.rng.next_u32() & 0x7fff) as u16) | bit;
+            let Some(sid) = StreamId::new(raw) else {
+                continue;
+            };
+            let taken = self.ordb.as_ref().is_none_or(|o| o.sid_taken(key, sid))
+                || self.dht_stream_in_use(key, sid);
+            if !taken {
+                return Some(sid);
+            }
+        }
+        None
+    }
+
+    // ---- receiving -------------------------------------------------------------------
+
+    /// A DB_* message on circuit `key` for this node (as its last hop, or on our own
+    /// circuit from its last hop).
+    pub(super) fn on_ordb_msg(&mut self, key: CircKey, sid: Option<StreamId>, msg: RelayMsg) {
+        match (msg, sid) {
+            (RelayMsg::DbInfo(m), _) => self.on_db_info(key, m),
+            (RelayMsg::DbQuery(m), Some(sid)) => self.on_db_query(key, sid, m),
+            (msg, Some(sid)) => self.on_db_stream_msg(key, sid, msg),
+            (_, None) => self.counters.bump(Count::OrdbUnexpected),
+        }
+    }
+
+    /// DB_INFO: a peer on circuit `key` has (part of) a name. Keep the reference; pass
+    /// the name on to our ORDBs that were not told; STORE a name new to us.
+    fn on_db_info(&mut self, key: CircKey, m: DbInfo) {
+        let Some(o) = self.ordb.as_mut() else {
+            return;
+        };
+        let r = PeerRef {
+            circ: key,
+            progress: m.progress,
+            facilitator: m.facilitator,
+        };
+        let new = o
+            .lists
+            .add(&m.hash_name, r, o.cfg.max_names, o.cfg.refs_per_name);
+        let ordbs: Vec<CircKey> = self
+            .ordb_circuit_list()
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| *k != key)
+            .collect();
+        let Some(o) = self.ordb.as_mut() else {
+            return;
+        };
+        let tell = o.lists.to_tell(&m.hash_name, &ordbs);
+        for c in tell {
+            self.circ_send(c, None, m.clone().into());
+        }
+        if new {
+            self.quiet_store(m.hash_name, m.progress);
+        }
+    }
+
+    fn on_db_query(&mut self, key: CircKey, sid: StreamId, q: DbQuery) {
+        let Some(o) = self.ordb.as_mut() else {
+            return;
+        };
+        // A new query on a stream already in use replaces what it carried.
+        o.serving.remove(&(key, sid));
+        if let Some(id) = o.by_down.get(&(key, sid)).copied() {
+            self.drop_splice(id, Some(DbEndReason::FINISHED), None);
+        }
+        if q.counter >= MAX_QUERY_COUNTER {
+            self.counters.bump(Count::OrdbLoopStopped);
+            self.send_end(Leg { circ: key, sid }, DbEndReason::UNAVAILABLE);
+            return;
+        }
+        if self.try_serve(key, sid, &q) {
+            return;
+        }
+        self.forward_query(key, sid, q);
+    }
+
+    /// Serve `q` from our store if we hold what it asks; `false` to forward it.
+    fn try_serve(&mut self, key: CircKey, sid: StreamId, q: &DbQuery) -> bool {
+        let leg = Leg { circ: key, sid };
+        let Some(name) = name20(&q.hash_name) else {
+            return false;
+        };
+        let Some(o) = self.ordb.as_mut() else {
+            return false;
+        };
+        let Some(manifest) = o.store.manifest(&name) else {
+            return false;
+        };
+        let count = u64::from(q.nb_chunks);
+        let first = match &manifest {
+            Manifest::File(m) => {
+                let first = q.chunk.saturating_sub(1);
+                if q.nb_chunks != 0 {
+                    let n = m.n_chunks();
+                    if first >= n {
+                        self.send_end(leg, DbEndReason::UNAVAILABLE);
+                        return true;
+                    }
+                    if !o.store.has_range(&name, first, count.min(n - first)) {
+                        return false;
+                    }
+                }
+                first
+            }
+            Manifest::Live(m) => {
+                let per = u64::from(m.segment_chunks.max(1));
+                let Some((newest, oldest)) = o.store.segment_range(&name) else {
+                    // Nothing published yet: only the publisher waits for it.
+                    if o.live.contains_key(&name) || q.nb_chunks == 0 {
+                        if q.nb_chunks == 0 {
+                            self.serve_info(leg, &manifest);
+                        } else {
+                            self.start_serving(leg, &manifest, name, 0, count);
+                        }
+                        return true;
+                    }
+                    return false;
+                };
+                let newest_len = o
+                    .store
+                    .segment(&name, newest)
+                    .map_or(per, |h| u64::from(h.n_chunks));
+                let newest_abs = (u64::from(newest) * per + newest_len).saturating_sub(1);
+                let oldest_abs = u64::from(oldest) * per;
+                if q.chunk == 0 {
+                    // Join: 2 windows behind the newest chunk (a window is a quarter of
+                    // the ring), at a segment start, not before what we hold.
+                    let window = u64::from(m.ring().size() / 4);
+                    let start = (newest_abs + 1).saturating_sub(2 * window);
+                    (start - start % per).max(oldest_abs)
+                } else {
+                    match u32::try_from(q.chunk)
+                        .ok()
+                        .and_then(|w| m.ring().to_absolute(w, newest_abs))
+                    {
+                        Some(a) if a >= oldest_abs => a,
+                        _ => {
+                            self.send_end(leg, DbEndReason::UNAVAILABLE);
+                            return true;
+                        }
+                    }
+                }
+            }
+        };
+        if q.nb_chunks == 0 {
+            self.serve_info(leg, &manifest);
+        } else {
+            self.start_serving(leg, &manifest, name, first, count);
+        }
+        true
+    }
+
+    /// The manifest alone, then the end of the stream.
+    fn serve_info(&mut self, leg: Leg, manifest: &Manifest) {
+        if self.circ_send(leg.circ, Some(leg.sid), manifest.to_db_connected().into()) {
+            self.send_end(leg, DbEndReason::FINISHED);
+        }
+    }
+
+    fn start_serving(
+        &mut self,
+        leg: Leg,
+        manifest: &Manifest,
+        name: Name20,
+        first: u64,
+        count: u64,
+    ) {
+        let Some(o) = self.ordb.as_mut() else {
+            return;
+        };
+        if o.serving.len() >= o.cfg.max_serving {
+            self.counters.bump(Count::OrdbRefused);
+            self.send_end(leg, DbEndReason::UNAVAILABLE);
+            return;
+        }
+        o.serving.insert(
+            (leg.circ, leg.sid),
+            Serving {
+                cursor: ServeCursor::new(name, first, count),
+                window: STREAM_WINDOW,
+            },
+        );
+        // The manifest first, on every stream: each answer verifies on its own.
+        if !self.circ_send(leg.circ, Some(leg.sid), manifest.to_db_connected().into()) {
+            if let Some(o) = self.ordb.as_mut() {
+                o.serving.remove(&(leg.circ, leg.sid));
+            }
+            return;
+        }
+        self.pump(leg);
+    }
+
+    /// Send what the stream's window allows.
+    fn pump(&mut self, leg: Leg) {
+        loop {
+            let step = {
+                let Some(o) = self.ordb.as_deref_mut() else {
+                    return;
+                };
+                let Some(s) = o.serving.get_mut(&(leg.circ, leg.sid)) else {
+                    return;
+                };
+                let step = s.cursor.next_msg(&mut *o.store, s.window);
+                if let ServeStep::Send { data: true, .. } = step {
+                    s.window = s.window.saturating_sub(1);
+                }
+                step
+            };
+            match step {
+                ServeStep::Send { msg, .. } => {
+                    if !self.circ_send(leg.circ, Some(leg.sid), msg) {
+                        if let Some(o) = self.ordb.as_mut() {
+                            o.serving.remove(&(leg.circ, leg.sid));
+                        }
+                        return;
+                    }
+                }
+                ServeStep::Blocked | ServeStep::Waiting => return,
+                ServeStep::Done | ServeStep::Missing => {
+                    if let Some(o) = self.ordb.as_mut() {
+                        o.serving.remove(&(leg.circ, leg.sid));
+                    }
+                    let reason = if step == ServeStep::Done {
+                        DbEndReason::FINISHED
+                    } else {
+                        DbEndReason::UNAVAILABLE
+                    };
+                    self.send_end(leg, reason);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// New content for `name` (a live segment): serve the streams waiting for it.
+    fn pump_name(&mut self, name: &Name20) {
+        let legs: Vec<Leg> = self.ordb.as_ref().map_or_else(Vec::new, |o| {
+            o.serving
+                .iter()
+                .filter(|(_, s)| s.cursor.name() == name)
+                .map(|(k, _)| Leg {
+                    circ: k.0,
+                    sid: k.1,
+                })
+                .collect()
+        });
+        for leg in legs {
+            self.pump(leg);
+        }
+    }
+
+    // ---- forwarding ------------------------------------------------------------------
+
+    fn forward_query(&mut self, key: CircKey, sid: StreamId, mut q: DbQuery) {
+        let down = Leg { circ: key, sid };
+        let Some(o) = self.ordb.as_mut() else {
+            return;
+        };
+        if o.splices.len() >= o.cfg.max_splices {
+            self.counters.bump(Count::OrdbRefused);
+            self.send_end(down, DbEndReason::UNAVAILABLE);
+            return;
+        }
+        q.counter = q.counter.saturating_add(1);
+        let id = o.next_splice;
+        o.next_splice += 1;
+        let name = q.hash_name.clone();
+        o.splices.insert(
+            id,
+            Splice {
+                down,
+                up: None,
+                query: q,
+                candidates: Vec::new(),
+                tried: alloc::vec![key],
+                credit: STREAM_WINDOW,
+                relayed: 0,
+                attempts: 0,
+            },
+        );
+        o.by_down.insert((key, sid), id);
+        if self.forward_from_lists(id) {
+            return;
+        }
+        // Nobody in our lists: ask the DHT (one lookup per name at a time).
+        let Some(o) = self.ordb.as_mut() else {
+            return;
+        };
+        for l in o.lookups.values_mut() {
+            if let Lookup::Find { name: n, splices } = l
+                && *n == name
+            {
+                splices.push(id);
+                return;
+            }
+        }
+        let Some(qid) = self.next_dht_query_id() else {
+            self.drop_splice(id, None, Some(DbEndReason::UNAVAILABLE));
+            return;
+        };
+        if let Some(o) = self.ordb.as_mut() {
+            o.lookups.insert(
+                qid,
+                Lookup::Find {
+                    name: name.clone(),
+                    splices: alloc::vec![id],
+                },
+            );
+        }
+        if self.dht_command(Command::FindValue(name)).is_err() {
+            if let Some(o) = self.ordb.as_mut() {
+                o.lookups.remove(&qid);
+            }
+            self.counters.bump(Count::OrdbRefused);
+            self.drop_splice(id, None, Some(DbEndReason::UNAVAILABLE));
+        }
+    }
+
+    /// Forward splice `id` on the first valid circuit of the name's list; `false` when
+    /// the list has none.
+    fn forward_from_lists(&mut self, id: u64) -> bool {
+        for _ in 0..8 {
+            let Some(o) = self.ordb.as_deref_mut() else {
+                return false;
+            };
+            let Some(s) = o.splices.get(&id) else {
+                return true;
+            };
+            let skip = s.tried.clone();
+            let name = s.query.hash_name.clone();
+            let circuits = &self.circuits;
+            let valid = |c: CircKey| match circuits.get(&c) {
+                Some(Circuit::Client(cc)) => cc.is_built() || o.fwd.contains_key(&c),
+                Some(Circuit::Relay(_)) => true,
+                None => false,
+            };
+            let Some(r) = o.lists.take(&name, valid, &skip) else {
+                return false;
+            };
+            if self.send_up(id, r.circ) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Send splice `id`'s query on `circ` (now, or once that forward circuit is built).
+    fn send_up(&mut self, id: u64, circ: CircKey) -> bool {
+        let Some(sid) = self.fresh_sid(circ, FORWARD_SID_BIT) else {
+            return false;
+        };
+        let Some(o) = self.ordb.as_mut() else {
+            return false;
+        };
+        let Some(s) = o.splices.get_mut(&id) else {
+            return false;
+        };
+        if let Some(old) = s.up.take() {
+            o.by_up.remove(&(old.circ, old.sid));
+        }
+        s.up = Some(Leg { circ, sid });
+        s.tried.push(circ);
+        s.attempts = s.attempts.saturating_add(1);
+        let q = s.query.clone();
+        o.by_up.insert((circ, sid), id);
+        let waiting = o.fwd.get(&circ).is_some_and(|f| !f.built);
+        if waiting {
+            return true;
+        }
+        if self.circ_send(circ, Some(sid), q.into()) {
+            return true;
+        }
+        if let Some(o) = self.ordb.as_mut()
+            && let Some(s) = o.splices.get_mut(&id)
+        {
+            s.up = None;
+            o.by_up.remove(&(circ, sid));
+        }
+        false
+    }
+
+    /// Try the next way up for splice `id` (another list reference, another holder);
+    /// DB_END UNAVAILABLE when none is left.
+    fn retry_up(&mut self, id: u64) {
+        let attempts_left = {
+            let Some(o) = self.ordb.as_mut() else {
+                return;
+            };
+            let Some(s) = o.splices.get_mut(&id) else {
+                return;
+            };
+            if let Some(old) = s.up.take() {
+                o.by_up.remove(&(old.circ, old.sid));
+            }
+            s.attempts < MAX_ATTEMPTS
+        };
+        if attempts_left {
+            loop {
+                let next = self
+                    .ordb
+                    .as_mut()
+                    .and_then(|o| o.splices.get_mut(&id))
+                    .and_then(|s| (!s.candidates.is_empty()).then(|| s.candidates.remove(0)));
+                let Some(c) = next else {
+                    break;
+                };
+                if self.circuits.contains_key(&c) && self.send_up(id, c) {
+                    return;
+                }
+            }
+            if self.forward_from_lists(id) {
+                return;
+            }
+        }
+        self.drop_splice(id, None, Some(DbEndReason::UNAVAILABLE));
+    }
+
+    /// Forget splice `id`; send DB_END `up_reason` upstream and `down_reason` to the
+    /// requester when given.
+    fn drop_splice(
+        &mut self,
+        id: u64,
+        up_reason: Option<DbEndReason>,
+        down_reason: Option<DbEndReason>,
+    ) {
+        let Some(o) = self.ordb.as_mut() else {
+            return;
+        };
+        let Some(s) = o.splices.remove(&id) else {
+            return;
+        };
+        o.by_down.remove(&(s.down.circ, s.down.sid));
+        if let Some(up) = s.up {
+            o.by_up.remove(&(up.circ, up.sid));
+        }
+        for l in o.lookups.values_mut() {
+            if let Lookup::Find { splices, .. } = l {
+                splices.retain(|x| *x != id);
+            }
+        }
+        if let (Some(r), Some(up)) = (up_reason, s.up) {
+            self.send_end(up, r);
+        }
+        if let Some(r) = down_reason {
+            self.send_end(s.down, r);
+        }
+    }
+
+    /// A lookup ended. `true` when it was one of ours (no event for it).
+    pub(super) fn ordb_lookup_done(&mut self, q: u64, holders: &[PeerRecord]) -> bool {
+        let me = self.peer_record().map(|r| r.id);
+        let Some(o) = self.ordb.as_mut() else {
+            return false;
+        };
+        let Some(lookup) = o.lookups.remove(&q) else {
+            return false;
+        };
+        let Lookup::Find { name, splices } = lookup else {
+            return true;
+        };
+        let want = o.cfg.find_value_peers;
+        let found: Vec<PeerRecord> = holders
+            .iter()
+            .filter(|h| Some(h.id) != me)
+            .take(want)
+            .cloned()
+            .collect();
+        let mut circs = Vec::new();
+        for h in &found {
+            if let Some(c) = self.fwd_circ_to(h) {
+                circs.push(c);
+                // The seed's OR_ORDB: the holder joins the name's list.
+                if let Some(o) = self.ordb.as_mut() {
+                    let r = PeerRef {
+                        circ: c,
+                        progress: Progress::Full,
+                        facilitator: false,
+                    };
+                    o.lists.add(&name, r, o.cfg.max_names, o.cfg.refs_per_name);
+                }
+            }
+        }
+        for id in splices {
+            if let Some(s) = self.ordb.as_mut().and_then(|o| o.splices.get_mut(&id)) {
+                s.candidates = circs
+                    .iter()
+                    .copied()
+                    .filter(|c| !s.tried.contains(c))
+                    .collect();
+            }
+            self.retry_up(id);
+        }
+        true
+    }
+
+    /// A one-hop CREATE_FAST circuit to holder `h` (an existing one is reused).
+    fn fwd_circ_to(&mut self, h: &PeerRecord) -> Option<CircKey> {
+        let o = self.ordb.as_ref()?;
+        if let Some((k, _)) = o.fwd.iter().find(|(_, f)| f.peer == h.id) {
+            return Some(*k);
+        }
+        if o.fwd.len() >= o.cfg.max_forward_circuits {
+            // The oldest idle one makes room.
+            let idle = o
+                .fwd
+                .keys()
+                .find(|k| !o.by_up.keys().any(|(c, _)| c == *k))
+                .copied();
+            match idle {
+                Some(k) => self.destroy_circuit(k, crate::cells::channel::DestroyReason::FINISHED, None),
+                None => {
+                    self.counters.bump(Count::OrdbRefused);
+                    return None;
+                }
+            }
+        }
+        let handle = self
+            .start_circuit(alloc::vec![target_of(h)], FirstHop::Fast)
+            .ok()?;
+        let key = *self.client_circs.get(&handle)?;
+        self.ordb.as_mut()?.fwd.insert(
+            key,
+            FwdCirc {
+                peer: h.id,
+                built: false,
+            },
+        );
+        Some(key)
+    }
+
+    /// A DB_* answer or control message on a stream.
+    fn on_db_stream_msg(&mut self, key: CircKey, sid: StreamId, msg: RelayMsg) {
+        let Some(o) = self.ordb.as_mut() else {
+            return;
+        };
+        let k = (key, sid);
+        if let Some(s) = o.serving.get_mut(&k) {
+            match msg {
+                RelayMsg::DbSendme(m) => {
+                    s.window = s.window.saturating_add(m.chunks).min(STREAM_WINDOW);
+                    self.pump(Leg { circ: key, sid });
+                }
+                RelayMsg::DbEnd(_) => {
+                    o.serving.remove(&k);
+                }
+                _ => self.counters.bump(Count::OrdbUnexpected),
+            }
+            return;
+        }
+        if let Some(id) = o.by_down.get(&k).copied() {
+            match msg {
+                RelayMsg::DbSendme(m) => {
+                    let Some(s) = o.splices.get_mut(&id) else {
+                        return;
+                    };
+                    s.credit = s.credit.saturating_add(m.chunks).min(STREAM_WINDOW);
+                    if let Some(up) = s.up {
+                        self.circ_send(up.circ, Some(up.sid), m.into());
+                    }
+                }
+                RelayMsg::DbEnd(_) => self.drop_splice(id, Some(DbEndReason::FINISHED), None),
+                _ => self.counters.bump(Count::OrdbUnexpected),
+            }
+            return;
+        }
+        if let Some(id) = o.by_up.get(&k).copied() {
+            self.relay_down(id, msg);
+            return;
+        }
+        if o.test_queries.contains_key(&k) {
+            self.on_test_reply(k, msg);
+            return;
+        }
+        self.on_content_reply(key, sid, msg);
+    }
+
+    /// An answer cell from upstream of splice `id`: to the requester.
+    fn relay_down(&mut self, id: u64, msg: RelayMsg) {
+        let Some(o) = self.ordb.as_mut() else {
+            return;
+        };
+        let tamper = o.cfg.tamper_relayed_data;
+        let Some(s) = o.splices.get_mut(&id) else {
+            return;
+        };
+        let down = s.down;
+        let msg = match msg {
+            RelayMsg::DbEnd(e) => {
+                if e.reason == DbEndReason::UNAVAILABLE && s.relayed == 0 {
+                    // That way up does not have it after all: try another.
+                    self.retry_up(id);
+                } else {
+                    self.drop_splice(id, None, Some(e.reason));
+                }
+                return;
+            }
+            RelayMsg::DbData(mut d) => {
+                if s.credit == 0 {
+                    self.counters.bump(Count::OrdbWindowViolation);
+                    self.drop_splice(
+                        id,
+                        Some(DbEndReason::FINISHED),
+                        Some(DbEndReason::DESTROYED),
+                    );
+                    return;
+                }
+                s.credit -= 1;
+                if tamper {
+                    match d.data.first_mut() {
+                        Some(b) => *b ^= 0xff,
+                        None => d.signature.0[7] ^= 0xff,
+                    }
+                }
+                RelayMsg::DbData(d)
+            }
+            m @ (RelayMsg::DbConnected(_) | RelayMsg::DbHashes(_) | RelayMsg::DbSegment(_)) => m,
+            _ => {
+                self.counters.bump(Count::OrdbUnexpected);
+                return;
+            }
+        };
+        s.relayed += 1;
+        if !self.circ_send(down.circ, Some(down.sid), msg) {
+            self.drop_splice(id, Some(DbEndReason::FINISHED), None);
+        }
+    }
+
+    fn on_test_reply(&mut self, k: (CircKey, StreamId), msg: RelayMsg) {
+        let Some(o) = self.ordb.as_mut() else {
+            return;
+        };
+        let Some(t) = o.test_queries.get_mut(&k) else {
+            return;
+        };
+        let id = t.id;
+        let mut sendme = false;
+        match &msg {
+            RelayMsg::DbData(_) => {
+                t.data_seen += 1;
+                if t.data_seen >= SENDME_CHUNKS {
+                    t.data_seen = 0;
+                    sendme = true;
+                }
+            }
+            RelayMsg::DbEnd(_) => {
+                o.test_queries.remove(&k);
+            }
+            _ => {}
+        }
+        if o.test_replies.len() >= MAX_TEST_REPLIES {
+            self.counters.bump(Count::OrdbReplyDropped);
+        } else {
+            o.test_replies.push_back((id, msg));
+        }
+        if sendme {
+            let m = DbSendme {
+                chunks: SENDME_CHUNKS,
+            };
+            self.circ_send(k.0, Some(k.1), m.into());
+        }
+    }
+
+    // ---- circuit hooks ---------------------------------------------------------------
+
+    /// One of our circuits is built: a forward circuit sends the queries waiting for it;
+    /// an ORDB circuit learns what we advertised.
+    pub(super) fn on_ordb_circuit_built(&mut self, key: CircKey) {
+        let Some(o) = self.ordb.as_mut() else {
+            return;
+        };
+        if let Some(f) = o.fwd.get_mut(&key) {
+            f.built = true;
+            let waiting: Vec<(StreamId, u64)> = o
+                .by_up
+                .iter()
+                .filter(|((c, _), _)| *c == key)
+                .map(|((_, s), id)| (*s, *id))
+                .collect();
+            for (sid, id) in waiting {
+                let q = self
+                    .ordb
+                    .as_ref()
+                    .and_then(|o| o.splices.get(&id))
+                    .map(|s| s.query.clone());
+                if let Some(q) = q
+                    && !self.circ_send(key, Some(sid), q.into())
+                {
+                    self.retry_up(id);
+                }
+            }
+            return;
+        }
+        if self.ordb_circuit_list().iter().any(|(k, _)| *k == key) {
+            let Some(o) = self.ordb.as_ref() else {
+                return;
+            };
+            let facilitator = o.cfg.facilitator;
+            let infos: Vec<DbInfo> = o
+                .advertised
+                .iter()
+                .map(|(n, p)| DbInfo {
+                    hash_name: n.clone(),
+                    progress: *p,
+                    facilitator,
+                })
+                .collect();
+            for m in infos {
+                self.circ_send(key, None, m.into());
+            }
+        }
+    }
+
+    /// A circuit (ours or one we are a hop of) closed: end what rode on it.
+    pub(super) fn on_ordb_circuit_gone(&mut self, key: CircKey) {
+        let Some(o) = self.ordb.as_mut() else {
+            return;
+        };
+        o.fwd.remove(&key);
+        o.serving.retain(|k, _| k.0 != key);
+        o.test_queries.retain(|k, _| k.0 != key);
+        let downs: Vec<u64> = o
+            .by_down
+            .iter()
+            .filter(|(k, _)| k.0 == key)
+            .map(|(_, id)| *id)
+            .collect();
+        let ups: Vec<u64> = o
+            .by_up
+            .iter()
+            .filter(|(k, _)| k.0 == key)
+            .map(|(_, id)| *id)
+            .collect();
+        for id in downs {
+            // The requester is gone: the server can stop.
+            self.drop_splice(id, Some(DbEndReason::FINISHED), None);
+        }
+        for id in ups {
+            let relayed = self
+                .ordb
+                .as_ref()
+                .and_then(|o| o.splices.get(&id))
+                .map(|s| s.relayed);
+            match relayed {
+                Some(0) => self.retry_up(id),
+                Some(_) => self.drop_splice(id, None, Some(DbEndReason::DESTROYED)),
+                None => {}
+            }
+        }
+        if let Some(o) = self.ordb.as_mut() {
+            o.by_up.retain(|k, _| k.0 != key);
+        }
+    }
+}
+
