@@ -90,6 +90,17 @@ impl TapedNode {
         &self.node
     }
 
+    /// See [`Node::take_query_replies`] (a test hook; not recorded: it only drains the
+    /// node's buffer of answers).
+    pub fn take_query_replies(
+        &mut self,
+    ) -> Vec<(
+        onionpeer_core::node::api::QueryId,
+        onionpeer_core::cells::relay::RelayMsg,
+    )> {
+        self.node.take_query_replies()
+    }
+
     fn rec(&mut self, line: impl FnOnce() -> String) {
         if self.recording {
             self.tape.lines.push(line());

@@ -1196,3 +1196,6 @@ impl Node {
     }
 }
 
+
+#[cfg(test)]
+mod tests;

@@ -432,3 +432,150 @@ impl ChunkStore for MemoryStore {
         self.used
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cells::relay::RelayMsg;
+    use crate::crypto::identity::Ed25519Keypair;
+    use crate::ordb::{
+        Accepted, FileVerifier, LiveSeeder, LiveVerifier, ServeCursor, ServeStep, VerifyLimits,
+    };
+
+    fn file(len: usize, seed: u8) -> FileSeeder {
+        let data: Vec<u8> = (0..len).map(|i| (i as u8) ^ seed).collect();
+        FileSeeder::new(&Ed25519Keypair::from_secret(&[seed; 32]), "x/y", 1, data).unwrap()
+    }
+
+    /// Drain a cursor with an always-open window.
+    fn serve_all(store: &mut dyn ChunkStore, c: &mut ServeCursor) -> (Vec<RelayMsg>, ServeStep) {
+        let mut out = Vec::new();
+        loop {
+            match c.next_msg(store, 1) {
+                ServeStep::Send { msg, .. } => out.push(msg),
+                end => return (out, end),
+            }
+        }
+    }
+
+    #[test]
+    fn a_stored_file_serves_cells_a_downloader_verifies() {
+        let f = file(20_000, 3);
+        let mut s = MemoryStore::new(1 << 20);
+        let name = store_file(&mut s, &f, true).unwrap();
+        let mut v = FileVerifier::new(&name, f.manifest().clone(), VerifyLimits::default())
+            .unwrap();
+        // Two ranges on one stream: the second sends no hash twice.
+        let mut c = ServeCursor::new(name, 0, 20);
+        let (a, end) = serve_all(&mut s, &mut c);
+        assert_eq!(end, ServeStep::Done);
+        c.restart(20, 100);
+        let (b, end) = serve_all(&mut s, &mut c);
+        assert_eq!(end, ServeStep::Done);
+        let mut got = Vec::new();
+        for m in a.iter().chain(&b) {
+            match m {
+                RelayMsg::DbHashes(h) => assert_eq!(v.accept_hashes(h), Ok(Accepted::New)),
+                RelayMsg::DbData(d) => {
+                    assert_eq!(v.accept_db_data(d), Ok(Accepted::New));
+                    got.extend_from_slice(&d.data);
+                }
+                m => panic!("{m:?}"),
+            }
+        }
+        assert!(v.is_complete());
+        assert_eq!(got.len(), 20_000);
+    }
+
+    #[test]
+    fn window_blocks_data_not_proofs() {
+        let f = file(5_000, 1);
+        let mut s = MemoryStore::new(1 << 20);
+        let name = store_file(&mut s, &f, true).unwrap();
+        let mut c = ServeCursor::new(name, 0, 5);
+        // With a closed window only the hashes go out.
+        let mut n = 0;
+        while let ServeStep::Send { data, .. } = c.next_msg(&mut s, 0) {
+            assert!(!data);
+            n += 1;
+        }
+        assert!(n >= 1);
+        assert_eq!(c.next_msg(&mut s, 0), ServeStep::Blocked);
+        assert!(matches!(
+            c.next_msg(&mut s, 1),
+            ServeStep::Send { data: true, .. }
+        ));
+    }
+
+    #[test]
+    fn budget_evicts_unpinned_first_and_refuses_past_pinned() {
+        let a = file(40_000, 1);
+        let b = file(40_000, 2);
+        let mut s = MemoryStore::new(60_000);
+        let na = store_file(&mut s, &a, false).unwrap();
+        let nb = store_file(&mut s, &b, true).unwrap();
+        assert!(s.manifest(&na).is_none(), "the unpinned file made room");
+        assert_eq!(s.chunk_count(&nb), b.n_chunks());
+        assert!(s.bytes_used() <= s.budget());
+        let c = file(40_000, 3);
+        assert_eq!(store_file(&mut s, &c, true), Err(StoreError::Full));
+        assert!(s.bytes_used() <= s.budget());
+        // Chunks that do not match the manifest are refused.
+        assert_eq!(s.put_chunk(&nb, 0, b"short"), Err(StoreError::OutOfRange));
+        assert_eq!(
+            s.put_chunk(&[9; 20], 0, b""),
+            Err(StoreError::UnknownName)
+        );
+    }
+
+    #[test]
+    fn live_keeps_four_windows_of_segments_and_serves_verifiably() {
+        let mut seeder =
+            LiveSeeder::new(Ed25519Keypair::from_secret(&[4; 32]), "video/webm", 100, 2)
+                .unwrap();
+        let name = seeder.hash_name();
+        let mut s = MemoryStore::new(1 << 22);
+        s.put_manifest(&name, Manifest::Live(seeder.manifest().clone()), true)
+            .unwrap();
+        for i in 0..(RING_SEGMENTS + 10) {
+            let c = [i as u8; 50];
+            let seg = seeder.sign_segment(&[&c, &c], 1000 + i).unwrap();
+            store_segment(&mut s, &name, &seg).unwrap();
+        }
+        let (newest, oldest) = s.segment_range(&name).unwrap();
+        assert_eq!(newest, RING_SEGMENTS + 9);
+        assert_eq!(newest - oldest + 1, RING_SEGMENTS);
+        assert!(!s.has(&name, 0));
+        // Serve the newest two segments and verify them as a viewer would.
+        let first = u64::from(newest - 1) * 2;
+        let mut c = ServeCursor::new(name, first, 4);
+        let (msgs, end) = serve_all(&mut s, &mut c);
+        assert_eq!(end, ServeStep::Waiting, "the next segment is not out yet");
+        let mut v = LiveVerifier::new(
+            &name,
+            seeder.manifest().clone(),
+            VerifyLimits::default(),
+        )
+        .unwrap();
+        let mut chunks = 0;
+        for m in &msgs {
+            match m {
+                RelayMsg::DbSegment(h) => {
+                    v.accept_segment(h, 1000 + newest).unwrap();
+                }
+                RelayMsg::DbHashes(h) => {
+                    v.accept_hashes(h).unwrap();
+                }
+                RelayMsg::DbData(d) => {
+                    assert_eq!(v.accept_db_data(d), Ok(Accepted::New));
+                    chunks += 1;
+                }
+                m => panic!("{m:?}"),
+            }
+        }
+        assert_eq!(chunks, 4);
+        // Below the ring: missing.
+        let mut old = ServeCursor::new(name, 0, 2);
+        assert_eq!(old.next_msg(&mut s, 5), ServeStep::Missing);
+    }
+}

@@ -1,0 +1,423 @@
+//! The ORDB function on real nodes in the in-memory network: a seeder serves a raw
+//! DB_QUERY over a two-hop ORDB circuit; an ORDB forwards a query it cannot serve and
+//! splices the answer back byte-exact; the FIND_VALUE fallback; the loop counter;
+//! DB_END UNAVAILABLE; a tampering ORDB; a live stream joined 2 windows behind.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use onionpeer_core::cells::relay::{DbEndReason, HashName, Progress, RelayMsg};
+use onionpeer_core::crypto::identity::PeerId;
+use onionpeer_core::node::api::{BootstrapVia, Command, CommandOk, Event, QueryId};
+use onionpeer_core::node::config::{NodeConfig, PeersmConfig, Role};
+use onionpeer_core::node::counters::Count;
+use onionpeer_core::ordb::{Accepted, ChunkRing, FileVerifier, VerifyLimits};
+use onionpeer_tests::{Network, NodeIx, pattern};
+
+fn harness_addr(ix: usize) -> SocketAddr {
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(10, 0, (ix >> 8) as u8, ix as u8 + 1)),
+        9001,
+    )
+}
+
+fn add_peer(
+    net: &mut Network,
+    n: &mut usize,
+    name: &str,
+    bridge: bool,
+    tweak: impl Fn(&mut PeersmConfig),
+) -> NodeIx {
+    let mut cfg = NodeConfig::new([0; 32], Role::RELAY, 0);
+    let mut p = PeersmConfig::new(harness_addr(*n));
+    p.bridge = bridge;
+    tweak(&mut p);
+    cfg.peersm = Some(p);
+    *n += 1;
+    net.add_node(name, cfg)
+}
+
+fn settle(net: &mut Network, secs: u64) {
+    let t = net.now + Duration::from_secs(secs);
+    net.drive_until(t);
+}
+
+fn run(net: &mut Network, ix: NodeIx, cmd: Command) -> CommandOk {
+    let now = net.now;
+    let ok = net.taped(ix).command(now, cmd).expect("command");
+    net.flush(ix);
+    ok
+}
+
+/// A bridge and `peers` bootstrapped peers (two rounds, as in the DHT tests).
+fn bootstrapped(peers: usize, tamper: bool) -> (Network, Vec<NodeIx>) {
+    bootstrapped_with(peers, |_, p| p.ordb.tamper_relayed_data = tamper)
+}
+
+/// As [`bootstrapped`], with each peer's config changed by `tweak(index, config)`.
+fn bootstrapped_with(
+    peers: usize,
+    tweak: impl Fn(usize, &mut PeersmConfig),
+) -> (Network, Vec<NodeIx>) {
+    let mut net = Network::new();
+    let mut n = 0;
+    let bridge = add_peer(&mut net, &mut n, "bridge", true, |_| {});
+    let bt = net.target(bridge);
+    let mut all = Vec::new();
+    for i in 0..peers {
+        all.push(add_peer(&mut net, &mut n, &format!("peer{i}"), false, |p| {
+            tweak(i, p)
+        }));
+    }
+    for _round in 0..2 {
+        for &ix in &all {
+            let q = match run(
+                &mut net,
+                ix,
+                Command::Bootstrap {
+                    via: BootstrapVia::Bridge(bt.clone()),
+                },
+            ) {
+                CommandOk::Query(q) => q,
+                o => panic!("{o:?}"),
+            };
+            net.drive_bounded(2_000_000, |n| {
+                n.events_of(ix)
+                    .any(|e| matches!(e, Event::DhtLookupDone { query, .. } if *query == q))
+            });
+            settle(&mut net, 2);
+        }
+    }
+    (net, all)
+}
+
+fn id_of(net: &Network, ix: NodeIx) -> PeerId {
+    net.node(ix).peer_id()
+}
+
+/// Send a raw DB_QUERY from `from` through its ORDB `via` and collect the answer cells
+/// until DB_END (or time runs out).
+fn query(
+    net: &mut Network,
+    from: NodeIx,
+    via: PeerId,
+    name: &HashName,
+    chunk: u64,
+    nb_chunks: u16,
+) -> Vec<RelayMsg> {
+    let q = match run(
+        net,
+        from,
+        Command::Query {
+            hash_name: name.clone(),
+            chunk,
+            nb_chunks,
+            via: Some(via),
+        },
+    ) {
+        CommandOk::Query(q) => q,
+        o => panic!("{o:?}"),
+    };
+    let mut got: Vec<RelayMsg> = Vec::new();
+    for _ in 0..60 {
+        settle(net, 1);
+        let replies: Vec<(QueryId, RelayMsg)> = net.taped(from).take_query_replies();
+        got.extend(replies.into_iter().filter(|(id, _)| *id == q).map(|(_, m)| m));
+        if got.iter().any(|m| matches!(m, RelayMsg::DbEnd(_))) {
+            break;
+        }
+    }
+    got
+}
+
+fn end_reason(msgs: &[RelayMsg]) -> Option<DbEndReason> {
+    msgs.iter().find_map(|m| match m {
+        RelayMsg::DbEnd(e) => Some(e.reason),
+        _ => None,
+    })
+}
+
+/// Verify an answer as a downloader does; the verified bytes, or the first error.
+fn verify(name: &[u8; 20], msgs: &[RelayMsg]) -> Result<Vec<u8>, String> {
+    let mut v: Option<FileVerifier> = None;
+    let mut out = Vec::new();
+    for m in msgs {
+        match m {
+            RelayMsg::DbConnected(c) => {
+                if v.is_none() {
+                    v = Some(
+                        FileVerifier::from_db_connected(name, c, VerifyLimits::default())
+                            .map_err(|e| format!("manifest: {e}"))?,
+                    );
+                }
+            }
+            RelayMsg::DbHashes(h) => {
+                v.as_mut()
+                    .ok_or("hashes first")?
+                    .accept_hashes(h)
+                    .map_err(|e| format!("hashes: {e}"))?;
+            }
+            RelayMsg::DbData(d) => {
+                let a = v
+                    .as_mut()
+                    .ok_or("data first")?
+                    .accept_db_data(d)
+                    .map_err(|e| format!("data {}: {e}", d.chunk))?;
+                if a == Accepted::New {
+                    out.extend_from_slice(&d.data);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn seed(net: &mut Network, ix: NodeIx, data: Vec<u8>) -> ([u8; 20], HashName) {
+    let name = match run(
+        net,
+        ix,
+        Command::Seed {
+            data,
+            mime_type: "application/octet-stream".into(),
+            key: Some([7; 32]),
+        },
+    ) {
+        CommandOk::Content(n) => n,
+        o => panic!("{o:?}"),
+    };
+    settle(net, 5);
+    (name, HashName::new(&name).unwrap())
+}
+
+#[test]
+fn seeder_serves_and_ordbs_forward_byte_exact() {
+    let (mut net, all) = bootstrapped(14, false);
+    let seeder = all[3];
+    let data = pattern(0, 60_000);
+    let (name, hname) = seed(&mut net, seeder, data.clone());
+    let s_id = id_of(&net, seeder);
+
+    // The seeder's ORDBs keep a reference to it.
+    let s_ordbs = net.node(seeder).ordb_peers();
+    let by_id: std::collections::BTreeMap<PeerId, NodeIx> =
+        all.iter().map(|&i| (id_of(&net, i), i)).collect();
+    for o in &s_ordbs {
+        assert!(
+            net.node(by_id[o]).ordb_references(&hname) > 0,
+            "ORDB {} of the seeder has no reference",
+            net.name(by_id[o])
+        );
+    }
+
+    // 1. Directly: a peer whose ORDB is the seeder.
+    let direct = all
+        .iter()
+        .copied()
+        .find(|&i| i != seeder && net.node(i).ordb_peers().contains(&s_id))
+        .expect("a peer with the seeder as ORDB");
+    let info = query(&mut net, direct, s_id, &hname, 1, 0);
+    assert!(matches!(info.first(), Some(RelayMsg::DbConnected(_))), "{info:?}");
+    assert_eq!(end_reason(&info), Some(DbEndReason::FINISHED));
+    let msgs = query(&mut net, direct, s_id, &hname, 1, 30);
+    assert_eq!(end_reason(&msgs), Some(DbEndReason::FINISHED));
+    assert_eq!(verify(&name, &msgs).unwrap(), data[..30 * 486]);
+    // The whole file: 124 chunks, past one window (DB_SENDMEs keep it flowing).
+    let n_chunks = data.len().div_ceil(486) as u16;
+    let msgs = query(&mut net, direct, s_id, &hname, 1, n_chunks);
+    assert_eq!(verify(&name, &msgs).unwrap(), data);
+
+    // 2. Through an ORDB that does not have it but references the seeder.
+    let (asker, ordb) = all
+        .iter()
+        .copied()
+        .filter(|&i| i != seeder)
+        .find_map(|i| {
+            net.node(i)
+                .ordb_peers()
+                .into_iter()
+                .find(|o| *o != s_id && s_ordbs.contains(o))
+                .map(|o| (i, o))
+        })
+        .expect("a peer sharing an ORDB with the seeder");
+    assert!(net.node(by_id[&ordb]).chunk_store().unwrap().manifest(&name).is_none());
+    let msgs = query(&mut net, asker, ordb, &hname, 1, n_chunks);
+    assert_eq!(end_reason(&msgs), Some(DbEndReason::FINISHED));
+    assert_eq!(verify(&name, &msgs).unwrap(), data, "forwarded answer");
+}
+
+#[test]
+fn find_value_fallback_and_unavailable() {
+    // The seeder keeps no ORDB circuits, so it advertises to nobody: its only trace is
+    // the DHT record its STORE left. Any ORDB asked must look the name up.
+    let (mut net, all) = bootstrapped_with(14, |i, p| {
+        if i == 5 {
+            p.ordb_circuits = 0;
+        }
+    });
+    let seeder = all[5];
+    let data = pattern(3, 3_000);
+    let (name, hname) = seed(&mut net, seeder, data.clone());
+    assert!(net.node(seeder).ordb_peers().is_empty());
+    let by_id: std::collections::BTreeMap<PeerId, NodeIx> =
+        all.iter().map(|&i| (id_of(&net, i), i)).collect();
+    for &i in &all {
+        assert_eq!(net.node(i).ordb_references(&hname), 0);
+    }
+    let asker = all[0];
+    let ordb = net.node(asker).ordb_peers()[0];
+    let msgs = query(&mut net, asker, ordb, &hname, 1, 7);
+    assert_eq!(end_reason(&msgs), Some(DbEndReason::FINISHED), "{msgs:?}");
+    assert_eq!(verify(&name, &msgs).unwrap(), data);
+    // The holder found joined the ORDB's list.
+    assert!(net.node(by_id[&ordb]).ordb_references(&hname) > 0);
+
+
+    // A name nobody has: DB_END UNAVAILABLE.
+    let nothing = HashName::new(&[0x42; 20]).unwrap();
+    let via = net.node(asker).ordb_peers()[0];
+    let msgs = query(&mut net, asker, via, &nothing, 1, 5);
+    assert_eq!(end_reason(&msgs), Some(DbEndReason::UNAVAILABLE), "{msgs:?}");
+    assert!(!msgs.iter().any(|m| matches!(m, RelayMsg::DbData(_))));
+}
+
+#[test]
+fn loop_counter_stops_a_request_cycle() {
+    let (mut net, all) = bootstrapped(10, false);
+    // Every peer claims a name nobody has: the ORDBs reference each other in circles.
+    let fake = HashName::new(&[0x99; 20]).unwrap();
+    for &ix in &all {
+        run(
+            &mut net,
+            ix,
+            Command::Advertise {
+                hash_name: fake.clone(),
+                progress: Progress::Full,
+            },
+        );
+    }
+    settle(&mut net, 5);
+    let asker = all[0];
+    let via = net.node(asker).ordb_peers()[0];
+    let msgs = query(&mut net, asker, via, &fake, 1, 5);
+    assert_eq!(end_reason(&msgs), Some(DbEndReason::UNAVAILABLE), "{msgs:?}");
+    let stopped: u64 = all
+        .iter()
+        .map(|&i| net.node(i).counters().get(Count::OrdbLoopStopped))
+        .sum();
+    assert!(stopped > 0, "no query reached the counter limit");
+    // Everything wound down: no splice or served stream left anywhere.
+    settle(&mut net, 10);
+    for &i in &all {
+        let c = net.node(i).ordb_census();
+        assert_eq!(c[0] + c[1], 0, "{}: {c:?}", net.name(i));
+    }
+}
+
+#[test]
+fn tampering_ordb_is_caught() {
+    let (mut net, all) = bootstrapped(12, true);
+    let seeder = all[2];
+    let data = pattern(9, 5_000);
+    let (name, hname) = seed(&mut net, seeder, data);
+    let s_id = id_of(&net, seeder);
+    let s_ordbs = net.node(seeder).ordb_peers();
+    let (asker, ordb) = all
+        .iter()
+        .copied()
+        .filter(|&i| i != seeder)
+        .find_map(|i| {
+            net.node(i)
+                .ordb_peers()
+                .into_iter()
+                .find(|o| *o != s_id && s_ordbs.contains(o))
+                .map(|o| (i, o))
+        })
+        .expect("a peer sharing an ORDB with the seeder");
+    let msgs = query(&mut net, asker, ordb, &hname, 1, 11);
+    assert!(msgs.iter().any(|m| matches!(m, RelayMsg::DbData(_))));
+    let err = verify(&name, &msgs).unwrap_err();
+    assert!(err.starts_with("data"), "{err}");
+}
+
+#[test]
+fn live_stream_joined_two_windows_behind() {
+    let (mut net, all) = bootstrapped(8, false);
+    let seeder = all[1];
+    let name = match run(
+        &mut net,
+        seeder,
+        Command::Live {
+            mime_type: "video/webm".into(),
+            key: Some([5; 32]),
+            segment_chunks: 4,
+        },
+    ) {
+        CommandOk::Content(n) => n,
+        o => panic!("{o:?}"),
+    };
+    // 40 segments of 4 chunks: absolute chunks 0..160.
+    for s in 0..40u32 {
+        let chunks: Vec<Vec<u8>> = (0..4)
+            .map(|i| pattern((s * 4 + i) as usize, 100))
+            .collect();
+        run(
+            &mut net,
+            seeder,
+            Command::LivePush {
+                hash_name: name,
+                chunks,
+            },
+        );
+    }
+    settle(&mut net, 3);
+    let hname = HashName::new(&name).unwrap();
+    let s_id = id_of(&net, seeder);
+    let viewer = all
+        .iter()
+        .copied()
+        .find(|&i| i != seeder && net.node(i).ordb_peers().contains(&s_id))
+        .expect("a peer with the seeder as ORDB");
+    // Ask 8 chunks while the stream has 160: the join starts 2 windows (2 × 64) behind.
+    let q = match run(
+        &mut net,
+        viewer,
+        Command::Query {
+            hash_name: hname.clone(),
+            chunk: 0,
+            nb_chunks: 8,
+            via: Some(s_id),
+        },
+    ) {
+        CommandOk::Query(q) => q,
+        o => panic!("{o:?}"),
+    };
+    settle(&mut net, 5);
+    let msgs: Vec<RelayMsg> = net
+        .taped(viewer)
+        .take_query_replies()
+        .into_iter()
+        .filter(|(id, _)| *id == q)
+        .map(|(_, m)| m)
+        .collect();
+    let ring = ChunkRing::new(4 * 64);
+    let wires: Vec<u32> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            RelayMsg::DbData(d) => Some(d.chunk),
+            _ => None,
+        })
+        .collect();
+    let expect: Vec<u32> = (32..40).map(|a| ring.to_wire(a)).collect();
+    assert_eq!(wires, expect);
+    let segs: BTreeSet<u32> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            RelayMsg::DbSegment(s) => Some(s.segment),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(segs, BTreeSet::from([8, 9]));
+    assert_eq!(end_reason(&msgs), Some(DbEndReason::FINISHED));
+}
