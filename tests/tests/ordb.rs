@@ -66,9 +66,13 @@ fn bootstrapped_with(
     let bt = net.target(bridge);
     let mut all = Vec::new();
     for i in 0..peers {
-        all.push(add_peer(&mut net, &mut n, &format!("peer{i}"), false, |p| {
-            tweak(i, p)
-        }));
+        all.push(add_peer(
+            &mut net,
+            &mut n,
+            &format!("peer{i}"),
+            false,
+            |p| tweak(i, p),
+        ));
     }
     for _round in 0..2 {
         for &ix in &all {
@@ -123,7 +127,12 @@ fn query(
     for _ in 0..60 {
         settle(net, 1);
         let replies: Vec<(QueryId, RelayMsg)> = net.taped(from).take_query_replies();
-        got.extend(replies.into_iter().filter(|(id, _)| *id == q).map(|(_, m)| m));
+        got.extend(
+            replies
+                .into_iter()
+                .filter(|(id, _)| *id == q)
+                .map(|(_, m)| m),
+        );
         if got.iter().any(|m| matches!(m, RelayMsg::DbEnd(_))) {
             break;
         }
@@ -144,13 +153,11 @@ fn verify(name: &[u8; 20], msgs: &[RelayMsg]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     for m in msgs {
         match m {
-            RelayMsg::DbConnected(c) => {
-                if v.is_none() {
-                    v = Some(
-                        FileVerifier::from_db_connected(name, c, VerifyLimits::default())
-                            .map_err(|e| format!("manifest: {e}"))?,
-                    );
-                }
+            RelayMsg::DbConnected(c) if v.is_none() => {
+                v = Some(
+                    FileVerifier::from_db_connected(name, c, VerifyLimits::default())
+                        .map_err(|e| format!("manifest: {e}"))?,
+                );
             }
             RelayMsg::DbHashes(h) => {
                 v.as_mut()
@@ -218,7 +225,10 @@ fn seeder_serves_and_ordbs_forward_byte_exact() {
         .find(|&i| i != seeder && net.node(i).ordb_peers().contains(&s_id))
         .expect("a peer with the seeder as ORDB");
     let info = query(&mut net, direct, s_id, &hname, 1, 0);
-    assert!(matches!(info.first(), Some(RelayMsg::DbConnected(_))), "{info:?}");
+    assert!(
+        matches!(info.first(), Some(RelayMsg::DbConnected(_))),
+        "{info:?}"
+    );
     assert_eq!(end_reason(&info), Some(DbEndReason::FINISHED));
     let msgs = query(&mut net, direct, s_id, &hname, 1, 30);
     assert_eq!(end_reason(&msgs), Some(DbEndReason::FINISHED));
@@ -241,7 +251,13 @@ fn seeder_serves_and_ordbs_forward_byte_exact() {
                 .map(|o| (i, o))
         })
         .expect("a peer sharing an ORDB with the seeder");
-    assert!(net.node(by_id[&ordb]).chunk_store().unwrap().manifest(&name).is_none());
+    assert!(
+        net.node(by_id[&ordb])
+            .chunk_store()
+            .unwrap()
+            .manifest(&name)
+            .is_none()
+    );
     let msgs = query(&mut net, asker, ordb, &hname, 1, n_chunks);
     assert_eq!(end_reason(&msgs), Some(DbEndReason::FINISHED));
     assert_eq!(verify(&name, &msgs).unwrap(), data, "forwarded answer");
@@ -273,12 +289,15 @@ fn find_value_fallback_and_unavailable() {
     // The holder found joined the ORDB's list.
     assert!(net.node(by_id[&ordb]).ordb_references(&hname) > 0);
 
-
     // A name nobody has: DB_END UNAVAILABLE.
     let nothing = HashName::new(&[0x42; 20]).unwrap();
     let via = net.node(asker).ordb_peers()[0];
     let msgs = query(&mut net, asker, via, &nothing, 1, 5);
-    assert_eq!(end_reason(&msgs), Some(DbEndReason::UNAVAILABLE), "{msgs:?}");
+    assert_eq!(
+        end_reason(&msgs),
+        Some(DbEndReason::UNAVAILABLE),
+        "{msgs:?}"
+    );
     assert!(!msgs.iter().any(|m| matches!(m, RelayMsg::DbData(_))));
 }
 
@@ -301,7 +320,11 @@ fn loop_counter_stops_a_request_cycle() {
     let asker = all[0];
     let via = net.node(asker).ordb_peers()[0];
     let msgs = query(&mut net, asker, via, &fake, 1, 5);
-    assert_eq!(end_reason(&msgs), Some(DbEndReason::UNAVAILABLE), "{msgs:?}");
+    assert_eq!(
+        end_reason(&msgs),
+        Some(DbEndReason::UNAVAILABLE),
+        "{msgs:?}"
+    );
     let stopped: u64 = all
         .iter()
         .map(|&i| net.node(i).counters().get(Count::OrdbLoopStopped))
@@ -359,9 +382,7 @@ fn live_stream_joined_two_windows_behind() {
     };
     // 40 segments of 4 chunks: absolute chunks 0..160.
     for s in 0..40u32 {
-        let chunks: Vec<Vec<u8>> = (0..4)
-            .map(|i| pattern((s * 4 + i) as usize, 100))
-            .collect();
+        let chunks: Vec<Vec<u8>> = (0..4).map(|i| pattern((s * 4 + i) as usize, 100)).collect();
         run(
             &mut net,
             seeder,

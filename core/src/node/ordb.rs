@@ -30,8 +30,8 @@ use super::config::OrdbConfig;
 use super::counters::Count;
 use super::ordb_lists::{OrdbLists, PeerRef};
 use crate::cells::relay::{
-    DbEnd, DbEndReason, DbInfo, DbQuery, DbSendme, HashName, MAX_QUERY_COUNTER,
-    PeerRecord, Progress, RelayCell, RelayMsg, StreamId,
+    DbEnd, DbEndReason, DbInfo, DbQuery, DbSendme, HashName, MAX_QUERY_COUNTER, PeerRecord,
+    Progress, RelayCell, RelayMsg, StreamId,
 };
 use crate::circuit::{CircKey, Circuit};
 use crate::crypto::identity::{Ed25519Keypair, PeerId};
@@ -489,7 +489,7 @@ impl Node {
         let Some(o) = self.ordb.as_mut() else {
             return;
         };
-        let tell = o.lists.to_tell(&m.hash_name, &ordbs);
+        let tell = o.lists.mark_told(&m.hash_name, &ordbs);
         for c in tell {
             self.circ_send(c, None, m.clone().into());
         }
@@ -951,7 +951,9 @@ impl Node {
                 .find(|k| !o.by_up.keys().any(|(c, _)| c == *k))
                 .copied();
             match idle {
-                Some(k) => self.destroy_circuit(k, crate::cells::channel::DestroyReason::FINISHED, None),
+                Some(k) => {
+                    self.destroy_circuit(k, crate::cells::channel::DestroyReason::FINISHED, None)
+                }
                 None => {
                     self.counters.bump(Count::OrdbRefused);
                     return None;
@@ -1195,7 +1197,6 @@ impl Node {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests;

@@ -119,7 +119,7 @@ impl OrdbLists {
 
     /// Of `ordbs` (our ORDB circuits), those not yet told about `name`; they are marked
     /// told.
-    pub(super) fn to_tell(&mut self, name: &HashName, ordbs: &[CircKey]) -> Vec<CircKey> {
+    pub(super) fn mark_told(&mut self, name: &HashName, ordbs: &[CircKey]) -> Vec<CircKey> {
         let Some(list) = self.names.get_mut(name) else {
             return Vec::new();
         };
@@ -191,8 +191,8 @@ mod tests {
         let n = HashName::new(b"x").unwrap();
         l.add(&n, r(9), 8, 4);
         let ordbs = [CircKey(1), CircKey(2)];
-        assert_eq!(l.to_tell(&n, &ordbs), ordbs);
-        assert!(l.to_tell(&n, &ordbs).is_empty());
-        assert_eq!(l.to_tell(&n, &[CircKey(2), CircKey(5)]), [CircKey(5)]);
+        assert_eq!(l.mark_told(&n, &ordbs), ordbs);
+        assert!(l.mark_told(&n, &ordbs).is_empty());
+        assert_eq!(l.mark_told(&n, &[CircKey(2), CircKey(5)]), [CircKey(5)]);
     }
 }

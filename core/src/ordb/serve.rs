@@ -17,6 +17,8 @@ use crate::cells::relay::{ChunkSignature, DbData, RelayMsg};
 const MAX_SENT: usize = 4096;
 
 /// What [`ServeCursor::next_msg`] produced.
+// A cell is sent per step: boxing the message would allocate per cell.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServeStep {
     /// Send this cell. `data` is true for a DB_DATA (it takes one unit of window).

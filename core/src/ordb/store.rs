@@ -463,8 +463,8 @@ mod tests {
         let f = file(20_000, 3);
         let mut s = MemoryStore::new(1 << 20);
         let name = store_file(&mut s, &f, true).unwrap();
-        let mut v = FileVerifier::new(&name, f.manifest().clone(), VerifyLimits::default())
-            .unwrap();
+        let mut v =
+            FileVerifier::new(&name, f.manifest().clone(), VerifyLimits::default()).unwrap();
         // Two ranges on one stream: the second sends no hash twice.
         let mut c = ServeCursor::new(name, 0, 20);
         let (a, end) = serve_all(&mut s, &mut c);
@@ -522,17 +522,13 @@ mod tests {
         assert!(s.bytes_used() <= s.budget());
         // Chunks that do not match the manifest are refused.
         assert_eq!(s.put_chunk(&nb, 0, b"short"), Err(StoreError::OutOfRange));
-        assert_eq!(
-            s.put_chunk(&[9; 20], 0, b""),
-            Err(StoreError::UnknownName)
-        );
+        assert_eq!(s.put_chunk(&[9; 20], 0, b""), Err(StoreError::UnknownName));
     }
 
     #[test]
     fn live_keeps_four_windows_of_segments_and_serves_verifiably() {
         let mut seeder =
-            LiveSeeder::new(Ed25519Keypair::from_secret(&[4; 32]), "video/webm", 100, 2)
-                .unwrap();
+            LiveSeeder::new(Ed25519Keypair::from_secret(&[4; 32]), "video/webm", 100, 2).unwrap();
         let name = seeder.hash_name();
         let mut s = MemoryStore::new(1 << 22);
         s.put_manifest(&name, Manifest::Live(seeder.manifest().clone()), true)
@@ -548,15 +544,11 @@ mod tests {
         assert!(!s.has(&name, 0));
         // Serve the newest two segments and verify them as a viewer would.
         let first = u64::from(newest - 1) * 2;
-        let mut c = ServeCursor::new(name, first, 4);
+        let mut c = ServeCursor::new(name, first, 6);
         let (msgs, end) = serve_all(&mut s, &mut c);
         assert_eq!(end, ServeStep::Waiting, "the next segment is not out yet");
-        let mut v = LiveVerifier::new(
-            &name,
-            seeder.manifest().clone(),
-            VerifyLimits::default(),
-        )
-        .unwrap();
+        let mut v =
+            LiveVerifier::new(&name, seeder.manifest().clone(), VerifyLimits::default()).unwrap();
         let mut chunks = 0;
         for m in &msgs {
             match m {
