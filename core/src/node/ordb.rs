@@ -275,8 +275,9 @@ impl Node {
 
     /// A content reply (DB_CONNECTED, DB_DATA, DB_HASHES, DB_SEGMENT, DB_END, DB_SENDME)
     /// on one of our circuits that is not an ORDB splice, a stream we serve or a test
-    /// query: the downloader's. Dropped (counted) until the downloader takes it.
-    fn on_content_reply(&mut self, _key: CircKey, _sid: StreamId, _msg: RelayMsg) {
+    /// query: the downloader's. Dropped (counted) until the downloader takes it: the
+    /// downloader replaces this body with a call into its own state.
+    pub(super) fn on_content_reply(&mut self, _key: CircKey, _sid: StreamId, _msg: RelayMsg) {
         self.counters.bump(Count::OrdbReplyDropped);
     }
 
@@ -415,7 +416,7 @@ impl Node {
 
     /// Send `msg` on circuit `key`: toward the last hop on our own circuits, toward the
     /// client on a circuit we are the last hop of. `false` if it could not be sent.
-    fn circ_send(&mut self, key: CircKey, sid: Option<StreamId>, msg: RelayMsg) -> bool {
+    pub(super) fn circ_send(&mut self, key: CircKey, sid: Option<StreamId>, msg: RelayMsg) -> bool {
         let cell = RelayCell::new(sid, msg);
         match self.circuits.get(&key) {
             Some(Circuit::Client(c)) => {
@@ -437,8 +438,9 @@ impl Node {
         self.circ_send(leg.circ, Some(leg.sid), DbEnd { reason }.into());
     }
 
-    /// A stream id free on `key` (with `bit` set), not used by the DHT either.
-    fn fresh_sid(&mut self, key: CircKey, bit: u16) -> Option<StreamId> {
+    /// A stream id free on `key` (with `bit` set), not used by the DHT either. A client
+    /// (the downloader) passes `bit` 0; ORDBs forward with [`FORWARD_SID_BIT`].
+    pub(super) fn fresh_sid(&mut self, key: CircKey, bit: u16) -> Option<StreamId> {
         for _ in 0..32 {
             let raw = ((self.rng.next_u32() & 0x7fff) as u16) | bit;
             let Some(sid) = StreamId::new(raw) else {
