@@ -442,3 +442,64 @@ fn live_stream_joined_two_windows_behind() {
     assert_eq!(segs, BTreeSet::from([8, 9]));
     assert_eq!(end_reason(&msgs), Some(DbEndReason::FINISHED));
 }
+
+#[test]
+fn seeder_lost_mid_answer_ends_the_requester_stream_destroyed() {
+    let (mut net, all) = bootstrapped(12, false);
+    let seeder = all[4];
+    let (_, hname) = seed(&mut net, seeder, pattern(1, 300 * 486));
+    let s_id = id_of(&net, seeder);
+    let s_ordbs = net.node(seeder).ordb_peers();
+    // An asker whose ORDB (not reached through the seeder) references the seeder.
+    let (asker, ordb) = all
+        .iter()
+        .copied()
+        .filter(|&i| i != seeder)
+        .find_map(|i| {
+            net.node(i)
+                .ordb_paths()
+                .into_iter()
+                .find(|(first, o)| *first != s_id && *o != s_id && s_ordbs.contains(o))
+                .map(|(_, o)| (i, o))
+        })
+        .expect("a peer sharing an ORDB with the seeder");
+    let q = match run(
+        &mut net,
+        asker,
+        Command::Query {
+            hash_name: hname,
+            chunk: 1,
+            nb_chunks: 300,
+            via: Some(ordb),
+        },
+    ) {
+        CommandOk::Query(q) => q,
+        o => panic!("{o:?}"),
+    };
+    let mut got: Vec<RelayMsg> = Vec::new();
+    net.drive_bounded(2_000_000, |n| {
+        got.extend(
+            n.taped(asker)
+                .take_query_replies()
+                .into_iter()
+                .filter(|(id, _)| *id == q)
+                .map(|(_, m)| m),
+        );
+        got.iter().any(|m| matches!(m, RelayMsg::DbData(_)))
+    });
+    net.crash(seeder);
+    settle(&mut net, 10);
+    got.extend(
+        net.taped(asker)
+            .take_query_replies()
+            .into_iter()
+            .filter(|(id, _)| *id == q)
+            .map(|(_, m)| m),
+    );
+    let data = got
+        .iter()
+        .filter(|m| matches!(m, RelayMsg::DbData(_)))
+        .count();
+    assert!(data < 300, "{data} chunks arrived");
+    assert_eq!(end_reason(&got), Some(DbEndReason::DESTROYED));
+}
