@@ -171,7 +171,29 @@ pub enum Command {
     /// Peersm: send a request to every ORDB over its two-hop ORDB circuit: DHT_PING
     /// (`None`) or DHT_FIND_VALUE of the name. Each answer is an [`Event::OrdbAnswered`].
     AskOrdbs(Option<HashName>),
+    /// Peersm: fetch a file through the ORDB circuits (PROTOCOL.md §9). Answered with
+    /// [`Event::ContentInfo`], [`Event::ContentReadable`] (read with
+    /// `Node::read_content`), [`Event::ContentProgress`] and finally
+    /// [`Event::ContentDone`].
+    Get {
+        /// The file's name.
+        hash_name: HashName,
+        /// Chunk ranges (`start..end`, 0-based) already held from an earlier run: never
+        /// asked for, never read again (a resumed download).
+        held: Vec<(u64, u64)>,
+    },
+    /// Peersm: join a live stream through the ORDB circuits; it never ends by itself.
+    GetLive {
+        /// The stream's name.
+        hash_name: HashName,
+    },
+    /// Stop a download (DB_END FINISHED on its GETs); no further event.
+    CancelGet(ContentHandle),
 }
+
+/// An application's handle on a download ([`Command::Get`], [`Command::GetLive`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContentHandle(pub u64);
 
 /// Where a bootstrap gets its first peer.
 #[derive(Debug, Clone)]
@@ -197,6 +219,8 @@ pub enum CommandOk {
     Done,
     /// A DHT lookup is running under this id.
     Query(QueryId),
+    /// A download is running under this handle.
+    Content(ContentHandle),
 }
 
 /// Why a command or stream call was refused.
@@ -348,6 +372,33 @@ pub enum Event {
         peers: Vec<PeerRecord>,
         /// The answer is complete.
         done: bool,
+    },
+    /// A download's manifest is verified.
+    ContentInfo {
+        /// Which download.
+        handle: ContentHandle,
+        /// Bytes (0 for a live stream).
+        size: u64,
+        /// MIME type.
+        mime: String,
+    },
+    /// In-order verified bytes can be read with `Node::read_content`.
+    ContentReadable(ContentHandle),
+    /// A file download verified more chunks (at most one event per 0.1 %).
+    ContentProgress {
+        /// Which download.
+        handle: ContentHandle,
+        /// Chunks verified.
+        verified_chunks: u64,
+        /// Chunks in the file.
+        total_chunks: u64,
+    },
+    /// A file download ended (after its last byte was read, when it succeeded).
+    ContentDone {
+        /// Which download.
+        handle: ContentHandle,
+        /// How.
+        result: Result<(), crate::ordb::DlError>,
     },
 }
 

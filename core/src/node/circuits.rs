@@ -230,6 +230,7 @@ impl Node {
             let handle = c.handle;
             self.emit(Event::CircuitBuilt(handle));
             self.on_dht_circuit_built(key);
+            self.on_download_circuit_built(key);
             return;
         }
         if c.relay_early_left == 0 {
@@ -565,6 +566,15 @@ impl Node {
             {
                 self.on_dht_reply(key, stream_id, msg)
             }
+            msg @ (RelayMsg::DbConnected(_)
+            | RelayMsg::DbHashes(_)
+            | RelayMsg::DbSegment(_)
+            | RelayMsg::DbData(_)
+            | RelayMsg::DbEnd(_))
+                if self.is_download_stream(key, stream_id) =>
+            {
+                self.on_download_reply(key, stream_id, msg)
+            }
             msg => self.on_client_stream_msg(key, hop, tag, stream_id, msg),
         }
     }
@@ -794,6 +804,7 @@ impl Node {
                     reason,
                 });
                 self.on_dht_circuit_closed(key);
+                self.on_download_circuit_closed(key);
             }
             Circuit::Relay(r) => {
                 let mut ends = alloc::vec![r.prev];

@@ -19,6 +19,7 @@ pub mod exit_policy;
 mod keys;
 
 mod circuits;
+mod download;
 mod links;
 mod peersm;
 mod streams;
@@ -69,6 +70,8 @@ enum Timer {
     DhtQuery(u64),
     /// DHT maintenance: pings, request deadlines, records, ORDB circuits.
     DhtTick,
+    /// A download's scheduler (stalls, slow circuits, retries).
+    Download(u64),
 }
 
 /// An onion proxy and (optionally) onion router. See the module docs for how to drive it.
@@ -91,6 +94,8 @@ pub struct Node {
     counters: Counters,
     /// The Peersm DHT/peer state, when `config.peersm` is set.
     peersm: Option<alloc::boxed::Box<peersm::PeersmState>>,
+    /// Downloads through the ORDBs (`Command::Get`).
+    downloads: download::Downloads,
 }
 
 impl core::fmt::Debug for Node {
@@ -133,6 +138,7 @@ impl Node {
             outputs: VecDeque::new(),
             counters: Counters::default(),
             peersm,
+            downloads: download::Downloads::default(),
         };
         node.arm_dht_tick();
         Ok(node)
@@ -275,6 +281,9 @@ impl Node {
             | Command::FindValue(_)
             | Command::Store { .. }
             | Command::AskOrdbs(_)) => self.dht_command(cmd).map(CommandOk::Query),
+            cmd @ (Command::Get { .. } | Command::GetLive { .. } | Command::CancelGet(_)) => {
+                self.download_command(cmd)
+            }
         }
     }
 
@@ -317,7 +326,7 @@ impl Node {
                     Timer::Link(_) => TimeoutReason::LinkHandshake,
                     Timer::Circuit(_) => TimeoutReason::CircuitBuild,
                     Timer::Exit(_) => TimeoutReason::ExitConnect,
-                    Timer::DhtQuery(_) | Timer::DhtTick => TimeoutReason::Dht,
+                    Timer::DhtQuery(_) | Timer::DhtTick | Timer::Download(_) => TimeoutReason::Dht,
                 };
                 Output::Timeout(at, reason)
             }
@@ -388,6 +397,7 @@ impl Node {
                 Timer::Exit(c) => self.on_exit_timer(c, at),
                 Timer::DhtQuery(q) => self.on_dht_query_timer(q),
                 Timer::DhtTick => self.on_dht_tick(),
+                Timer::Download(h) => self.on_download_timer(h),
             }
         }
     }
