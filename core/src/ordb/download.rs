@@ -257,6 +257,9 @@ pub struct Downloader {
     read_off: usize,
     /// Live: bytes handed out since the join (the offset of a live read).
     live_read_bytes: u64,
+    /// Live: chunks below this that are not buffered are lost (too old to be served):
+    /// never asked again, skipped by the reader.
+    live_lost: u64,
     held: Vec<(u64, u64)>,
     readable_signalled: bool,
     advertised: Option<Progress>,
@@ -304,6 +307,7 @@ impl Downloader {
             read_chunk: 0,
             read_off: 0,
             live_read_bytes: 0,
+            live_lost: 0,
             held: held.iter().copied().filter(|(a, b)| a < b).collect(),
             readable_signalled: false,
             advertised: None,
@@ -528,37 +532,32 @@ impl Downloader {
         let circ = g.circ;
         let kind = g.kind;
         let len = msg.data.len() as u64;
-        let (index, r) = match &mut self.content {
+        let index = match &self.content {
             Content::Unknown => return,
-            Content::File(v) => {
-                let index = u64::from(msg.chunk).wrapping_sub(1);
-                (index, v.accept_db_data(&msg))
-            }
-            Content::Live { v, .. } => match v.absolute_chunk(msg.chunk) {
-                Some(abs) => (abs, v.accept_db_data(&msg)),
-                None => (
-                    0,
-                    Err(VerifyError::ChunkOutOfRange {
-                        index: u64::from(msg.chunk),
-                    }),
-                ),
-            },
+            Content::File(_) => u64::from(msg.chunk).checked_sub(1),
+            Content::Live { v, .. } => v.absolute_chunk(msg.chunk),
         };
-        let in_range = match kind {
-            GetKind::Range { first, end } => index >= first && index < end,
-            GetKind::Join => true,
-            GetKind::Info => false,
+        let in_range = match (kind, index) {
+            (GetKind::Range { first, end }, Some(i)) => i >= first && i < end,
+            (GetKind::Join, Some(_)) => true,
+            _ => false,
         };
-        if r.is_ok() && !in_range {
-            // Valid data, but not what this GET asked for: the ORDB does not follow the
-            // protocol, and it would let it fill our memory outside the window.
-            self.drop_circuit(
-                circ,
-                DropReason::Tampering(VerifyError::ChunkOutOfRange { index }),
-            );
+        let Some(index) = index.filter(|_| in_range) else {
+            // Not what this GET asked for (checked before verifying, so that a chunk is
+            // never counted verified without being buffered): the ORDB does not follow
+            // the protocol, and it would let it fill our memory outside the window.
+            let e = VerifyError::ChunkOutOfRange {
+                index: index.unwrap_or(u64::from(msg.chunk)),
+            };
+            self.drop_circuit(circ, DropReason::Tampering(e));
             self.schedule(now);
             return;
-        }
+        };
+        let r = match &mut self.content {
+            Content::Unknown => return,
+            Content::File(v) => v.accept_db_data(&msg),
+            Content::Live { v, .. } => v.accept_db_data(&msg),
+        };
         match r {
             Ok(acc) => {
                 if let Some(g) = self.gets.get_mut(&get) {
@@ -667,7 +666,7 @@ impl Downloader {
 
     /// Chunk `i` is verified (buffered, held, or already read).
     fn have(&self, i: u64) -> bool {
-        if i < self.read_chunk || self.ready.contains_key(&i) {
+        if i < self.read_chunk || i < self.live_lost || self.ready.contains_key(&i) {
             return true;
         }
         match &self.content {
@@ -790,6 +789,10 @@ impl Downloader {
                 newest,
                 ..
             } => {
+                while self.read_chunk < self.live_lost && !self.ready.contains_key(&self.read_chunk)
+                {
+                    self.read_chunk += 1;
+                }
                 let keep = self.cfg.window() * u64::from(self.cfg.live_windows_kept.max(1));
                 let oldest = newest.saturating_sub(keep);
                 if self.read_chunk < oldest {
@@ -874,8 +877,20 @@ impl Downloader {
         let Some(e) = e else {
             return;
         };
+        let stale = matches!(
+            e,
+            VerifyError::StaleTimestamp { .. } | VerifyError::StaleSegment { .. }
+        );
         if e.is_tampering() {
             self.drop_circuit(circ, DropReason::Tampering(e));
+        } else if stale && self.live {
+            // The reader fell behind what is still served: give those chunks up (no
+            // strike, the ORDB did nothing wrong) and move on.
+            if let Some(GetKind::Range { end, .. }) = self.gets.get(&get).map(|g| g.kind) {
+                self.live_lost = self.live_lost.max(end);
+            }
+            self.end_get(get, true);
+            self.after_chunk();
         } else {
             // Hashes skipped, stale live data, over a limit: cut the GET short, ask the
             // rest elsewhere, and count it against the circuit.

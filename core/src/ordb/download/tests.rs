@@ -760,3 +760,77 @@ fn fuzz_scheduler() {
         }
     });
 }
+
+#[test]
+fn live_reader_too_far_behind_skips_stale_chunks_without_blaming_the_ordb() {
+    let (s, mut h) = live_setup(6);
+    for c in 1..=6 {
+        h.d.handle_circuit_up(h.now, DlCircuit(c));
+    }
+    let mut gets: Vec<(GetId, DlCircuit, u64, u16)> = Vec::new();
+    let mut actions = Vec::new();
+    let drain = |d: &mut Downloader, gets: &mut Vec<_>, actions: &mut Vec<DlAction>| {
+        while let Some(a) = d.poll_action() {
+            if let DlAction::SendGet {
+                get,
+                circuit,
+                chunk_nb,
+                nb_chunks,
+            } = a
+            {
+                gets.push((get, circuit, chunk_nb, nb_chunks));
+            }
+            actions.push(a);
+            d.check_invariants().unwrap();
+        }
+    };
+    drain(&mut h.d, &mut gets, &mut actions);
+    let info = gets[0].0;
+    h.d.handle_connected(h.now, info, &s.db_connected());
+    drain(&mut h.d, &mut gets, &mut actions);
+    let join = gets.iter().find(|g| g.2 == 0).unwrap().0;
+    for m in h.answer(3 * h.seg_chunks, 1) {
+        match m {
+            Msg::Segment(x) => h.d.handle_segment(h.now, join, &x),
+            Msg::Hashes(x) => h.d.handle_hashes(h.now, join, &x),
+            Msg::Data(x) => h.d.handle_data(h.now, join, x),
+            Msg::Connected(_) => {}
+        }
+    }
+    drain(&mut h.d, &mut gets, &mut actions);
+    // Five minutes later the ORDB answers a range GET with segments now too old.
+    h.now = h.now + Duration::from_secs(300);
+    // The GET of chunks 33.. (segment 4, all of it newer than the join's segment 3).
+    let ring = s.manifest().ring();
+    let wire33 = u64::from(ring.to_wire(33));
+    let (g, circ, nb, n) = *gets.iter().find(|g| g.2 == wire33).unwrap();
+    let abs = ring.to_absolute(nb as u32, 3 * h.seg_chunks).unwrap();
+    let msgs = h.answer(abs, u64::from(n));
+    actions.clear();
+    let before = gets.len();
+    for m in msgs {
+        match m {
+            Msg::Segment(x) => h.d.handle_segment(h.now, g, &x),
+            Msg::Hashes(x) => h.d.handle_hashes(h.now, g, &x),
+            Msg::Data(x) => h.d.handle_data(h.now, g, x),
+            Msg::Connected(_) => {}
+        }
+    }
+    drain(&mut h.d, &mut gets, &mut actions);
+    assert!(actions.contains(&DlAction::CloseGet {
+        get: g,
+        circuit: circ,
+        send_end: true
+    }));
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, DlAction::ReplaceCircuit { .. }))
+    );
+    // The lost range is not asked again.
+    assert!(!gets[before..].iter().any(|x| x.2 == nb));
+    let mut buf = [0u8; 4096];
+    // The join chunk is read, then the reader jumps over the lost range.
+    let first = h.d.read(h.now, &mut buf);
+    assert_eq!(first.map(|r| r.1), Some(h.segs[3].1[0].len()));
+}
