@@ -171,7 +171,7 @@ pub enum Command {
     /// Peersm: send a request to every ORDB over its two-hop ORDB circuit: DHT_PING
     /// (`None`) or DHT_FIND_VALUE of the name. Each answer is an [`Event::OrdbAnswered`].
     AskOrdbs(Option<HashName>),
-    /// Peersm: fetch a file through the ORDB circuits (PROTOCOL.md §9). Answered with
+    /// Peersm: fetch a file through the ORDB circuits (PROTOCOL.md §10). Answered with
     /// [`Event::ContentInfo`], [`Event::ContentReadable`] (read with
     /// `Node::read_content`), [`Event::ContentProgress`] and finally
     /// [`Event::ContentDone`].
@@ -188,12 +188,12 @@ pub enum Command {
         hash_name: HashName,
     },
     /// Stop a download (DB_END FINISHED on its GETs); no further event.
-    CancelGet(ContentHandle),
+    CancelGet(DownloadHandle),
 }
 
 /// An application's handle on a download ([`Command::Get`], [`Command::GetLive`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ContentHandle(pub u64);
+pub struct DownloadHandle(pub u64);
 
 /// Where a bootstrap gets its first peer.
 #[derive(Debug, Clone)]
@@ -220,7 +220,7 @@ pub enum CommandOk {
     /// A DHT lookup is running under this id.
     Query(QueryId),
     /// A download is running under this handle.
-    Content(ContentHandle),
+    Download(DownloadHandle),
 }
 
 /// Why a command or stream call was refused.
@@ -376,18 +376,18 @@ pub enum Event {
     /// A download's manifest is verified.
     ContentInfo {
         /// Which download.
-        handle: ContentHandle,
+        handle: DownloadHandle,
         /// Bytes (0 for a live stream).
         size: u64,
         /// MIME type.
         mime: String,
     },
     /// In-order verified bytes can be read with `Node::read_content`.
-    ContentReadable(ContentHandle),
+    ContentReadable(DownloadHandle),
     /// A file download verified more chunks (at most one event per 0.1 %).
     ContentProgress {
         /// Which download.
-        handle: ContentHandle,
+        handle: DownloadHandle,
         /// Chunks verified.
         verified_chunks: u64,
         /// Chunks in the file.
@@ -396,7 +396,7 @@ pub enum Event {
     /// A file download ended (after its last byte was read, when it succeeded).
     ContentDone {
         /// Which download.
-        handle: ContentHandle,
+        handle: DownloadHandle,
         /// How.
         result: Result<(), crate::ordb::DlError>,
     },
@@ -413,7 +413,8 @@ pub enum TimeoutReason {
     CircuitBuild,
     /// An exit connection deadline.
     ExitConnect,
-    /// A DHT deadline (lookup, request, PING, maintenance).
+    /// A DHT deadline (lookup, request, PING, maintenance), or a download's (stalls,
+    /// slow circuits, retries).
     Dht,
 }
 

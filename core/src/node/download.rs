@@ -1,6 +1,6 @@
 //! Downloads in the node: [`Command::Get`] / [`Command::GetLive`] run an
 //! [`ordb::Downloader`](crate::ordb::Downloader) over the node's ORDB circuits
-//! (PROTOCOL.md §9).
+//! (PROTOCOL.md §10).
 //!
 //! The glue only moves things between the scheduler and the circuits:
 //! - every `SendGet` becomes a DB_QUERY on a fresh stream id of the ORDB circuit;
@@ -12,8 +12,7 @@
 //! - `ReplaceCircuit` destroys the circuit and asks the Peersm layer for a new ORDB
 //!   circuit at once; ORDB circuits coming up or going down are reported to every
 //!   download;
-//! - at 25/50/75/100 % the node sends DB_INFO on its ORDB circuits
-//!   ([`Node::advertise`]);
+//! - at 25/50/75/100 % the node sends DB_INFO on its ORDB circuits;
 //! - the application pulls the in-order bytes with [`Node::read_content`] after
 //!   [`Event::ContentReadable`]; what is buffered is bounded by the scheduler's window.
 
@@ -25,7 +24,7 @@ use rand_core::Rng;
 
 use super::Node;
 use super::Timer;
-use super::api::{Command, CommandError, CommandOk, ContentHandle, Event};
+use super::api::{Command, CommandError, CommandOk, DownloadHandle, Event};
 use crate::Instant;
 use crate::cells::channel::DestroyReason;
 use crate::cells::relay::{
@@ -128,12 +127,12 @@ impl Node {
             }
         }
         self.drive_download(h);
-        Ok(CommandOk::Content(ContentHandle(h)))
+        Ok(CommandOk::Download(DownloadHandle(h)))
     }
 
     /// Copy in-order verified bytes of a download into `buf`: `(offset, bytes)` (see
     /// [`Downloader::read`]); `None` when nothing is ready or no such download.
-    pub fn read_content(&mut self, handle: ContentHandle, buf: &mut [u8]) -> Option<(u64, usize)> {
+    pub fn read_content(&mut self, handle: DownloadHandle, buf: &mut [u8]) -> Option<(u64, usize)> {
         let now = self.now;
         let r = self.downloads.active.get_mut(&handle.0)?.dl.read(now, buf);
         self.drive_download(handle.0);
@@ -141,7 +140,7 @@ impl Node {
     }
 
     /// (verified chunks, total chunks) of a file download.
-    pub fn content_progress(&self, handle: ContentHandle) -> Option<(u64, u64)> {
+    pub fn content_progress(&self, handle: DownloadHandle) -> Option<(u64, u64)> {
         self.downloads
             .active
             .get(&handle.0)
@@ -149,8 +148,10 @@ impl Node {
     }
 
     /// Tell the ORDBs we hold `progress` of `hash_name`: DB_INFO (not a facilitator) on
-    /// every built ORDB circuit, stream 0.
-    pub fn advertise(&mut self, hash_name: &HashName, progress: Progress) {
+    /// every built ORDB circuit, stream 0. Minimal stand-in for the ORDB side's
+    /// `Node::advertise` (node/ordb.rs, which also remembers and re-sends it): when both
+    /// are merged, call that one instead.
+    fn advertise_download(&mut self, hash_name: &HashName, progress: Progress) {
         let msg: RelayMsg = DbInfo {
             hash_name: hash_name.clone(),
             progress,
@@ -276,7 +277,9 @@ impl Node {
 
     fn fresh_download_sid(&mut self, key: CircKey) -> StreamId {
         loop {
-            let raw = (self.rng.next_u32() & 0xffff) as u16;
+            // Without the high bit: ORDBs pick the ids of the queries they forward with
+            // it, so ours never collide with theirs on a circuit (PROTOCOL.md §9, ORDB side).
+            let raw = (self.rng.next_u32() & 0x7fff) as u16;
             if let Some(id) = StreamId::new(raw)
                 && !self.downloads.streams.contains_key(&(key, id))
                 && !self.dht_stream_in_use(key, id)
@@ -338,18 +341,18 @@ impl Node {
                     }
                 }
                 DlAction::Info { size, mime } => self.emit(Event::ContentInfo {
-                    handle: ContentHandle(h),
+                    handle: DownloadHandle(h),
                     size,
                     mime,
                 }),
-                DlAction::Readable => self.emit(Event::ContentReadable(ContentHandle(h))),
+                DlAction::Readable => self.emit(Event::ContentReadable(DownloadHandle(h))),
                 DlAction::Advertise(p) => {
                     let name = a.hash_name.clone();
-                    self.advertise(&name, p);
+                    self.advertise_download(&name, p);
                 }
                 DlAction::Done(result) => {
                     self.emit(Event::ContentDone {
-                        handle: ContentHandle(h),
+                        handle: DownloadHandle(h),
                         result,
                     });
                     self.drop_download(h, false);
@@ -365,7 +368,7 @@ impl Node {
         let progress_event = (total > 0 && permille != a.progress).then(|| {
             a.progress = permille;
             Event::ContentProgress {
-                handle: ContentHandle(h),
+                handle: DownloadHandle(h),
                 verified_chunks: got,
                 total_chunks: total,
             }

@@ -1,5 +1,5 @@
 //! The downloader's scheduler (seed, "Pieces and sliding window", "Requests", "Live
-//! Streaming"; PROTOCOL.md §9): which range of chunks to ask of which ORDB circuit, when,
+//! Streaming"; PROTOCOL.md §10): which range of chunks to ask of which ORDB circuit, when,
 //! and what to do when a circuit is slow, stalls, lies or vanishes.
 //!
 //! [`Downloader`] is Sans-IO, like quinn-proto's `Connection`: the node feeds it what
@@ -991,6 +991,7 @@ impl Downloader {
             .gets
             .values()
             .filter(|g| g.circ == circ && matches!(g.kind, GetKind::Range { .. }))
+            .filter(|g| !self.awaits_production(g))
             .filter(|g| now.saturating_duration_since(g.sent_at) >= self.cfg.measure_after)
             .filter_map(|g| rate(g.bytes, now.saturating_duration_since(g.sent_at)))
             .max();
@@ -1001,11 +1002,22 @@ impl Downloader {
         }
     }
 
+    /// A live GET for chunks past the newest one verified: the ORDB sends them as the
+    /// seeder produces them, so neither its silence nor its rate says anything about
+    /// the circuit.
+    fn awaits_production(&self, g: &Get) -> bool {
+        match (&self.content, g.kind) {
+            (Content::Live { newest, .. }, GetKind::Range { .. }) => g.next > *newest,
+            _ => false,
+        }
+    }
+
     /// Stalled GETs and slow circuits.
     fn check_circuits(&mut self, now: Instant) {
         let stalled: Vec<DlCircuit> = self
             .gets
             .values()
+            .filter(|g| !self.awaits_production(g))
             .filter(|g| now.saturating_duration_since(g.last_at) >= self.cfg.stall_timeout)
             .map(|g| g.circ)
             .collect();

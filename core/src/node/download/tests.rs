@@ -3,7 +3,7 @@
 //! circuit layer would (decrypted relay messages on the GET's stream).
 
 use super::super::Node;
-use super::super::api::{Command, CommandOk, ContentHandle, Event, Output};
+use super::super::api::{Command, CommandOk, DownloadHandle, Event, Output};
 use super::super::config::{NodeConfig, PeersmConfig, Role};
 use super::{DB_SENDME_EVERY, StreamId};
 use crate::Instant;
@@ -74,13 +74,13 @@ impl Glue {
         HashName::new(&self.seeder.hash_name()).unwrap()
     }
 
-    fn get(&mut self) -> ContentHandle {
+    fn get(&mut self) -> DownloadHandle {
         let cmd = Command::Get {
             hash_name: self.name(),
             held: Vec::new(),
         };
         match self.node.command(Instant::from_millis(2), cmd) {
-            Ok(CommandOk::Content(h)) => h,
+            Ok(CommandOk::Download(h)) => h,
             other => panic!("{other:?}"),
         }
     }
@@ -97,7 +97,7 @@ impl Glue {
     }
 
     /// Drain the node's outputs; read whatever is readable.
-    fn drain(&mut self, h: ContentHandle) {
+    fn drain(&mut self, h: DownloadHandle) {
         loop {
             match self.node.poll_output() {
                 Output::Timeout(..) => break,
@@ -120,7 +120,7 @@ impl Glue {
     /// n-th DB_DATA of the first range GET on `keys[0]`.
     fn serve(
         &mut self,
-        h: ContentHandle,
+        h: DownloadHandle,
         tamper: Option<usize>,
     ) -> Vec<(CircKey, Option<StreamId>, RelayMsg)> {
         let mut log = Vec::new();
