@@ -282,6 +282,22 @@ fn fmt_node_event(e: &Event, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 peers.len()
             )
         }
+        Event::ContentInfo { handle, size, mime } => {
+            write!(f, "ContentInfo d{} {size} {mime}", handle.0)
+        }
+        Event::ContentReadable(h) => write!(f, "ContentReadable d{}", h.0),
+        Event::ContentProgress {
+            handle,
+            verified_chunks,
+            total_chunks,
+        } => write!(
+            f,
+            "ContentProgress d{} {verified_chunks}/{total_chunks}",
+            handle.0
+        ),
+        Event::ContentDone { handle, result } => {
+            write!(f, "ContentDone d{} {result:?}", handle.0)
+        }
     }
 }
 

@@ -437,7 +437,11 @@ impl Workload {
             | Event::LinkDown { .. }
             | Event::ClockSkew { .. }
             | Event::PeerFound(_)
-            | Event::OrdbAnswered { .. } => {}
+            | Event::OrdbAnswered { .. }
+            | Event::ContentInfo { .. }
+            | Event::ContentReadable(_)
+            | Event::ContentProgress { .. }
+            | Event::ContentDone { .. } => {}
         }
     }
 

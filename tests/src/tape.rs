@@ -85,6 +85,16 @@ impl TapedNode {
         }
     }
 
+    /// See [`Node::read_content`] (not recorded: a download's reads are for tests that
+    /// do not replay).
+    pub fn read_content(
+        &mut self,
+        h: onionpeer_core::node::api::DownloadHandle,
+        buf: &mut [u8],
+    ) -> Option<(u64, usize)> {
+        self.node.read_content(h, buf)
+    }
+
     /// The node, for getters.
     pub fn node(&self) -> &Node {
         &self.node

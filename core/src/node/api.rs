@@ -224,7 +224,29 @@ pub enum Command {
         /// The ORDB to ask (its peer id), or `None` for the first ORDB circuit.
         via: Option<PeerId>,
     },
+    /// Peersm: fetch a file through the ORDB circuits (PROTOCOL.md §10). Answered with
+    /// [`Event::ContentInfo`], [`Event::ContentReadable`] (read with
+    /// `Node::read_content`), [`Event::ContentProgress`] and finally
+    /// [`Event::ContentDone`].
+    Get {
+        /// The file's name.
+        hash_name: HashName,
+        /// Chunk ranges (`start..end`, 0-based) already held from an earlier run: never
+        /// asked for, never read again (a resumed download).
+        held: Vec<(u64, u64)>,
+    },
+    /// Peersm: join a live stream through the ORDB circuits; it never ends by itself.
+    GetLive {
+        /// The stream's name.
+        hash_name: HashName,
+    },
+    /// Stop a download (DB_END FINISHED on its GETs); no further event.
+    CancelGet(DownloadHandle),
 }
+
+/// An application's handle on a download ([`Command::Get`], [`Command::GetLive`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DownloadHandle(pub u64);
 
 /// Where a bootstrap gets its first peer.
 #[derive(Debug, Clone)]
@@ -252,6 +274,8 @@ pub enum CommandOk {
     Query(QueryId),
     /// Content seeded or published under this hash_name.
     Content([u8; 20]),
+    /// A download is running under this handle.
+    Download(DownloadHandle),
 }
 
 /// Why a command or stream call was refused.
@@ -410,6 +434,33 @@ pub enum Event {
         /// The answer is complete.
         done: bool,
     },
+    /// A download's manifest is verified.
+    ContentInfo {
+        /// Which download.
+        handle: DownloadHandle,
+        /// Bytes (0 for a live stream).
+        size: u64,
+        /// MIME type.
+        mime: String,
+    },
+    /// In-order verified bytes can be read with `Node::read_content`.
+    ContentReadable(DownloadHandle),
+    /// A file download verified more chunks (at most one event per 0.1 %).
+    ContentProgress {
+        /// Which download.
+        handle: DownloadHandle,
+        /// Chunks verified.
+        verified_chunks: u64,
+        /// Chunks in the file.
+        total_chunks: u64,
+    },
+    /// A file download ended (after its last byte was read, when it succeeded).
+    ContentDone {
+        /// Which download.
+        handle: DownloadHandle,
+        /// How.
+        result: Result<(), crate::ordb::DlError>,
+    },
 }
 
 /// Why the node wants to be woken at a [`Output::Timeout`].
@@ -423,7 +474,8 @@ pub enum TimeoutReason {
     CircuitBuild,
     /// An exit connection deadline.
     ExitConnect,
-    /// A DHT deadline (lookup, request, PING, maintenance).
+    /// A DHT deadline (lookup, request, PING, maintenance), or a download's (stalls,
+    /// slow circuits, retries).
     Dht,
 }
 

@@ -231,6 +231,7 @@ impl Node {
             self.emit(Event::CircuitBuilt(handle));
             self.on_dht_circuit_built(key);
             self.on_ordb_circuit_built(key);
+            self.on_download_circuit_built(key);
             return;
         }
         if c.relay_early_left == 0 {
@@ -566,6 +567,15 @@ impl Node {
             {
                 self.on_dht_reply(key, stream_id, msg)
             }
+            msg @ (RelayMsg::DbConnected(_)
+            | RelayMsg::DbHashes(_)
+            | RelayMsg::DbSegment(_)
+            | RelayMsg::DbData(_)
+            | RelayMsg::DbEnd(_))
+                if self.is_download_stream(key, stream_id) =>
+            {
+                self.on_download_reply(key, stream_id, msg)
+            }
             msg if self.ordb.is_some() && ordb::is_ordb_msg(&msg) => {
                 self.on_ordb_msg(key, stream_id, msg)
             }
@@ -802,6 +812,7 @@ impl Node {
                 });
                 self.on_dht_circuit_closed(key);
                 self.on_ordb_circuit_gone(key);
+                self.on_download_circuit_closed(key);
             }
             Circuit::Relay(r) => {
                 let mut ends = alloc::vec![r.prev];

@@ -19,6 +19,7 @@ pub mod exit_policy;
 mod keys;
 
 mod circuits;
+mod download;
 mod links;
 mod ordb;
 mod ordb_lists;
@@ -71,6 +72,8 @@ enum Timer {
     DhtQuery(u64),
     /// DHT maintenance: pings, request deadlines, records, ORDB circuits.
     DhtTick,
+    /// A download's scheduler (stalls, slow circuits, retries).
+    Download(u64),
 }
 
 /// An onion proxy and (optionally) onion router. See the module docs for how to drive it.
@@ -95,6 +98,8 @@ pub struct Node {
     peersm: Option<alloc::boxed::Box<peersm::PeersmState>>,
     /// The ORDB and seeder state (store, lists, served and spliced streams), with Peersm.
     ordb: Option<alloc::boxed::Box<ordb::OrdbState>>,
+    /// Downloads through the ORDBs (`Command::Get`).
+    downloads: download::Downloads,
 }
 
 impl core::fmt::Debug for Node {
@@ -142,6 +147,7 @@ impl Node {
             counters: Counters::default(),
             peersm,
             ordb,
+            downloads: download::Downloads::default(),
         };
         node.arm_dht_tick();
         Ok(node)
@@ -289,6 +295,9 @@ impl Node {
             | Command::LivePush { .. }
             | Command::Advertise { .. }
             | Command::Query { .. }) => self.ordb_command(cmd),
+            cmd @ (Command::Get { .. } | Command::GetLive { .. } | Command::CancelGet(_)) => {
+                self.download_command(cmd)
+            }
         }
     }
 
@@ -331,7 +340,7 @@ impl Node {
                     Timer::Link(_) => TimeoutReason::LinkHandshake,
                     Timer::Circuit(_) => TimeoutReason::CircuitBuild,
                     Timer::Exit(_) => TimeoutReason::ExitConnect,
-                    Timer::DhtQuery(_) | Timer::DhtTick => TimeoutReason::Dht,
+                    Timer::DhtQuery(_) | Timer::DhtTick | Timer::Download(_) => TimeoutReason::Dht,
                 };
                 Output::Timeout(at, reason)
             }
@@ -402,6 +411,7 @@ impl Node {
                 Timer::Exit(c) => self.on_exit_timer(c, at),
                 Timer::DhtQuery(q) => self.on_dht_query_timer(q),
                 Timer::DhtTick => self.on_dht_tick(),
+                Timer::Download(h) => self.on_download_timer(h),
             }
         }
     }

@@ -447,7 +447,8 @@ impl Node {
                 continue;
             };
             let taken = self.ordb.as_ref().is_none_or(|o| o.sid_taken(key, sid))
-                || self.dht_stream_in_use(key, sid);
+                || self.dht_stream_in_use(key, sid)
+                || self.is_download_stream(key, Some(sid));
             if !taken {
                 return Some(sid);
             }

@@ -321,6 +321,53 @@ impl Node {
             .unwrap_or(0)
     }
 
+    // ---- hooks for downloads (node/download.rs) ---------------------------------------
+
+    /// `key` is a built ORDB circuit.
+    pub(super) fn is_ordb_circuit(&self, key: CircKey) -> bool {
+        self.peersm
+            .as_ref()
+            .is_some_and(|p| p.ordbs.get(&key).is_some_and(|c| c.built))
+    }
+
+    /// A DHT request uses stream `sid` on circuit `key`.
+    pub(super) fn dht_stream_in_use(&self, key: CircKey, sid: StreamId) -> bool {
+        self.peersm
+            .as_ref()
+            .is_some_and(|p| p.requests.contains_key(&(key, sid)))
+    }
+
+    /// Build ORDB circuits now, up to the configured number (a download dropped one).
+    pub(super) fn replace_ordb_circuits(&mut self) {
+        self.fill_ordbs();
+    }
+
+    /// Tests: pretend `key` is a built ORDB circuit to `ordb` (no real circuit behind it).
+    #[cfg(test)]
+    pub(super) fn fake_ordb_circuit(&mut self, key: CircKey, ordb: PeerRecord) {
+        if let Some(p) = self.peersm.as_mut() {
+            p.ordbs.insert(
+                key,
+                OrdbCirc {
+                    first: ordb.id,
+                    ordb,
+                    built: true,
+                    queued: Vec::new(),
+                },
+            );
+        }
+        self.on_download_circuit_built(key);
+    }
+
+    /// Tests: forget the fake ORDB circuit `key` as if it closed.
+    #[cfg(test)]
+    pub(super) fn fake_ordb_closed(&mut self, key: CircKey) {
+        if let Some(p) = self.peersm.as_mut() {
+            p.ordbs.remove(&key);
+        }
+        self.on_download_circuit_closed(key);
+    }
+
     // ---- commands ------------------------------------------------------------------
 
     pub(super) fn dht_command(&mut self, cmd: Command) -> Result<QueryId, CommandError> {
@@ -1277,13 +1324,6 @@ impl Node {
                 .map(|(k, c)| (*k, c.ordb.id))
                 .collect()
         })
-    }
-
-    /// A DHT request of ours uses stream `sid` on circuit `key`.
-    pub(super) fn dht_stream_in_use(&self, key: CircKey, sid: StreamId) -> bool {
-        self.peersm
-            .as_ref()
-            .is_some_and(|p| p.requests.contains_key(&(key, sid)))
     }
 
     /// The id the next DHT lookup will run under.

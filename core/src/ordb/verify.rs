@@ -487,6 +487,21 @@ impl FileVerifier {
         self.tree.done.get(index)
     }
 
+    /// Count chunk `index` as verified without its data: the application already holds
+    /// it, checked in an earlier run (a resumed download). Out-of-range indexes are
+    /// ignored. Also lets a block whose other chunks arrive now be finished (its leaf
+    /// hashes dropped).
+    pub fn mark_held(&mut self, index: u64) {
+        if index < self.n_chunks() && !self.tree.done.get(index) {
+            self.tree.done.set(index);
+            self.tree.done_count += 1;
+            let block = index / ARITY as u64;
+            if self.tree.block_complete(block) {
+                self.tree.pending.remove(&block);
+            }
+        }
+    }
+
     /// Chunks verified so far.
     pub fn verified_count(&self) -> u64 {
         self.tree.done_count

@@ -804,7 +804,11 @@ impl Driver {
             | Event::DhtLookupDone { .. }
             | Event::OrdbCircuitsReady(_)
             | Event::PeerFound(_)
-            | Event::OrdbAnswered { .. } => {}
+            | Event::OrdbAnswered { .. }
+            | Event::ContentInfo { .. }
+            | Event::ContentReadable(_)
+            | Event::ContentProgress { .. }
+            | Event::ContentDone { .. } => {}
         }
         self.subscribers.retain(|s| s.try_send(e.clone()).is_ok());
     }

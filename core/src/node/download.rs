@@ -1,0 +1,386 @@
+//! Downloads in the node: [`Command::Get`] / [`Command::GetLive`] run an
+//! [`ordb::Downloader`](crate::ordb::Downloader) over the node's ORDB circuits
+//! (PROTOCOL.md §10).
+//!
+//! The glue only moves things between the scheduler and the circuits:
+//! - every `SendGet` becomes a DB_QUERY on a fresh stream id of the ORDB circuit;
+//!   DB_CONNECTED, DB_HASHES, DB_SEGMENT, DB_DATA and DB_END on that stream go back to the
+//!   scheduler under the GET's id;
+//! - flow control: one DB_SENDME `chunks = 50` per 50 DB_DATA received on a stream (the
+//!   ORDB's window starts at 100 chunks), sent on receipt since the scheduler never asks
+//!   for more than its window;
+//! - `ReplaceCircuit` destroys the circuit and asks the Peersm layer for a new ORDB
+//!   circuit at once; ORDB circuits coming up or going down are reported to every
+//!   download;
+//! - at 25/50/75/100 % the node sends DB_INFO on its ORDB circuits;
+//! - the application pulls the in-order bytes with [`Node::read_content`] after
+//!   [`Event::ContentReadable`]; what is buffered is bounded by the scheduler's window.
+
+use alloc::collections::BTreeMap;
+#[cfg(test)]
+use alloc::vec::Vec;
+
+use super::Node;
+use super::Timer;
+use super::api::{Command, CommandError, CommandOk, DownloadHandle, Event};
+use crate::Instant;
+use crate::cells::channel::DestroyReason;
+use crate::cells::relay::{DbEnd, DbEndReason, DbQuery, DbSendme, HashName, RelayMsg, StreamId};
+use crate::circuit::CircKey;
+use crate::ordb::{DlAction, DlCircuit, DownloadConfig, Downloader, GetId};
+
+/// DB_DATA cells received on a stream between two DB_SENDMEs.
+pub const DB_SENDME_EVERY: u16 = 50;
+/// The ORDB's initial chunk window on a DB_QUERY stream (what it may send unacknowledged).
+pub const DB_WINDOW: u16 = 100;
+// A DB_SENDME goes out when half the window is used, so the ORDB never waits a round trip.
+const _: () = assert!(DB_SENDME_EVERY * 2 == DB_WINDOW);
+/// Downloads running at once.
+const MAX_DOWNLOADS: usize = 8;
+const SID_MIN: StreamId = match StreamId::new(1) {
+    Some(s) => s,
+    None => unreachable!(),
+};
+const SID_MAX: StreamId = match StreamId::new(u16::MAX) {
+    Some(s) => s,
+    None => unreachable!(),
+};
+
+struct Active {
+    dl: Downloader,
+    hash_name: HashName,
+    timer: Option<Instant>,
+    progress: u64,
+}
+
+/// Which GET a stream carries.
+#[derive(Debug, Clone, Copy)]
+struct StreamRef {
+    handle: u64,
+    get: GetId,
+    unacked: u16,
+}
+
+/// The node's downloads.
+#[derive(Default)]
+pub(super) struct Downloads {
+    next: u64,
+    active: BTreeMap<u64, Active>,
+    streams: BTreeMap<(CircKey, StreamId), StreamRef>,
+    by_get: BTreeMap<(u64, GetId), (CircKey, StreamId)>,
+    /// Cells the glue sent (tests look at them).
+    #[cfg(test)]
+    pub(super) sent: Vec<(CircKey, RelayCell)>,
+}
+
+impl Node {
+    // ---- commands --------------------------------------------------------------------
+
+    pub(super) fn download_command(&mut self, cmd: Command) -> Result<CommandOk, CommandError> {
+        if self.peersm.is_none() {
+            return Err(CommandError::NotAPeer);
+        }
+        let (hash_name, dl) = match cmd {
+            Command::Get { hash_name, held } => {
+                let dl =
+                    Downloader::new_file(hash_name.as_bytes(), &held, DownloadConfig::default());
+                (hash_name, dl)
+            }
+            Command::GetLive { hash_name } => {
+                let dl = Downloader::new_live(
+                    hash_name.as_bytes(),
+                    self.config.unix_time_at_zero,
+                    DownloadConfig::default(),
+                );
+                (hash_name, dl)
+            }
+            Command::CancelGet(h) => {
+                self.drop_download(h.0, true);
+                return Ok(CommandOk::Done);
+            }
+            _ => return Err(CommandError::BadPath),
+        };
+        if self.downloads.active.len() >= MAX_DOWNLOADS {
+            self.counters.bump(super::counters::Count::DhtRefused);
+            return Err(CommandError::Limit);
+        }
+        self.downloads.next += 1;
+        let h = self.downloads.next;
+        self.downloads.active.insert(
+            h,
+            Active {
+                dl,
+                hash_name,
+                timer: None,
+                progress: 0,
+            },
+        );
+        let now = self.now;
+        for (key, _) in self.ordb_circuit_list() {
+            if let Some(a) = self.downloads.active.get_mut(&h) {
+                a.dl.handle_circuit_up(now, DlCircuit(key.0));
+            }
+        }
+        self.drive_download(h);
+        Ok(CommandOk::Download(DownloadHandle(h)))
+    }
+
+    /// Copy in-order verified bytes of a download into `buf`: `(offset, bytes)` (see
+    /// [`Downloader::read`]); `None` when nothing is ready or no such download.
+    pub fn read_content(&mut self, handle: DownloadHandle, buf: &mut [u8]) -> Option<(u64, usize)> {
+        let now = self.now;
+        let r = self.downloads.active.get_mut(&handle.0)?.dl.read(now, buf);
+        self.drive_download(handle.0);
+        r
+    }
+
+    /// (verified chunks, total chunks) of a file download.
+    pub fn content_progress(&self, handle: DownloadHandle) -> Option<(u64, u64)> {
+        self.downloads
+            .active
+            .get(&handle.0)
+            .map(|a| a.dl.progress())
+    }
+
+    // ---- hooks from the circuit layer ---------------------------------------------------
+
+    /// A client circuit was built: if it is an ORDB circuit, every download may use it.
+    pub(super) fn on_download_circuit_built(&mut self, key: CircKey) {
+        if self.downloads.active.is_empty() || !self.is_ordb_circuit(key) {
+            return;
+        }
+        let now = self.now;
+        let handles: alloc::vec::Vec<u64> = self.downloads.active.keys().copied().collect();
+        for h in handles {
+            if let Some(a) = self.downloads.active.get_mut(&h) {
+                a.dl.handle_circuit_up(now, DlCircuit(key.0));
+            }
+            self.drive_download(h);
+        }
+    }
+
+    /// A client circuit closed: its GETs are resumed elsewhere.
+    pub(super) fn on_download_circuit_closed(&mut self, key: CircKey) {
+        if self.downloads.active.is_empty() {
+            return;
+        }
+        let gone: alloc::vec::Vec<(CircKey, StreamId)> = self
+            .downloads
+            .streams
+            .range((key, SID_MIN)..=(key, SID_MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in gone {
+            if let Some(s) = self.downloads.streams.remove(&k) {
+                self.downloads.by_get.remove(&(s.handle, s.get));
+            }
+        }
+        let now = self.now;
+        let handles: alloc::vec::Vec<u64> = self.downloads.active.keys().copied().collect();
+        for h in handles {
+            if let Some(a) = self.downloads.active.get_mut(&h) {
+                a.dl.handle_circuit_down(now, DlCircuit(key.0));
+            }
+            self.drive_download(h);
+        }
+    }
+
+    /// True when (`key`, `sid`) carries one of our GETs.
+    pub(super) fn is_download_stream(&self, key: CircKey, sid: Option<StreamId>) -> bool {
+        sid.is_some_and(|s| self.downloads.streams.contains_key(&(key, s)))
+    }
+
+    /// An answer on one of our GET streams.
+    pub(super) fn on_download_reply(&mut self, key: CircKey, sid: Option<StreamId>, msg: RelayMsg) {
+        let Some(sid) = sid else {
+            return;
+        };
+        let Some(s) = self.downloads.streams.get_mut(&(key, sid)) else {
+            return;
+        };
+        let (h, get) = (s.handle, s.get);
+        let mut sendme = false;
+        if matches!(msg, RelayMsg::DbData(_)) {
+            s.unacked += 1;
+            if s.unacked >= DB_SENDME_EVERY {
+                s.unacked = 0;
+                sendme = true;
+            }
+        }
+        if matches!(msg, RelayMsg::DbEnd(_)) {
+            self.downloads.streams.remove(&(key, sid));
+            self.downloads.by_get.remove(&(h, get));
+        }
+        if sendme {
+            let m = DbSendme {
+                chunks: DB_SENDME_EVERY,
+            };
+            self.download_send(key, Some(sid), m.into());
+        }
+        let now = self.now;
+        let Some(a) = self.downloads.active.get_mut(&h) else {
+            return;
+        };
+        match msg {
+            RelayMsg::DbConnected(m) => a.dl.handle_connected(now, get, &m),
+            RelayMsg::DbHashes(m) => a.dl.handle_hashes(now, get, &m),
+            RelayMsg::DbSegment(m) => a.dl.handle_segment(now, get, &m),
+            RelayMsg::DbData(m) => a.dl.handle_data(now, get, m),
+            RelayMsg::DbEnd(m) => a.dl.handle_end(now, get, m.reason),
+            _ => {}
+        }
+        self.drive_download(h);
+    }
+
+    pub(super) fn on_download_timer(&mut self, h: u64) {
+        let now = self.now;
+        if let Some(a) = self.downloads.active.get_mut(&h) {
+            a.timer = None;
+            a.dl.handle_timeout(now);
+        }
+        self.drive_download(h);
+    }
+
+    // ---- internals -------------------------------------------------------------------
+
+    fn download_send(&mut self, key: CircKey, sid: Option<StreamId>, msg: RelayMsg) {
+        #[cfg(test)]
+        self.downloads
+            .sent
+            .push((key, crate::cells::relay::RelayCell::new(sid, msg.clone())));
+        self.circ_send(key, sid, msg);
+    }
+
+    /// Carry out what download `h` asks for, then re-arm its timer.
+    fn drive_download(&mut self, h: u64) {
+        loop {
+            let Some(a) = self.downloads.active.get_mut(&h) else {
+                return;
+            };
+            let Some(action) = a.dl.poll_action() else {
+                break;
+            };
+            match action {
+                DlAction::SendGet {
+                    get,
+                    circuit,
+                    chunk_nb,
+                    nb_chunks,
+                } => {
+                    let key = CircKey(circuit.0);
+                    let msg = DbQuery {
+                        hash_name: a.hash_name.clone(),
+                        chunk: chunk_nb,
+                        nb_chunks,
+                        counter: 0,
+                    };
+                    // No free id (the circuit is saturated): the GET stalls and the
+                    // scheduler moves it to another circuit.
+                    let Some(sid) = self.fresh_sid(key, 0) else {
+                        continue;
+                    };
+                    let r = StreamRef {
+                        handle: h,
+                        get,
+                        unacked: 0,
+                    };
+                    self.downloads.streams.insert((key, sid), r);
+                    self.downloads.by_get.insert((h, get), (key, sid));
+                    self.download_send(key, Some(sid), msg.into());
+                }
+                DlAction::CloseGet { get, send_end, .. } => {
+                    if let Some((key, sid)) = self.downloads.by_get.remove(&(h, get)) {
+                        self.downloads.streams.remove(&(key, sid));
+                        if send_end {
+                            let end = DbEnd {
+                                reason: DbEndReason::FINISHED,
+                            };
+                            self.download_send(key, Some(sid), end.into());
+                        }
+                    }
+                }
+                DlAction::ReplaceCircuit { circuit, .. } => {
+                    let key = CircKey(circuit.0);
+                    if self.is_ordb_circuit(key) {
+                        self.destroy_circuit(key, DestroyReason::FINISHED, None);
+                        self.replace_ordb_circuits();
+                    }
+                }
+                DlAction::Info { size, mime } => self.emit(Event::ContentInfo {
+                    handle: DownloadHandle(h),
+                    size,
+                    mime,
+                }),
+                DlAction::Readable => self.emit(Event::ContentReadable(DownloadHandle(h))),
+                DlAction::Advertise(p) => {
+                    let name = a.hash_name.clone();
+                    self.advertise(&name, p);
+                }
+                DlAction::Done(result) => {
+                    self.emit(Event::ContentDone {
+                        handle: DownloadHandle(h),
+                        result,
+                    });
+                    self.drop_download(h, false);
+                    return;
+                }
+            }
+        }
+        let Some(a) = self.downloads.active.get_mut(&h) else {
+            return;
+        };
+        let (got, total) = a.dl.progress();
+        let permille = got.saturating_mul(1000) / total.max(1);
+        let progress_event = (total > 0 && permille != a.progress).then(|| {
+            a.progress = permille;
+            Event::ContentProgress {
+                handle: DownloadHandle(h),
+                verified_chunks: got,
+                total_chunks: total,
+            }
+        });
+        let want = a.dl.poll_timeout();
+        let old = a.timer;
+        if want != old {
+            a.timer = want;
+            if let Some(t) = old {
+                self.timers.remove(&(t, Timer::Download(h)));
+            }
+            if let Some(t) = want {
+                self.timers.insert((t, Timer::Download(h)));
+            }
+        }
+        if let Some(e) = progress_event {
+            self.emit(e);
+        }
+    }
+
+    /// Forget download `h` and its streams (DB_END FINISHED on them when `end_streams`).
+    fn drop_download(&mut self, h: u64, end_streams: bool) {
+        let Some(a) = self.downloads.active.remove(&h) else {
+            return;
+        };
+        if let Some(t) = a.timer {
+            self.timers.remove(&(t, Timer::Download(h)));
+        }
+        let mine: alloc::vec::Vec<((u64, GetId), (CircKey, StreamId))> = self
+            .downloads
+            .by_get
+            .range((h, GetId(0))..=(h, GetId(u64::MAX)))
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        for (k, (key, sid)) in mine {
+            self.downloads.by_get.remove(&k);
+            self.downloads.streams.remove(&(key, sid));
+            if end_streams {
+                let end = DbEnd {
+                    reason: DbEndReason::FINISHED,
+                };
+                self.download_send(key, Some(sid), end.into());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1313 @@
+//! The downloader's scheduler (seed, "Pieces and sliding window", "Requests", "Live
+//! Streaming"; PROTOCOL.md §10): which range of chunks to ask of which ORDB circuit, when,
+//! and what to do when a circuit is slow, stalls, lies or vanishes.
+//!
+//! [`Downloader`] is Sans-IO, like quinn-proto's `Connection`: the node feeds it what
+//! happened (`handle_*`, each with `now`) and drains what it must do
+//! ([`Downloader::poll_action`]) and when to wake it ([`Downloader::poll_timeout`]).
+//! Circuits are opaque [`DlCircuit`] ids and GETs (one DB_QUERY stream each) are
+//! [`GetId`]s the downloader allocates; the node maps them to circuits and stream ids.
+//!
+//! Rules (defaults of [`DownloadConfig`]):
+//! - **Info first.** GET `chunk_nb 1, nb_chunks 0` on one circuit, answered with
+//!   DB_CONNECTED; the manifest is checked against the hash_name ([`FileVerifier`] /
+//!   [`LiveVerifier`]) before anything else is asked.
+//! - **Circuits.** 5 of the circuits the node has are *used*; the others are spares that
+//!   replace a used one when it is dropped.
+//! - **Window and blocks.** The window is 5 blocks of 210 chunks (210 × 486 B ≈ 100 kB, a
+//!   multiple of the tree's 15-chunk blocks), counted from the first chunk the application
+//!   has not read: no chunk outside it is asked for, so buffered data never exceeds the
+//!   window (≈ 510 kB). One GET asks for at most one block.
+//! - **Placement.** A new GET goes to the idle used circuit with the best measured rate
+//!   (unmeasured circuits first, so every circuit gets measured); lowest missing chunks
+//!   first (re-requests before new ranges).
+//! - **Pipelining.** At most 2 GETs in flight per circuit: the second is sent early, when
+//!   what remains of the first would arrive within 1.5 × the circuit's measured response
+//!   delay at its measured rate, so the circuit never idles. Hence at most `2 × used`
+//!   GETs in flight in all, and never more than 2 × the circuits up.
+//! - **Slow circuits.** Each check (every second while GETs run), once 3 used circuits
+//!   have a rate, a circuit whose rate is below the median / 4 is dropped
+//!   ([`DlAction::ReplaceCircuit`]); a GET with no data for 15 s drops its circuit too.
+//!   What the dropped circuit had outstanding is asked elsewhere.
+//! - **Resume.** An interrupted GET (DB_END, circuit gone, bad data) is re-requested from
+//!   its first chunk not received; chunks already held (a restart) are never asked.
+//! - **Verification.** Every chunk is verified before it is buffered; a tampering error
+//!   drops the circuit; a GET whose ORDB skips the hashes (`NeedHashes`) or answers
+//!   UNAVAILABLE gives its circuit a strike (3 strikes: dropped).
+//! - **Live.** After the info, a join GET `chunk_nb 0, nb_chunks 1` lets the ORDB choose
+//!   the position; the downloader follows from there on the ring ([`ChunkRing`]), skips
+//!   chunks that fell more than 4 windows behind the newest one, and never finishes.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use super::content::Manifest;
+use super::live::ChunkRing;
+use super::verify::{Accepted, FileVerifier, LiveVerifier, VerifyError, VerifyLimits};
+use crate::Instant;
+use crate::cells::relay::{
+    DbConnected, DbData, DbEndReason, DbHashes, DbSegment, MAX_CHUNK_DATA_LEN, Progress,
+};
+
+/// An ORDB circuit, as the node names it to the downloader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DlCircuit(pub u64);
+
+/// One GET (one DB_QUERY and its answer stream), allocated by the downloader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GetId(pub u64);
+
+/// Tunables of a download (defaults: the seed's numbers, see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownloadConfig {
+    /// Circuits used at once (the seed: 5 of the ≥ 6).
+    pub circuits: usize,
+    /// Chunks per block (one GET asks for at most one block).
+    pub block_chunks: u16,
+    /// Blocks per window.
+    pub window_blocks: u16,
+    /// GETs in flight per circuit at most (2: one running, one sent early).
+    pub pipeline: usize,
+    /// A GET that got no data for this long drops its circuit.
+    pub stall_timeout: Duration,
+    /// How long a GET must have run before its rate is judged.
+    pub measure_after: Duration,
+    /// A circuit slower than the median rate divided by this is dropped.
+    pub slow_factor: u64,
+    /// Strikes (UNAVAILABLE, missing hashes) before a circuit is dropped.
+    pub max_strikes: u32,
+    /// Failed GETs in a row without a new verified chunk before giving up.
+    pub max_failures: u32,
+    /// Circuits tracked at most (used and spare); more are ignored.
+    pub max_circuits: usize,
+    /// Live: chunks older than this many windows behind the newest are skipped.
+    pub live_windows_kept: u16,
+    /// Live: delay before asking again for chunks an ORDB does not have yet.
+    pub live_retry: Duration,
+    /// Limits of the verifier.
+    pub limits: VerifyLimits,
+}
+
+impl Default for DownloadConfig {
+    fn default() -> Self {
+        DownloadConfig {
+            circuits: 5,
+            block_chunks: 210,
+            window_blocks: 5,
+            pipeline: 2,
+            stall_timeout: Duration::from_secs(15),
+            measure_after: Duration::from_secs(2),
+            slow_factor: 4,
+            max_strikes: 3,
+            max_failures: 32,
+            max_circuits: 16,
+            live_windows_kept: 4,
+            live_retry: Duration::from_millis(500),
+            limits: VerifyLimits::default(),
+        }
+    }
+}
+
+impl DownloadConfig {
+    fn window(&self) -> u64 {
+        u64::from(self.block_chunks.max(1)) * u64::from(self.window_blocks.max(1))
+    }
+}
+
+/// Why a circuit should be destroyed and replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// It delivered data that failed verification (or a chunk it was not asked for).
+    Tampering(VerifyError),
+    /// Its rate is far below the other circuits'.
+    Slow,
+    /// A GET on it got no data within the stall timeout.
+    Stalled,
+    /// Too many UNAVAILABLE answers or GETs answered without their hashes.
+    Strikes,
+}
+
+/// How a download ended badly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DlError {
+    /// Too many GETs failed in a row: nobody serves it.
+    Unavailable,
+    /// The content is not of the kind asked for (a file vs a live stream) or over a limit.
+    Refused(VerifyError),
+}
+
+/// What the node must do for the downloader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DlAction {
+    /// Send DB_QUERY `[hash_name][chunk_nb][nb_chunks][counter 0]` on `circuit`, on a new
+    /// stream that `get` names; route its answers to the `handle_*` calls with `get`.
+    SendGet {
+        /// The GET.
+        get: GetId,
+        /// Where.
+        circuit: DlCircuit,
+        /// Wire chunk number (index + 1; 0 = live join; 1 with `nb_chunks` 0 = info).
+        chunk_nb: u64,
+        /// Chunks asked for (0 = the file info).
+        nb_chunks: u16,
+    },
+    /// The GET is over: forget its stream; send DB_END FINISHED on it when `send_end`
+    /// (we stop it before the ORDB finished).
+    CloseGet {
+        /// The GET.
+        get: GetId,
+        /// Its circuit.
+        circuit: DlCircuit,
+        /// Tell the ORDB to stop.
+        send_end: bool,
+    },
+    /// Destroy this circuit and build a new ORDB circuit in its place. The downloader has
+    /// already forgotten it (its GETs are closed and will be asked elsewhere).
+    ReplaceCircuit {
+        /// The circuit.
+        circuit: DlCircuit,
+        /// Why.
+        reason: DropReason,
+    },
+    /// The verified manifest: size (0 for a live stream) and MIME type.
+    Info {
+        /// Bytes.
+        size: u64,
+        /// MIME type.
+        mime: String,
+    },
+    /// In-order bytes can be read with [`Downloader::read`] (once per transition).
+    Readable,
+    /// Tell the ORDBs that we hold this share of the file (DB_INFO).
+    Advertise(Progress),
+    /// The download ended (files only; reported once, last).
+    Done(Result<(), DlError>),
+}
+
+/// A rate and delay measured on one circuit.
+#[derive(Debug, Clone, Copy, Default)]
+struct CircState {
+    used: bool,
+    /// Effective rate of finished GETs, bytes/s (EWMA, ½ weight).
+    rate: Option<u64>,
+    /// Time from a GET to its first answer (EWMA).
+    delay: Option<Duration>,
+    strikes: u32,
+    in_flight: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GetKind {
+    Info,
+    Join,
+    /// Chunks `first .. end` (absolute indexes).
+    Range {
+        first: u64,
+        end: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Get {
+    circ: DlCircuit,
+    kind: GetKind,
+    /// First chunk of the range not yet received.
+    next: u64,
+    bytes: u64,
+    sent_at: Instant,
+    first_at: Option<Instant>,
+    last_at: Instant,
+}
+
+#[derive(Debug)]
+enum Content {
+    /// Waiting for DB_CONNECTED.
+    Unknown,
+    File(FileVerifier),
+    Live {
+        v: LiveVerifier,
+        ring: ChunkRing,
+        /// Set once the join GET delivered a chunk.
+        joined: bool,
+        newest: u64,
+    },
+}
+
+/// The scheduler of one download (file or live stream). See the module docs.
+#[derive(Debug)]
+pub struct Downloader {
+    cfg: DownloadConfig,
+    hash_name: Vec<u8>,
+    live: bool,
+    unix_at_zero: u64,
+    content: Content,
+    circuits: BTreeMap<DlCircuit, CircState>,
+    gets: BTreeMap<GetId, Get>,
+    next_get: u64,
+    /// Ranges to ask again (start → end), disjoint from GETs in flight and `frontier..`.
+    todo: BTreeMap<u64, u64>,
+    /// First chunk never asked for.
+    frontier: u64,
+    /// Verified chunks not yet read by the application (`read_chunk ..`).
+    ready: BTreeMap<u64, heapless::Vec<u8, MAX_CHUNK_DATA_LEN>>,
+    /// The application's read position: chunk, and bytes of it already read.
+    read_chunk: u64,
+    read_off: usize,
+    /// Live: bytes handed out since the join (the offset of a live read).
+    live_read_bytes: u64,
+    /// Live: chunks below this that are not buffered are lost (too old to be served):
+    /// never asked again, skipped by the reader.
+    live_lost: u64,
+    held: Vec<(u64, u64)>,
+    readable_signalled: bool,
+    advertised: Option<Progress>,
+    failures: u32,
+    info_attempts: u64,
+    hold_until: Option<Instant>,
+    next_check: Option<Instant>,
+    actions: VecDeque<DlAction>,
+    done: bool,
+}
+
+impl Downloader {
+    /// A file download of `hash_name`. `held` lists chunk ranges (`start..end`, 0-based)
+    /// the application already holds from an earlier run: they are never asked for nor
+    /// handed out again.
+    pub fn new_file(hash_name: &[u8], held: &[(u64, u64)], cfg: DownloadConfig) -> Downloader {
+        Downloader::new(hash_name, false, 0, held, cfg)
+    }
+
+    /// A live stream of `hash_name`; `unix_at_zero` is the Unix time (s) of
+    /// `Instant::ZERO`, for the segment timestamp checks.
+    pub fn new_live(hash_name: &[u8], unix_at_zero: u64, cfg: DownloadConfig) -> Downloader {
+        Downloader::new(hash_name, true, unix_at_zero, &[], cfg)
+    }
+
+    fn new(
+        hash_name: &[u8],
+        live: bool,
+        unix_at_zero: u64,
+        held: &[(u64, u64)],
+        cfg: DownloadConfig,
+    ) -> Downloader {
+        Downloader {
+            cfg,
+            hash_name: hash_name.into(),
+            live,
+            unix_at_zero,
+            content: Content::Unknown,
+            circuits: BTreeMap::new(),
+            gets: BTreeMap::new(),
+            next_get: 1,
+            todo: BTreeMap::new(),
+            frontier: 0,
+            ready: BTreeMap::new(),
+            read_chunk: 0,
+            read_off: 0,
+            live_read_bytes: 0,
+            live_lost: 0,
+            held: held.iter().copied().filter(|(a, b)| a < b).collect(),
+            readable_signalled: false,
+            advertised: None,
+            failures: 0,
+            info_attempts: 0,
+            hold_until: None,
+            next_check: None,
+            actions: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    // ---- getters -----------------------------------------------------------------
+
+    /// The hash_name being fetched.
+    pub fn hash_name(&self) -> &[u8] {
+        &self.hash_name
+    }
+
+    /// True for a live stream.
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
+    /// File size once the manifest is verified (`None` before, and for live streams).
+    pub fn size(&self) -> Option<u64> {
+        match &self.content {
+            Content::File(v) => Some(v.manifest().size),
+            _ => None,
+        }
+    }
+
+    /// (verified chunks, total chunks) of a file; (0, 0) before the manifest or live.
+    pub fn progress(&self) -> (u64, u64) {
+        match &self.content {
+            Content::File(v) => (v.verified_count(), v.n_chunks()),
+            _ => (0, 0),
+        }
+    }
+
+    /// True once the download ended (files).
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// GETs in flight.
+    pub fn gets_in_flight(&self) -> usize {
+        self.gets.len()
+    }
+
+    /// GETs in flight on `circuit`.
+    pub fn gets_on(&self, circuit: DlCircuit) -> usize {
+        self.circuits.get(&circuit).map_or(0, |c| c.in_flight)
+    }
+
+    /// The circuit `get` runs on, if it is in flight.
+    pub fn circuit_of(&self, get: GetId) -> Option<DlCircuit> {
+        self.gets.get(&get).map(|g| g.circ)
+    }
+
+    /// Circuits tracked: (used, spare).
+    pub fn circuit_counts(&self) -> (usize, usize) {
+        let used = self.circuits.values().filter(|c| c.used).count();
+        (used, self.circuits.len() - used)
+    }
+
+    /// Verified chunks buffered for the application.
+    pub fn buffered_chunks(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// The window, in chunks (the bound on [`Downloader::buffered_chunks`]).
+    pub fn window_chunks(&self) -> u64 {
+        self.cfg.window()
+    }
+
+    /// The measured rate of `circuit`, bytes/s.
+    pub fn rate_of(&self, circuit: DlCircuit) -> Option<u64> {
+        self.circuits.get(&circuit).and_then(|c| c.rate)
+    }
+
+    // ---- driver --------------------------------------------------------------------
+
+    /// The next thing to do, if any.
+    pub fn poll_action(&mut self) -> Option<DlAction> {
+        self.actions.pop_front()
+    }
+
+    /// When to call [`Downloader::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.done {
+            return None;
+        }
+        let mut t = self.next_check;
+        if let Some(h) = self.hold_until {
+            t = Some(t.map_or(h, |x| x.min(h)));
+        }
+        t
+    }
+
+    /// Time passed: stalled and slow circuits, retries.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.done {
+            return;
+        }
+        if self.hold_until.is_some_and(|h| h <= now) {
+            self.hold_until = None;
+        }
+        if self.next_check.is_some_and(|t| t <= now) {
+            self.next_check = None;
+            self.check_circuits(now);
+        }
+        self.schedule(now);
+    }
+
+    /// An ORDB circuit is up and may be used.
+    pub fn handle_circuit_up(&mut self, now: Instant, circuit: DlCircuit) {
+        if self.done
+            || self.circuits.contains_key(&circuit)
+            || self.circuits.len() >= self.cfg.max_circuits
+        {
+            return;
+        }
+        self.circuits.insert(circuit, CircState::default());
+        self.fill_used();
+        self.schedule(now);
+    }
+
+    /// An ORDB circuit closed: its GETs are resumed elsewhere.
+    pub fn handle_circuit_down(&mut self, now: Instant, circuit: DlCircuit) {
+        if self.forget_circuit(circuit).is_some_and(|n| n > 0) {
+            self.failures = self.failures.saturating_add(1);
+            self.check_failures();
+        }
+        self.schedule(now);
+    }
+
+    /// DB_CONNECTED on `get`: the manifest.
+    pub fn handle_connected(&mut self, now: Instant, get: GetId, msg: &DbConnected) {
+        let Some(g) = self.gets.get(&get) else {
+            return;
+        };
+        let circ = g.circ;
+        if g.kind != GetKind::Info || !matches!(self.content, Content::Unknown) {
+            // An answer nobody asked for (or a second one): ignore it.
+            return;
+        }
+        let result = match Manifest::from_db_connected(msg) {
+            Err(e) => Err(e),
+            Ok(Manifest::File(m)) if !self.live => {
+                FileVerifier::new(&self.hash_name, m, self.cfg.limits).map(Content::File)
+            }
+            Ok(Manifest::Live(m)) if self.live => {
+                let ring = m.ring();
+                LiveVerifier::new(&self.hash_name, m, self.cfg.limits).map(|v| Content::Live {
+                    v,
+                    ring,
+                    joined: false,
+                    newest: 0,
+                })
+            }
+            Ok(_) => Err(VerifyError::BadManifest(
+                "not the kind of content asked for",
+            )),
+        };
+        match result {
+            Ok(content) => {
+                self.content = content;
+                self.measure_first(circ, now, get);
+                self.end_get(get, false);
+                self.on_manifest();
+            }
+            Err(e) if e.is_tampering() => {
+                self.drop_circuit(circ, DropReason::Tampering(e));
+            }
+            Err(e) => {
+                self.finish(Err(DlError::Refused(e)));
+                return;
+            }
+        }
+        self.schedule(now);
+    }
+
+    /// DB_HASHES on `get`.
+    pub fn handle_hashes(&mut self, now: Instant, get: GetId, msg: &DbHashes) {
+        let Some(g) = self.gets.get_mut(&get) else {
+            return;
+        };
+        g.last_at = now;
+        let circ = g.circ;
+        let r = match &mut self.content {
+            Content::File(v) => v.accept_hashes(msg),
+            Content::Live { v, .. } => v.accept_hashes(msg),
+            Content::Unknown => return,
+        };
+        self.on_verify_error(now, get, circ, r.err());
+    }
+
+    /// DB_SEGMENT on `get` (live streams).
+    pub fn handle_segment(&mut self, now: Instant, get: GetId, msg: &DbSegment) {
+        let Some(g) = self.gets.get_mut(&get) else {
+            return;
+        };
+        g.last_at = now;
+        let circ = g.circ;
+        let now_secs = self.unix_secs(now);
+        let r = match &mut self.content {
+            Content::Live { v, .. } => v.accept_segment(msg, now_secs),
+            _ => Err(VerifyError::BadSegment {
+                segment: msg.segment,
+            }),
+        };
+        // Too old / too new is not proof of tampering: the GET is cut short instead.
+        self.on_verify_error(now, get, circ, r.err());
+    }
+
+    /// DB_DATA on `get`.
+    pub fn handle_data(&mut self, now: Instant, get: GetId, msg: DbData) {
+        let Some(g) = self.gets.get(&get) else {
+            return;
+        };
+        let circ = g.circ;
+        let kind = g.kind;
+        let len = msg.data.len() as u64;
+        let index = match &self.content {
+            Content::Unknown => return,
+            Content::File(_) => u64::from(msg.chunk).checked_sub(1),
+            Content::Live { v, .. } => v.absolute_chunk(msg.chunk),
+        };
+        let in_range = match (kind, index) {
+            (GetKind::Range { first, end }, Some(i)) => i >= first && i < end,
+            (GetKind::Join, Some(_)) => true,
+            _ => false,
+        };
+        let Some(index) = index.filter(|_| in_range) else {
+            // Not what this GET asked for (checked before verifying, so that a chunk is
+            // never counted verified without being buffered): the ORDB does not follow
+            // the protocol, and it would let it fill our memory outside the window.
+            let e = VerifyError::ChunkOutOfRange {
+                index: index.unwrap_or(u64::from(msg.chunk)),
+            };
+            self.drop_circuit(circ, DropReason::Tampering(e));
+            self.schedule(now);
+            return;
+        };
+        let r = match &mut self.content {
+            Content::Unknown => return,
+            Content::File(v) => v.accept_db_data(&msg),
+            Content::Live { v, .. } => v.accept_db_data(&msg),
+        };
+        match r {
+            Ok(acc) => {
+                if let Some(g) = self.gets.get_mut(&get) {
+                    g.last_at = now;
+                    g.bytes = g.bytes.saturating_add(len);
+                }
+                self.measure_first(circ, now, get);
+                if kind == GetKind::Join {
+                    self.on_joined(index);
+                }
+                if acc == Accepted::New {
+                    self.failures = 0;
+                    self.on_new_chunk(index, msg.data);
+                }
+                self.advance_get(now, get);
+                self.after_chunk();
+            }
+            Err(e) => self.on_verify_error(now, get, circ, Some(e)),
+        }
+        self.schedule(now);
+    }
+
+    /// DB_END on `get`: the ORDB stopped (UNAVAILABLE, FINISHED, DESTROYED).
+    pub fn handle_end(&mut self, now: Instant, get: GetId, reason: DbEndReason) {
+        let Some(g) = self.gets.get(&get) else {
+            return;
+        };
+        let circ = g.circ;
+        self.end_get(get, false);
+        self.failures = self.failures.saturating_add(1);
+        if reason == DbEndReason::UNAVAILABLE {
+            if self.live && matches!(self.content, Content::Live { .. }) {
+                // Chunks not produced yet: ask again a little later.
+                self.hold_until = Some(now + self.cfg.live_retry);
+            } else {
+                self.strike(circ);
+            }
+        }
+        self.check_failures();
+        self.schedule(now);
+    }
+
+    /// Copy in-order verified bytes into `buf`: `(file offset, bytes copied)`, or `None`
+    /// when nothing is ready. One call copies one contiguous run (it stops where chunks
+    /// held from an earlier run, or skipped live chunks, are jumped over, so the offset
+    /// is right for every byte). Reading slides the window.
+    pub fn read(&mut self, now: Instant, buf: &mut [u8]) -> Option<(u64, usize)> {
+        self.readable_signalled = false;
+        self.skip_absent();
+        let chunk_size = self.chunk_size();
+        let start_chunk = self.read_chunk;
+        let offset = if self.live {
+            self.live_read_bytes
+        } else {
+            start_chunk
+                .saturating_mul(chunk_size)
+                .saturating_add(self.read_off as u64)
+        };
+        let mut n = 0;
+        while n < buf.len() {
+            let Some(data) = self.ready.get(&self.read_chunk) else {
+                break;
+            };
+            let rest = data.get(self.read_off..).unwrap_or(&[]);
+            let take = rest.len().min(buf.len() - n);
+            if let (Some(dst), Some(src)) = (buf.get_mut(n..n + take), rest.get(..take)) {
+                dst.copy_from_slice(src);
+            }
+            n += take;
+            self.read_off += take;
+            if self.read_off >= data.len() {
+                self.ready.remove(&self.read_chunk);
+                self.read_chunk += 1;
+                self.read_off = 0;
+            }
+        }
+        self.live_read_bytes = self.live_read_bytes.saturating_add(n as u64);
+        self.after_chunk();
+        self.schedule(now);
+        (n > 0).then_some((offset, n))
+    }
+
+    // ---- internals ---------------------------------------------------------------------
+
+    fn unix_secs(&self, now: Instant) -> u32 {
+        let s = self
+            .unix_at_zero
+            .saturating_add(now.as_nanos() / 1_000_000_000);
+        u32::try_from(s).unwrap_or(u32::MAX)
+    }
+
+    fn chunk_size(&self) -> u64 {
+        match &self.content {
+            Content::File(v) => u64::from(v.manifest().chunk_size),
+            Content::Live { v, .. } => u64::from(v.manifest().chunk_size),
+            Content::Unknown => 1,
+        }
+    }
+
+    fn n_chunks(&self) -> Option<u64> {
+        match &self.content {
+            Content::File(v) => Some(v.n_chunks()),
+            _ => None,
+        }
+    }
+
+    /// Chunk `i` is verified (buffered, held, or already read).
+    fn have(&self, i: u64) -> bool {
+        if i < self.read_chunk || i < self.live_lost || self.ready.contains_key(&i) {
+            return true;
+        }
+        match &self.content {
+            Content::File(v) => v.is_verified(i),
+            Content::Live { v, .. } => v.is_verified(i),
+            Content::Unknown => false,
+        }
+    }
+
+    fn on_manifest(&mut self) {
+        let (size, mime) = match &mut self.content {
+            Content::File(v) => {
+                for &(a, b) in &self.held {
+                    for i in a..b.min(v.n_chunks()) {
+                        v.mark_held(i);
+                    }
+                }
+                (v.manifest().size, v.manifest().mime_type.clone())
+            }
+            Content::Live { v, .. } => (0, v.manifest().mime_type.clone()),
+            Content::Unknown => return,
+        };
+        self.held = Vec::new();
+        self.actions.push_back(DlAction::Info { size, mime });
+        self.after_chunk();
+    }
+
+    fn on_joined(&mut self, abs: u64) {
+        if let Content::Live { joined, newest, .. } = &mut self.content
+            && !*joined
+        {
+            *joined = true;
+            *newest = abs;
+            self.read_chunk = abs;
+            self.read_off = 0;
+            self.frontier = abs;
+        }
+    }
+
+    fn on_new_chunk(&mut self, index: u64, data: heapless::Vec<u8, MAX_CHUNK_DATA_LEN>) {
+        if let Content::Live { newest, .. } = &mut self.content {
+            *newest = (*newest).max(index);
+        }
+        if index >= self.read_chunk && index < self.read_chunk.saturating_add(self.cfg.window()) {
+            self.ready.insert(index, data);
+        }
+    }
+
+    /// After a chunk: move the GET's resume point; a finished GET is closed.
+    fn advance_get(&mut self, now: Instant, get: GetId) {
+        let Some(g) = self.gets.get(&get) else {
+            return;
+        };
+        let (first, end) = match g.kind {
+            GetKind::Range { first, end } => (first, end),
+            GetKind::Join => {
+                self.end_get(get, false);
+                self.measure_done(now, get);
+                return;
+            }
+            GetKind::Info => return,
+        };
+        let mut next = g.next.max(first);
+        while next < end && self.have(next) {
+            next += 1;
+        }
+        if let Some(g) = self.gets.get_mut(&get) {
+            g.next = next;
+        }
+        if next >= end {
+            self.measure_done(now, get);
+            self.end_get(get, false);
+        }
+    }
+
+    /// Rate and delay samples when a GET finishes.
+    fn measure_done(&mut self, now: Instant, get: GetId) {
+        let Some(g) = self.gets.get(&get) else {
+            return;
+        };
+        let sample = rate(g.bytes, now.saturating_duration_since(g.sent_at));
+        if let (Some(s), Some(c)) = (sample, self.circuits.get_mut(&g.circ)) {
+            c.rate = Some(c.rate.map_or(s, |r| r / 2 + s / 2));
+        }
+    }
+
+    fn measure_first(&mut self, circ: DlCircuit, now: Instant, get: GetId) {
+        let Some(g) = self.gets.get_mut(&get) else {
+            // The info GET was closed just before: no sample needed.
+            return;
+        };
+        if g.first_at.is_some() {
+            return;
+        }
+        g.first_at = Some(now);
+        let d = now.saturating_duration_since(g.sent_at);
+        if let Some(c) = self.circuits.get_mut(&circ) {
+            c.delay = Some(c.delay.map_or(d, |x| x / 2 + d / 2));
+        }
+    }
+
+    /// Skip what the reader cannot get: chunks held from an earlier run (files) and live
+    /// chunks too far behind the newest.
+    fn skip_absent(&mut self) {
+        if self.read_off != 0 {
+            return;
+        }
+        match &self.content {
+            Content::File(v) => {
+                let n = v.n_chunks();
+                while self.read_chunk < n
+                    && !self.ready.contains_key(&self.read_chunk)
+                    && v.is_verified(self.read_chunk)
+                {
+                    self.read_chunk += 1;
+                }
+            }
+            Content::Live {
+                joined: true,
+                newest,
+                ..
+            } => {
+                while self.read_chunk < self.live_lost && !self.ready.contains_key(&self.read_chunk)
+                {
+                    self.read_chunk += 1;
+                }
+                let keep = self.cfg.window() * u64::from(self.cfg.live_windows_kept.max(1));
+                let oldest = newest.saturating_sub(keep);
+                if self.read_chunk < oldest {
+                    self.read_chunk = oldest;
+                    let stale: Vec<u64> = self.ready.range(..oldest).map(|(k, _)| *k).collect();
+                    for k in stale {
+                        self.ready.remove(&k);
+                    }
+                    let old: Vec<(u64, u64)> =
+                        self.todo.range(..oldest).map(|(a, b)| (*a, *b)).collect();
+                    for (a, b) in old {
+                        self.todo.remove(&a);
+                        if b > oldest {
+                            self.todo.insert(oldest, b);
+                        }
+                    }
+                    self.frontier = self.frontier.max(oldest);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Readable / progress / advertise / done, after the state changed.
+    fn after_chunk(&mut self) {
+        self.skip_absent();
+        if !self.readable_signalled && self.ready.contains_key(&self.read_chunk) {
+            self.readable_signalled = true;
+            self.actions.push_back(DlAction::Readable);
+        }
+        let Content::File(v) = &self.content else {
+            return;
+        };
+        let (got, n) = (v.verified_count(), v.n_chunks().max(1));
+        let quarter = got.saturating_mul(4) / n;
+        let p = match quarter {
+            0 => None,
+            1 => Some(Progress::Quarter),
+            2 => Some(Progress::Half),
+            3 => Some(Progress::ThreeQuarters),
+            _ => Some(Progress::Full),
+        };
+        if p > self.advertised {
+            self.advertised = p;
+            if let Some(p) = p {
+                self.actions.push_back(DlAction::Advertise(p));
+            }
+        }
+        if v.is_complete() && self.read_chunk >= v.n_chunks() && !self.done {
+            self.finish(Ok(()));
+        }
+    }
+
+    fn finish(&mut self, result: Result<(), DlError>) {
+        if self.done {
+            return;
+        }
+        let gets: Vec<GetId> = self.gets.keys().copied().collect();
+        for g in gets {
+            self.end_get(g, true);
+        }
+        self.done = true;
+        self.next_check = None;
+        self.hold_until = None;
+        self.actions.push_back(DlAction::Done(result));
+    }
+
+    fn check_failures(&mut self) {
+        if self.failures >= self.cfg.max_failures && !self.live {
+            self.finish(Err(DlError::Unavailable));
+        }
+    }
+
+    /// A verification outcome on `get` (None: fine).
+    fn on_verify_error(
+        &mut self,
+        now: Instant,
+        get: GetId,
+        circ: DlCircuit,
+        e: Option<VerifyError>,
+    ) {
+        let Some(e) = e else {
+            return;
+        };
+        let stale = matches!(
+            e,
+            VerifyError::StaleTimestamp { .. } | VerifyError::StaleSegment { .. }
+        );
+        if e.is_tampering() {
+            self.drop_circuit(circ, DropReason::Tampering(e));
+        } else if stale && self.live {
+            // The reader fell behind what is still served: give those chunks up (no
+            // strike, the ORDB did nothing wrong) and move on.
+            if let Some(GetKind::Range { end, .. }) = self.gets.get(&get).map(|g| g.kind) {
+                self.live_lost = self.live_lost.max(end);
+            }
+            self.end_get(get, true);
+            self.after_chunk();
+        } else {
+            // Hashes skipped, stale live data, over a limit: cut the GET short, ask the
+            // rest elsewhere, and count it against the circuit.
+            self.end_get(get, true);
+            self.failures = self.failures.saturating_add(1);
+            self.strike(circ);
+            self.check_failures();
+        }
+        self.schedule(now);
+    }
+
+    fn strike(&mut self, circ: DlCircuit) {
+        let Some(c) = self.circuits.get_mut(&circ) else {
+            return;
+        };
+        c.strikes += 1;
+        if c.strikes >= self.cfg.max_strikes {
+            self.drop_circuit(circ, DropReason::Strikes);
+        }
+    }
+
+    /// Close `get`, putting what it did not deliver back to be asked again.
+    fn end_get(&mut self, get: GetId, send_end: bool) {
+        let Some(g) = self.gets.remove(&get) else {
+            return;
+        };
+        if let Some(c) = self.circuits.get_mut(&g.circ) {
+            c.in_flight = c.in_flight.saturating_sub(1);
+        }
+        if let GetKind::Range { first, end } = g.kind {
+            let mut i = g.next.max(first);
+            while i < end {
+                while i < end && self.have(i) {
+                    i += 1;
+                }
+                let start = i;
+                while i < end && !self.have(i) {
+                    i += 1;
+                }
+                if start < i && i > self.read_chunk {
+                    self.todo.insert(start.max(self.read_chunk), i);
+                }
+            }
+        }
+        self.actions.push_back(DlAction::CloseGet {
+            get,
+            circuit: g.circ,
+            send_end,
+        });
+    }
+
+    /// Forget `circ` and its GETs; how many GETs it had (`None`: unknown circuit).
+    fn forget_circuit(&mut self, circ: DlCircuit) -> Option<usize> {
+        if !self.circuits.contains_key(&circ) {
+            return None;
+        }
+        let gets: Vec<GetId> = self
+            .gets
+            .iter()
+            .filter(|(_, g)| g.circ == circ)
+            .map(|(id, _)| *id)
+            .collect();
+        let n = gets.len();
+        for g in gets {
+            self.end_get(g, false);
+        }
+        self.circuits.remove(&circ);
+        self.fill_used();
+        Some(n)
+    }
+
+    fn drop_circuit(&mut self, circ: DlCircuit, reason: DropReason) {
+        if self.forget_circuit(circ).is_some() {
+            self.actions.push_back(DlAction::ReplaceCircuit {
+                circuit: circ,
+                reason,
+            });
+        }
+    }
+
+    /// Promote spares until `circuits` are used.
+    fn fill_used(&mut self) {
+        let mut used = self.circuits.values().filter(|c| c.used).count();
+        for c in self.circuits.values_mut() {
+            if used >= self.cfg.circuits {
+                break;
+            }
+            if !c.used {
+                c.used = true;
+                used += 1;
+            }
+        }
+    }
+
+    /// The rate `circ` shows now: its running GET's if measurable, else its history.
+    fn current_rate(&self, now: Instant, circ: DlCircuit) -> Option<u64> {
+        let running = self
+            .gets
+            .values()
+            .filter(|g| g.circ == circ && matches!(g.kind, GetKind::Range { .. }))
+            .filter(|g| !self.awaits_production(g))
+            .filter(|g| now.saturating_duration_since(g.sent_at) >= self.cfg.measure_after)
+            .filter_map(|g| rate(g.bytes, now.saturating_duration_since(g.sent_at)))
+            .max();
+        let hist = self.circuits.get(&circ)?.rate;
+        match (running, hist) {
+            (Some(r), Some(h)) => Some(r.min(h)),
+            (r, h) => r.or(h),
+        }
+    }
+
+    /// A live GET for chunks past the newest one verified: the ORDB sends them as the
+    /// seeder produces them, so neither its silence nor its rate says anything about
+    /// the circuit.
+    fn awaits_production(&self, g: &Get) -> bool {
+        match (&self.content, g.kind) {
+            (Content::Live { newest, .. }, GetKind::Range { .. }) => g.next > *newest,
+            _ => false,
+        }
+    }
+
+    /// Stalled GETs and slow circuits.
+    fn check_circuits(&mut self, now: Instant) {
+        let stalled: Vec<DlCircuit> = self
+            .gets
+            .values()
+            .filter(|g| !self.awaits_production(g))
+            .filter(|g| now.saturating_duration_since(g.last_at) >= self.cfg.stall_timeout)
+            .map(|g| g.circ)
+            .collect();
+        for c in stalled {
+            self.failures = self.failures.saturating_add(1);
+            self.drop_circuit(c, DropReason::Stalled);
+        }
+        self.check_failures();
+        let busy: Vec<DlCircuit> = self
+            .circuits
+            .iter()
+            .filter(|(_, s)| s.used)
+            .map(|(c, _)| *c)
+            .collect();
+        let mut rates: Vec<(u64, DlCircuit)> = busy
+            .iter()
+            .filter_map(|&c| Some((self.current_rate(now, c)?, c)))
+            .collect();
+        if rates.len() >= 3 {
+            rates.sort();
+            let median = rates.get(rates.len() / 2).map_or(0, |r| r.0);
+            // At most one circuit per check: replacing costs a circuit build.
+            if let Some(&(r, c)) = rates.first()
+                && r.saturating_mul(self.cfg.slow_factor) < median
+                && self.gets_on(c) > 0
+            {
+                self.drop_circuit(c, DropReason::Slow);
+            }
+        }
+    }
+
+    /// Window end: no chunk at or beyond it is asked for.
+    fn window_end(&self) -> u64 {
+        let end = self.read_chunk.saturating_add(self.cfg.window());
+        self.n_chunks().map_or(end, |n| end.min(n))
+    }
+
+    /// The next range to ask for, taken out of `todo` / `frontier`.
+    fn pick_range(&mut self) -> Option<(u64, u64)> {
+        let block = u64::from(self.cfg.block_chunks.max(1));
+        let win_end = self.window_end();
+        while let Some((&s, &e)) = self.todo.first_key_value() {
+            if s >= win_end {
+                break;
+            }
+            self.todo.remove(&s);
+            let mut a = s;
+            while a < e && self.have(a) {
+                a += 1;
+            }
+            if a >= e {
+                continue;
+            }
+            let mut b = a;
+            let lim = e.min(a + block).min(win_end);
+            while b < lim && !self.have(b) {
+                b += 1;
+            }
+            if b < e {
+                self.todo.insert(b, e);
+            }
+            return Some((a, b));
+        }
+        while self.frontier < win_end && self.have(self.frontier) {
+            self.frontier += 1;
+        }
+        if self.frontier >= win_end {
+            return None;
+        }
+        let a = self.frontier;
+        let lim = win_end.min(a + block);
+        let mut b = a;
+        while b < lim && !self.have(b) {
+            b += 1;
+        }
+        let at_end = self.n_chunks().is_some_and(|n| b >= n);
+        // Not a sliver cut by the window while other GETs run: wait for it to slide.
+        if b - a < block / 4 && b == win_end && !at_end && !self.gets.is_empty() {
+            return None;
+        }
+        self.frontier = b;
+        Some((a, b))
+    }
+
+    /// Circuits that may take a GET now, best first.
+    fn candidates(&self, now: Instant) -> Vec<DlCircuit> {
+        let mut idle: Vec<(u64, DlCircuit)> = Vec::new();
+        let mut early: Vec<(u64, DlCircuit)> = Vec::new();
+        for (&c, s) in &self.circuits {
+            if !s.used {
+                continue;
+            }
+            let r = self.current_rate(now, c);
+            // Unmeasured circuits first: measure every circuit.
+            let key = u64::MAX - r.unwrap_or(u64::MAX);
+            if s.in_flight == 0 {
+                idle.push((key, c));
+            } else if s.in_flight < self.cfg.pipeline.max(1) && self.tail_near(c, s) {
+                early.push((key, c));
+            }
+        }
+        idle.sort();
+        early.sort();
+        idle.into_iter().chain(early).map(|(_, c)| c).collect()
+    }
+
+    /// The running GET on `c` will be done within 1.5 × the circuit's delay.
+    fn tail_near(&self, c: DlCircuit, s: &CircState) -> bool {
+        let (Some(rate), Some(delay)) = (s.rate, s.delay) else {
+            return false;
+        };
+        let cs = self.chunk_size();
+        self.gets
+            .values()
+            .filter(|g| g.circ == c)
+            .all(|g| match g.kind {
+                GetKind::Range { end, .. } => {
+                    let left = end.saturating_sub(g.next).saturating_mul(cs);
+                    let ahead =
+                        (u128::from(rate) * delay.as_nanos() * 3 / 2 / 1_000_000_000) as u64;
+                    g.first_at.is_some() && left <= ahead
+                }
+                _ => false,
+            })
+    }
+
+    fn send_get(&mut self, now: Instant, circ: DlCircuit, kind: GetKind) {
+        let id = GetId(self.next_get);
+        self.next_get += 1;
+        let (chunk_nb, nb_chunks, next) = match kind {
+            GetKind::Info => (1, 0, 0),
+            GetKind::Join => (0, 1, 0),
+            GetKind::Range { first, end } => {
+                let nb = u16::try_from(end - first).unwrap_or(u16::MAX);
+                let nb_wire = match &self.content {
+                    Content::Live { ring, .. } => u64::from(ring.to_wire(first)),
+                    _ => first + 1,
+                };
+                (nb_wire, nb, first)
+            }
+        };
+        if let Some(c) = self.circuits.get_mut(&circ) {
+            c.in_flight += 1;
+        }
+        self.gets.insert(
+            id,
+            Get {
+                circ,
+                kind,
+                next,
+                bytes: 0,
+                sent_at: now,
+                first_at: None,
+                last_at: now,
+            },
+        );
+        self.actions.push_back(DlAction::SendGet {
+            get: id,
+            circuit: circ,
+            chunk_nb,
+            nb_chunks,
+        });
+    }
+
+    /// Send what can be sent now.
+    fn schedule(&mut self, now: Instant) {
+        if self.done {
+            return;
+        }
+        let first_step = match &self.content {
+            Content::Unknown => Some(GetKind::Info),
+            Content::Live { joined: false, .. } => Some(GetKind::Join),
+            _ => None,
+        };
+        if let Some(kind) = first_step {
+            if self.gets.values().all(|g| g.kind != kind) && self.hold_until.is_none() {
+                // Rotate through the used circuits on retries.
+                let used: Vec<DlCircuit> = self
+                    .circuits
+                    .iter()
+                    .filter(|(_, s)| s.used)
+                    .map(|(c, _)| *c)
+                    .collect();
+                if !used.is_empty() {
+                    let c = used[(self.info_attempts % used.len() as u64) as usize];
+                    self.info_attempts += 1;
+                    self.send_get(now, c, kind);
+                }
+            }
+        } else if self.hold_until.is_none() {
+            for c in self.candidates(now) {
+                let Some((a, b)) = self.pick_range_for_live(now) else {
+                    break;
+                };
+                self.send_get(now, c, GetKind::Range { first: a, end: b });
+            }
+        }
+        if !self.gets.is_empty() && self.next_check.is_none() {
+            self.next_check = Some(now + Duration::from_secs(1));
+        }
+    }
+
+    /// A range to ask; on a live ring a range never wraps (wire numbers stay consecutive).
+    fn pick_range_for_live(&mut self, _now: Instant) -> Option<(u64, u64)> {
+        let (a, b) = self.pick_range()?;
+        if let Content::Live { ring, .. } = &self.content {
+            let size = u64::from(ring.size().max(1));
+            let wrap = (a / size + 1) * size;
+            if b > wrap {
+                self.todo.insert(wrap, b);
+                return Some((a, wrap));
+            }
+        }
+        Some((a, b))
+    }
+
+    /// Check the scheduler's invariants (tests and fuzzing): GETs per circuit, disjoint
+    /// ranges, the window bound on buffered data.
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        let pipeline = self.cfg.pipeline.max(1);
+        let mut used = 0;
+        for (c, s) in &self.circuits {
+            let n = self.gets.values().filter(|g| g.circ == *c).count();
+            if n != s.in_flight {
+                return Err("in-flight count out of sync");
+            }
+            if n > pipeline {
+                return Err("more GETs on a circuit than pipelining allows");
+            }
+            if s.used {
+                used += 1;
+            } else if n > 0 {
+                return Err("a GET on a spare circuit");
+            }
+        }
+        if used > self.cfg.circuits {
+            return Err("too many circuits used");
+        }
+        if self.gets.len() > pipeline * used {
+            return Err("more GETs in flight than circuits allow");
+        }
+        if self
+            .gets
+            .values()
+            .any(|g| !self.circuits.contains_key(&g.circ))
+        {
+            return Err("a GET on an unknown circuit");
+        }
+        if self.ready.len() as u64 > self.cfg.window() {
+            return Err("buffered beyond the window");
+        }
+        if self
+            .ready
+            .keys()
+            .next()
+            .is_some_and(|&k| k < self.read_chunk)
+        {
+            return Err("a chunk behind the reader is buffered");
+        }
+        // Ranges in flight and to do are disjoint, and all below the frontier.
+        let mut ranges: Vec<(u64, u64)> = self
+            .gets
+            .values()
+            .filter_map(|g| match g.kind {
+                GetKind::Range { first, end } => Some((first, end)),
+                _ => None,
+            })
+            .chain(self.todo.iter().map(|(a, b)| (*a, *b)))
+            .collect();
+        ranges.sort();
+        for w in ranges.windows(2) {
+            if w[0].1 > w[1].0 {
+                return Err("overlapping ranges");
+            }
+        }
+        if ranges.last().is_some_and(|r| r.1 > self.frontier) {
+            return Err("a range beyond the frontier");
+        }
+        Ok(())
+    }
+}
+
+/// Bytes per second, if the duration is measurable.
+fn rate(bytes: u64, d: Duration) -> Option<u64> {
+    let ns = d.as_nanos();
+    if ns == 0 {
+        return None;
+    }
+    u64::try_from(u128::from(bytes) * 1_000_000_000 / ns).ok()
+}
+
+#[cfg(test)]
+mod tests;
