@@ -75,7 +75,7 @@ done
 # Every peer introduced by the bridge to another: the network is joined (the first one
 # on its second bootstrap, once the bridge has registered the others).
 for _ in $(seq 600); do
-  n=$(grep -l "bridge introduced" "$work"/peer*.log 2>/dev/null | wc -l)
+  n=$( (grep -l "bridge introduced" "$work"/peer*.log 2>/dev/null || true) | wc -l)
   [ "$n" -ge "$peers" ] && break
   sleep 0.1
 done

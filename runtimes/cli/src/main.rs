@@ -14,13 +14,13 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use onionpeer_core::dir::{PathConfig, parse_dir_authorities};
+use onionpeer_core::node::api::{BootstrapVia, Command, Event};
 use onionpeer_core::node::api::{FirstHop, RelayTarget};
 use onionpeer_core::node::exit_policy::ExitPolicy;
 use onionpeer_smol::dirclient::{DirClient, DirPaths};
-use onionpeer_core::node::api::{BootstrapVia, Command, Event};
 use onionpeer_smol::driver::{NodeHandle, spawn_client, spawn_peer, spawn_relay};
-use onionpeer_smol::ws::{Site, Web};
 use onionpeer_smol::proxy::{CircuitPool, FixedPath, PathSource, serve_socks};
+use onionpeer_smol::ws::{Site, Web};
 
 use config::{ConfigFile, parse_relay_line, relay_line};
 
@@ -278,7 +278,10 @@ fn print_node(what: &str, t: &RelayTarget) {
 
 async fn peer(a: PeerArgs) -> Result<()> {
     let or_port = a.or_port.unwrap_or_else(|| ([127, 0, 0, 1], 9001).into());
-    let bridge = parse_relay_line(&a.bridge.ok_or("give --bridge RELAY (as `onionpeer bridge` prints it)")?)?;
+    let bridge = parse_relay_line(
+        &a.bridge
+            .ok_or("give --bridge RELAY (as `onionpeer bridge` prints it)")?,
+    )?;
     let web = Web {
         on_or_port: true,
         ..Web::default()
@@ -349,7 +352,10 @@ async fn bridge(a: BridgeArgs) -> Result<()> {
         site: Site::from_dir(site),
     };
     let node = spawn_peer(or_port, true, Some(web)).await?;
-    print_node("bridge", node.relay_target().ok_or("bridge has no address")?);
+    print_node(
+        "bridge",
+        node.relay_target().ok_or("bridge has no address")?,
+    );
     println!("websocket links on ws://{}/link", addrs[0]);
     for addr in &addrs {
         println!("page on http://{addr}/");

@@ -32,8 +32,8 @@ use onionpeer_core::cells::channel::DestroyReason;
 use onionpeer_core::cells::relay::EndReason;
 use onionpeer_core::crypto::identity::PeerId;
 use onionpeer_core::node::api::{
-    CircuitHandle, CommandError, CommandOk, ConnId, ConnectTarget, Event, FirstHop, Input, LinkBinding,
-    LinkCloseReason, Output, RelayTarget, StreamHandle, StreamTarget,
+    CircuitHandle, CommandError, CommandOk, ConnId, ConnectTarget, Event, FirstHop, Input,
+    LinkBinding, LinkCloseReason, Output, RelayTarget, StreamHandle, StreamTarget,
 };
 use onionpeer_core::node::config::NodeConfig;
 use onionpeer_core::node::{Node, NodeError};
@@ -1106,7 +1106,10 @@ async fn accept_web(
 ) {
     let timeout = async {
         Timer::after(limit).await;
-        Err(io::Error::new(io::ErrorKind::TimedOut, "HTTP request timed out"))
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "HTTP request timed out",
+        ))
     };
     match crate::ws::accept(tcp, site).or(timeout).await {
         Ok(crate::ws::Accepted::Link(io, binding)) => {

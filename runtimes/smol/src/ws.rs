@@ -276,7 +276,13 @@ pub async fn accept(mut tcp: TcpStream, site: &Site) -> io::Result<Accepted> {
     let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_owned());
     let req = RequestHead::parse(&head).ok_or_else(|| bad("malformed HTTP request"))?;
     if req.method != "GET" {
-        respond(&mut tcp, "405 Method Not Allowed", "text/plain", b"GET only\n").await?;
+        respond(
+            &mut tcp,
+            "405 Method Not Allowed",
+            "text/plain",
+            b"GET only\n",
+        )
+        .await?;
         return Ok(Accepted::Served);
     }
     if !req.is_upgrade() {
@@ -415,7 +421,7 @@ mod tests {
         // RFC 6455 §1.3's example.
         assert_eq!(
             accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZK+xOo0s="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 

@@ -69,7 +69,7 @@ async fn ws_connect(addr: SocketAddr, nonce: &[u8; 32]) -> WsIo<TcpStream> {
     tcp.write_all(req.as_bytes()).await.unwrap();
     let head = read_response(&mut tcp, false).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZK+xOo0s="), "{head}");
+    assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
     WsIo::new(WebSocketStream::from_raw_socket(tcp, WsRole::Client, None).await)
 }
 
@@ -162,9 +162,9 @@ fn browser_style_link_over_websocket_builds_a_circuit() {
         for dial in [ws, target.addr] {
             let events = link_and_build(target.clone(), dial, false).await;
             assert!(
-                events.iter().any(
-                    |e| matches!(e, Event::LinkUp { peer: Some(p), .. } if *p == target.id)
-                ),
+                events
+                    .iter()
+                    .any(|e| matches!(e, Event::LinkUp { peer: Some(p), .. } if *p == target.id)),
                 "{events:?}"
             );
             assert!(

@@ -95,10 +95,7 @@ fn conn_js(c: ConnId) -> JsValue {
 }
 
 fn record_js(r: &PeerRecord) -> JsValue {
-    obj(&[
-        ("id", s(r.id)),
-        ("addr", s(SocketAddr::new(r.ip, r.port))),
-    ])
+    obj(&[("id", s(r.id)), ("addr", s(SocketAddr::new(r.ip, r.port)))])
 }
 
 fn records_js(rs: &[PeerRecord]) -> JsValue {
@@ -127,7 +124,10 @@ fn event_js(e: &Event) -> JsValue {
         ),
         Event::LinkDown { conn, reason } => ev(
             "LinkDown",
-            &[("conn", conn_js(*conn)), ("reason", s(format!("{reason:?}")))],
+            &[
+                ("conn", conn_js(*conn)),
+                ("reason", s(format!("{reason:?}"))),
+            ],
         ),
         Event::CircuitBuilt(h) => ev("CircuitBuilt", &[("circuit", n(h.0 as f64))]),
         Event::CircuitClosed { circuit, reason } => ev(
@@ -183,7 +183,12 @@ impl Peer {
     /// `now_ms` is `performance.now()`, `unix_ms` is `Date.now()` at the same moment;
     /// `ordb_circuits` is how many ORDB circuits it keeps (0: the default, 6).
     #[wasm_bindgen(constructor)]
-    pub fn new(seed: &[u8], now_ms: f64, unix_ms: f64, ordb_circuits: u32) -> Result<Peer, JsError> {
+    pub fn new(
+        seed: &[u8],
+        now_ms: f64,
+        unix_ms: f64,
+        ordb_circuits: u32,
+    ) -> Result<Peer, JsError> {
         let seed: [u8; 32] = seed
             .try_into()
             .map_err(|_| JsError::new("the seed must be 32 bytes"))?;
