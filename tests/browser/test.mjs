@@ -18,19 +18,29 @@ const executablePath =
   ["/usr/bin/chromium-headless-shell", "/usr/bin/chromium"].find((p) => existsSync(p));
 
 const profile = mkdtempSync(join(tmpdir(), "onionpeer-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath,
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const launch = () =>
+  chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    timeout: 60_000,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+// A loaded 2-core machine can make Chromium's start time out once: try twice.
+let context;
+try {
+  context = await launch();
+} catch (e) {
+  console.log(`Chromium did not start (${e}); once more`);
+  context = await launch();
+}
 
 let failed = null;
 try {
@@ -41,7 +51,11 @@ try {
   await page.waitForFunction(
     () => {
       const s = window.onionpeerState;
-      return s && (s.phase === "failed" || (s.ordbCircuits > 0 && s.circuitsBuilt > 0));
+      return (
+        s &&
+        (s.phase === "failed" ||
+          (s.ordbCircuits > 0 && s.circuitsBuilt > 0 && s.times.bootstrapDone !== undefined))
+      );
     },
     null,
     { timeout: timeoutMs, polling: 100 },

@@ -1116,7 +1116,7 @@ async fn accept_web(
             tracing::debug!(%peer, "websocket link open");
             let _ = net
                 .send(NetMsg::Accepted {
-                    stream: Box::new(io),
+                    stream: io,
                     peer,
                     binding,
                 })

@@ -265,7 +265,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsIo<S> {
 /// What an accepted HTTP connection turned out to be.
 pub enum Accepted {
     /// A WebSocket link, with the binding the responder certifies.
-    Link(WsIo<TcpStream>, LinkBinding),
+    Link(Box<WsIo<TcpStream>>, LinkBinding),
     /// A plain request, answered and closed.
     Served,
 }
@@ -322,7 +322,7 @@ pub async fn accept(mut tcp: TcpStream, site: &Site) -> io::Result<Accepted> {
         // The browser presents no certificate (as a Tor client).
         remote: [0; 32],
     };
-    Ok(Accepted::Link(WsIo::new(ws), binding))
+    Ok(Accepted::Link(Box::new(WsIo::new(ws)), binding))
 }
 
 /// RFC 6455's Sec-WebSocket-Accept for a Sec-WebSocket-Key.
@@ -331,7 +331,7 @@ pub fn accept_key(key: &str) -> String {
     Digest::update(&mut h, key.trim().as_bytes());
     Digest::update(&mut h, WS_GUID.as_bytes());
     let mut s = onionpeer_core::dir::base64_encode_unpadded(&h.finalize());
-    while s.len() % 4 != 0 {
+    while !s.len().is_multiple_of(4) {
         s.push('=');
     }
     s
