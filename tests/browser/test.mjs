@@ -61,6 +61,24 @@ try {
     { timeout: timeoutMs, polling: 100 },
   );
   const s = await page.evaluate(() => JSON.parse(JSON.stringify(window.onionpeerState)));
+  // The IndexedDB chunk store the download will fill: chunks in, the file out, intact.
+  const store = await page.evaluate(async () => {
+    const cs = window.onionpeerChunks;
+    if (!cs) return "no chunk store";
+    const name = "test-" + Math.random();
+    const a = crypto.getRandomValues(new Uint8Array(65536));
+    const b = crypto.getRandomValues(new Uint8Array(1000));
+    await cs.put(name, 1, b);
+    await cs.put(name, 0, a);
+    const idx = await cs.indices(name);
+    const blob = await cs.blob(name, 2);
+    const got = new Uint8Array(await blob.arrayBuffer());
+    const want = new Uint8Array([...a, ...b]);
+    await cs.remove(name);
+    const left = await cs.indices(name);
+    const same = got.length === want.length && got.every((x, i) => x === want[i]);
+    return idx.join(",") === "0,1" && same && left.length === 0 ? "ok" : "chunk store mismatch";
+  });
   const t = s.times;
   const result = {
     phase: s.phase,
@@ -71,7 +89,7 @@ try {
     ordbCircuits: s.ordbCircuits,
     ordbPaths: s.ordbPaths.length,
     table: s.table.length,
-    chunkStore: s.chunkStore,
+    chunkStore: store,
     ms: {
       wasmReady: t.wasmReady,
       firstLink: t.firstLink,
@@ -89,6 +107,7 @@ try {
     [s.circuitsBuilt > 0, "no circuit built"],
     [s.ordbCircuits > 0, "no ORDB circuit"],
     [s.ordbPaths.every((p) => p.first !== p.ordb), "an ORDB circuit with one peer twice"],
+    [store === "ok", `IndexedDB chunk store: ${store}`],
   ];
   for (const [ok, what] of checks) if (!ok) failed = failed ?? what;
 } catch (e) {
