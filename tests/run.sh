@@ -55,6 +55,16 @@ set +e
 cargo test --workspace --locked 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
+
+log "real browser: the core in wasm, in Debian's headless Chromium, joins a loopback network"
+# Installs chromium, nodejs/npm, wasm-bindgen-cli and playwright-core when missing; runs in
+# a private network namespace when root (tests/browser/run.sh).
+set +e
+tests/browser/run.sh
+browser=$?
+set -e
+[ "$browser" = 0 ] && echo "browser: passed" || echo "browser: FAILED"
+[ "$status" = 0 ] && status=$browser
 log "summary"
 # One closing line for the whole workspace (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

@@ -9,7 +9,7 @@ use onionpeer_core::dir::{base64_decode, base64_encode_unpadded};
 use onionpeer_core::node::api::RelayTarget;
 use serde::Deserialize;
 
-use crate::{DemoArgs, FirstHopArg, ProxyArgs, RelayArgs};
+use crate::{BridgeArgs, DemoArgs, FirstHopArg, PeerArgs, ProxyArgs, RelayArgs};
 
 /// Everything a config file can set: one table per subcommand.
 #[derive(Debug, Default, Deserialize)]
@@ -24,6 +24,50 @@ pub struct ConfigFile {
     /// `[demo]`.
     #[serde(default)]
     pub demo: DemoFile,
+    /// `[peer]`.
+    #[serde(default)]
+    pub peer: PeerFile,
+    /// `[bridge]`.
+    #[serde(default)]
+    pub bridge: BridgeFile,
+}
+
+/// `[peer]`: the flags of `onionpeer peer`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerFile {
+    or_port: Option<SocketAddr>,
+    bridge: Option<String>,
+}
+
+/// `[bridge]`: the flags of `onionpeer bridge`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeFile {
+    or_port: Option<SocketAddr>,
+    ws: Option<SocketAddr>,
+    http: Option<SocketAddr>,
+    site: Option<PathBuf>,
+}
+
+impl PeerArgs {
+    /// Fill what the command line left out from the file.
+    pub fn merge(mut self, f: PeerFile) -> PeerArgs {
+        self.or_port = self.or_port.or(f.or_port);
+        self.bridge = self.bridge.or(f.bridge);
+        self
+    }
+}
+
+impl BridgeArgs {
+    /// Fill what the command line left out from the file.
+    pub fn merge(mut self, f: BridgeFile) -> BridgeArgs {
+        self.or_port = self.or_port.or(f.or_port);
+        self.ws = self.ws.or(f.ws);
+        self.http = self.http.or(f.http);
+        self.site = self.site.or(f.site);
+        self
+    }
 }
 
 /// `[proxy]`: the flags of `onionpeer proxy`.

@@ -1,7 +1,8 @@
-//! `onionpeer`: an onion proxy with a SOCKS port, a relay, and a one-process demo.
+//! `onionpeer`: an onion proxy with a SOCKS port, a relay, Peersm peers and bridges (with
+//! the browser page), and a one-process demo.
 //!
 //! Every flag can also be set in a TOML file given with `--config FILE`, in a table named
-//! after the subcommand (`[proxy]`, `[relay]`, `[demo]`) with the flag's long name in
+//! after the subcommand (`[proxy]`, `[relay]`, `[peer]`, `[bridge]`, `[demo]`) with the flag's long name in
 //! snake case; a flag on the command line wins over the file.
 
 mod config;
@@ -13,11 +14,13 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use onionpeer_core::dir::{PathConfig, parse_dir_authorities};
+use onionpeer_core::node::api::{BootstrapVia, Command, Event};
 use onionpeer_core::node::api::{FirstHop, RelayTarget};
 use onionpeer_core::node::exit_policy::ExitPolicy;
 use onionpeer_smol::dirclient::{DirClient, DirPaths};
-use onionpeer_smol::driver::{spawn_client, spawn_relay};
+use onionpeer_smol::driver::{NodeHandle, spawn_client, spawn_peer, spawn_relay};
 use onionpeer_smol::proxy::{CircuitPool, FixedPath, PathSource, serve_socks};
+use onionpeer_smol::ws::{Site, Web};
 
 use config::{ConfigFile, parse_relay_line, relay_line};
 
@@ -41,6 +44,12 @@ enum Cmd {
     Relay(RelayArgs),
     /// Start a small onionpeer network in this process and fetch a file through it.
     Demo(DemoArgs),
+    /// Run a Peersm peer: a relay in the DHT that joins through a bridge and keeps ORDB
+    /// circuits; browsers can link to its OR port over WebSocket.
+    Peer(PeerArgs),
+    /// Run a Peersm bridge: registers newcomers, answers DB_FIND_PEER, relays, and
+    /// serves the browser page and browser links over WebSocket.
+    Bridge(BridgeArgs),
     /// Run a simulated network scenario (TOML) deterministically and summarize it.
     Sim(onionpeer_sim::SimArgs),
 }
@@ -111,6 +120,38 @@ struct DemoArgs {
     first_hop: Option<FirstHopArg>,
 }
 
+/// `onionpeer peer`.
+#[derive(Args, Debug, Default)]
+struct PeerArgs {
+    /// Address of the OR port (TLS links, and WebSocket links from browsers)
+    /// [default: 127.0.0.1:9001].
+    #[arg(long, value_name = "ADDR")]
+    or_port: Option<SocketAddr>,
+    /// The bridge to join through, as `onionpeer bridge` prints it
+    /// (ADDR,FINGERPRINT,NTOR_KEY[,ED_ID]).
+    #[arg(long, value_name = "RELAY")]
+    bridge: Option<String>,
+}
+
+/// `onionpeer bridge`.
+#[derive(Args, Debug, Default)]
+struct BridgeArgs {
+    /// Address of the OR port [default: 127.0.0.1:9001].
+    #[arg(long, value_name = "ADDR")]
+    or_port: Option<SocketAddr>,
+    /// Address for browser links over WebSocket (and the page, without --http)
+    /// [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    ws: Option<SocketAddr>,
+    /// Serve the page on this address too.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// Directory of the page (built by runtimes/wasm/build.sh)
+    /// [default: target/onionpeer-site].
+    #[arg(long, value_name = "DIR")]
+    site: Option<PathBuf>,
+}
+
 fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -143,6 +184,8 @@ fn main() {
             Cmd::Proxy(a) => proxy(a.merge(file.proxy)).await,
             Cmd::Relay(a) => relay(a.merge(file.relay)).await,
             Cmd::Demo(a) => demo::run(a.merge(file.demo)).await,
+            Cmd::Peer(a) => peer(a.merge(file.peer)).await,
+            Cmd::Bridge(a) => bridge(a.merge(file.bridge)).await,
             Cmd::Sim(_) => Ok(()),
         }
     });
@@ -222,6 +265,101 @@ async fn relay(a: RelayArgs) -> Result<()> {
         );
     }
     println!("use it as a hop: onionpeer proxy --hop {}", relay_line(t));
+    smol::future::pending::<()>().await;
+    Ok(())
+}
+
+/// Print how to reach and use a node.
+fn print_node(what: &str, t: &RelayTarget) {
+    println!("{what} listening on {}", t.addr);
+    println!("fingerprint: {}", t.id);
+    println!("relay line:  {}", relay_line(t));
+}
+
+async fn peer(a: PeerArgs) -> Result<()> {
+    let or_port = a.or_port.unwrap_or_else(|| ([127, 0, 0, 1], 9001).into());
+    let bridge = parse_relay_line(
+        &a.bridge
+            .ok_or("give --bridge RELAY (as `onionpeer bridge` prints it)")?,
+    )?;
+    let web = Web {
+        on_or_port: true,
+        ..Web::default()
+    };
+    let node = spawn_peer(or_port, false, Some(web)).await?;
+    print_node("peer", node.relay_target().ok_or("peer has no address")?);
+    keep_joined(&node, bridge).await
+}
+
+/// Bootstrap through `bridge`, again soon while no ORDB circuit is up (the bridge may
+/// know nobody yet), then every ten minutes to refresh our place in the DHT.
+async fn keep_joined(node: &NodeHandle, bridge: RelayTarget) -> Result<()> {
+    let events = node.events();
+    smol::spawn(async move {
+        while let Ok(e) = events.recv().await {
+            match e {
+                Event::PeerFound(p) => println!("bridge introduced peer {}", p.id),
+                Event::OrdbCircuitsReady(n) => println!("bootstrap done: {n} ORDB circuits"),
+                _ => {}
+            }
+        }
+    })
+    .detach();
+    let mut delay = std::time::Duration::from_secs(2);
+    let mut reported = 0;
+    loop {
+        node.command(Command::Bootstrap {
+            via: BootstrapVia::Bridge(bridge.clone()),
+        })
+        .await?;
+        smol::Timer::after(delay).await;
+        let up = node.inspect(|n| n.ordb_circuits()).await?;
+        if up != reported {
+            println!("ORDB circuits up: {up}");
+            reported = up;
+        }
+        delay = if up > 0 {
+            std::time::Duration::from_secs(600)
+        } else {
+            (delay * 2).min(std::time::Duration::from_secs(30))
+        };
+    }
+}
+
+async fn bridge(a: BridgeArgs) -> Result<()> {
+    let or_port = a.or_port.unwrap_or_else(|| ([127, 0, 0, 1], 9001).into());
+    let ws = a.ws.unwrap_or_else(|| ([127, 0, 0, 1], 8080).into());
+    let site = a
+        .site
+        .unwrap_or_else(|| PathBuf::from("target/onionpeer-site"));
+    if !site.join("index.html").is_file() {
+        eprintln!(
+            "onionpeer: warning: no page in {} (build it with runtimes/wasm/build.sh)",
+            site.display()
+        );
+    }
+    let mut listeners = vec![smol::net::TcpListener::bind(ws).await?];
+    if let Some(http) = a.http {
+        listeners.push(smol::net::TcpListener::bind(http).await?);
+    }
+    let addrs: Vec<SocketAddr> = listeners
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<std::io::Result<_>>()?;
+    let web = Web {
+        listeners,
+        on_or_port: true,
+        site: Site::from_dir(site),
+    };
+    let node = spawn_peer(or_port, true, Some(web)).await?;
+    print_node(
+        "bridge",
+        node.relay_target().ok_or("bridge has no address")?,
+    );
+    println!("websocket links on ws://{}/link", addrs[0]);
+    for addr in &addrs {
+        println!("page on http://{addr}/");
+    }
     smol::future::pending::<()>().await;
     Ok(())
 }

@@ -31,6 +31,8 @@ fn every_command_has_help() {
         &["proxy", "--help"],
         &["relay", "--help"],
         &["demo", "--help"],
+        &["peer", "--help"],
+        &["bridge", "--help"],
     ] {
         let out = onionpeer().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");

@@ -32,18 +32,19 @@ use onionpeer_core::cells::channel::DestroyReason;
 use onionpeer_core::cells::relay::EndReason;
 use onionpeer_core::crypto::identity::PeerId;
 use onionpeer_core::node::api::{
-    CircuitHandle, CommandError, ConnId, ConnectTarget, Event, FirstHop, Input, LinkBinding,
-    LinkCloseReason, Output, RelayTarget, StreamHandle, StreamTarget,
+    CircuitHandle, CommandError, CommandOk, ConnId, ConnectTarget, Event, FirstHop, Input,
+    LinkBinding, LinkCloseReason, Output, RelayTarget, StreamHandle, StreamTarget,
 };
 use onionpeer_core::node::config::NodeConfig;
 use onionpeer_core::node::{Node, NodeError};
 use smol::channel::{Receiver, Sender, bounded, unbounded};
 use smol::future::FutureExt as _;
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use smol::net::TcpStream;
+use smol::net::{TcpListener, TcpStream};
 use smol::{Task, Timer};
 
-use crate::tls::{TlsConnector, TlsListener, TlsStream};
+use crate::tls::{TlsConnector, TlsListener};
+use crate::ws::{Site, Web};
 
 /// Largest chunk moved between a socket and the node in one step.
 pub const CHUNK: usize = 64 * 1024;
@@ -149,7 +150,7 @@ enum NetMsg {
         result: io::Result<(BoxIo, LinkBinding)>,
     },
     Accepted {
-        stream: Box<TlsStream>,
+        stream: BoxIo,
         peer: SocketAddr,
         binding: LinkBinding,
     },
@@ -188,6 +189,7 @@ enum AppMsg {
     CloseStream(StreamHandle),
     Subscribe(Sender<Event>),
     Inspect(Box<dyn FnOnce(&Node) + Send>),
+    Command(onionpeer_core::node::api::Command, Reply<CommandOk>),
     Shutdown,
 }
 
@@ -208,6 +210,9 @@ pub struct DriverConfig {
     pub node: NodeConfig,
     /// For a relay: the TLS listener of its OR port.
     pub listener: Option<TlsListener>,
+    /// WebSocket links from browsers and the page's HTTP server (a relay only). The
+    /// site also gets `/node.json`: how a browser reaches and authenticates this node.
+    pub web: Option<Web>,
 }
 
 /// The application's side of a running node. Cheap to clone; the node stops when
@@ -245,9 +250,34 @@ pub fn spawn_node(config: DriverConfig) -> Result<NodeHandle, NodeError> {
     let peer_id = node.peer_id();
     let (net_tx, net_rx) = bounded(NET_QUEUE);
     let (app_tx, app_rx) = unbounded();
-    let listener_task = config
-        .listener
-        .map(|l| smol::spawn(listen(l, tls_timeout, net_tx.clone())));
+    let mut tasks = Vec::new();
+    let mut or_site = None;
+    if let Some(mut web) = config.web {
+        let ws_addrs: Vec<SocketAddr> = web
+            .listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        let info = node_info(&node, listen_addr, &ws_addrs);
+        web.site
+            .docs
+            .insert("/node.json".into(), ("application/json".into(), info));
+        let site = std::sync::Arc::new(web.site);
+        for l in web.listeners {
+            tasks.push(smol::spawn(listen_web(
+                l,
+                site.clone(),
+                tls_timeout,
+                net_tx.clone(),
+            )));
+        }
+        if web.on_or_port {
+            or_site = Some(site);
+        }
+    }
+    if let Some(l) = config.listener {
+        tasks.push(smol::spawn(listen(l, or_site, tls_timeout, net_tx.clone())));
+    }
     let driver = Driver {
         node,
         clock,
@@ -262,7 +292,7 @@ pub fn spawn_node(config: DriverConfig) -> Result<NodeHandle, NodeError> {
         app_tx: app_tx.downgrade(),
         buf: vec![0; CHUNK],
         wake: Instant::FAR_FUTURE,
-        _listener: listener_task,
+        _listeners: tasks,
     };
     smol::spawn(driver.run(net_rx, app_rx)).detach();
     Ok(NodeHandle {
@@ -343,6 +373,15 @@ impl NodeHandle {
         }));
         self.app.send(msg).await.map_err(|_| DriverError::Stopped)?;
         rx.recv().await.map_err(|_| DriverError::Stopped)
+    }
+
+    /// Run any node command (Peersm bootstrap, lookups, ...): what it started. Its
+    /// progress comes as [`Event`]s (see [`NodeHandle::events`]).
+    pub async fn command(
+        &self,
+        cmd: onionpeer_core::node::api::Command,
+    ) -> Result<CommandOk, DriverError> {
+        self.ask(|reply| AppMsg::Command(cmd, reply)).await
     }
 
     /// Stop the node: every connection it holds is dropped, its listener closed.
@@ -502,7 +541,7 @@ struct Driver {
     app_tx: smol::channel::WeakSender<AppMsg>,
     buf: Vec<u8>,
     wake: Instant,
-    _listener: Option<Task<()>>,
+    _listeners: Vec<Task<()>>,
 }
 
 enum Wake {
@@ -675,6 +714,10 @@ impl Driver {
             }
             AppMsg::Subscribe(tx) => self.subscribers.push(tx),
             AppMsg::Inspect(f) => f(&self.node),
+            AppMsg::Command(cmd, reply) => {
+                let r = self.node.command(now, cmd).map_err(DriverError::Command);
+                let _ = reply.try_send(r);
+            }
             AppMsg::Shutdown => {}
         }
     }
@@ -1037,9 +1080,88 @@ async fn writer(
     let _ = w.close().await;
 }
 
+/// `/node.json`: the node's identity, onion key and addresses, for a browser page that
+/// bootstraps through it (hex keys; `ws` lists the WebSocket listeners).
+fn node_info(node: &Node, or_addr: Option<SocketAddr>, ws: &[SocketAddr]) -> Vec<u8> {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let addr = or_addr
+        .or_else(|| ws.first().copied())
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let t = node.relay_target(addr);
+    let ws: Vec<String> = ws.iter().map(|a| format!("\"{a}\"")).collect();
+    let or = or_addr.map_or("null".to_owned(), |a| format!("\"{a}\""));
+    format!(
+        "{{\"id\":\"{}\",\"ntor_key\":\"{}\",\"or_addr\":{or},\"ws\":[{}],\"bridge\":{}}}\n",
+        hex(&t.id.0),
+        hex(&t.ntor_key),
+        ws.join(","),
+        node.config().peersm.as_ref().is_some_and(|p| p.bridge),
+    )
+    .into_bytes()
+}
+
+/// A WebSocket link or HTTP request on `tcp` (see [`crate::ws`]), within `limit`.
+async fn accept_web(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    site: &Site,
+    limit: Duration,
+    net: &Sender<NetMsg>,
+) {
+    let timeout = async {
+        Timer::after(limit).await;
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "HTTP request timed out",
+        ))
+    };
+    match crate::ws::accept(tcp, site).or(timeout).await {
+        Ok(crate::ws::Accepted::Link(io, binding)) => {
+            tracing::debug!(%peer, "websocket link open");
+            let _ = net
+                .send(NetMsg::Accepted {
+                    stream: io,
+                    peer,
+                    binding,
+                })
+                .await;
+        }
+        Ok(crate::ws::Accepted::Served) => {}
+        Err(e) => tracing::debug!(%peer, error = %e, "HTTP connection failed"),
+    }
+}
+
+/// Accept connections on a plain listener for WebSocket links and HTTP.
+async fn listen_web(
+    listener: TcpListener,
+    site: std::sync::Arc<Site>,
+    limit: Duration,
+    net: Sender<NetMsg>,
+) {
+    loop {
+        let (tcp, peer) = match crate::ws::accept_tcp(&listener).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                Timer::after(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let site = site.clone();
+        let net = net.clone();
+        smol::spawn(async move { accept_web(tcp, peer, &site, limit, &net).await }).detach();
+    }
+}
+
 /// Accept TCP connections and complete TLS in a task each, so a stalled client holds up
-/// nobody.
-async fn listen(listener: TlsListener, handshake_timeout: Duration, net: Sender<NetMsg>) {
+/// nobody. With a `site`, a connection that starts with an HTTP request is a WebSocket
+/// link or a page request instead.
+async fn listen(
+    listener: TlsListener,
+    site: Option<std::sync::Arc<Site>>,
+    handshake_timeout: Duration,
+    net: Sender<NetMsg>,
+) {
     loop {
         let (tcp, peer) = match listener.accept_tcp().await {
             Ok(x) => x,
@@ -1051,7 +1173,25 @@ async fn listen(listener: TlsListener, handshake_timeout: Duration, net: Sender<
         };
         let responder = listener.responder().clone();
         let net = net.clone();
+        let site = site.clone();
         smol::spawn(async move {
+            if let Some(site) = site {
+                let sniff = async {
+                    Timer::after(handshake_timeout).await;
+                    Err(io::ErrorKind::TimedOut.into())
+                };
+                match crate::ws::looks_like_http(&tcp).or(sniff).await {
+                    Ok(true) => {
+                        accept_web(tcp, peer, &site, handshake_timeout, &net).await;
+                        return;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "no first byte");
+                        return;
+                    }
+                }
+            }
             let limit = async {
                 Timer::after(handshake_timeout).await;
                 Err(io::Error::new(
@@ -1098,6 +1238,7 @@ pub async fn spawn_relay(
     spawn_node(DriverConfig {
         node,
         listener: Some(listener),
+        web: None,
     })
     .map_err(|e| io::Error::other(e.to_string()))
 }
@@ -1108,6 +1249,31 @@ pub fn spawn_client() -> io::Result<NodeHandle> {
     spawn_node(DriverConfig {
         node,
         listener: None,
+        web: None,
+    })
+    .map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// Start a Peersm peer (a relay taking part in the DHT, advertising its OR port in its
+/// PEER record), or with `bridge` a bridge that registers newcomers and answers
+/// DB_FIND_PEER. With `web`, it also accepts browser links over WebSocket (and serves
+/// the page): see [`crate::ws`].
+pub async fn spawn_peer(
+    or_addr: SocketAddr,
+    bridge: bool,
+    web: Option<Web>,
+) -> io::Result<NodeHandle> {
+    use onionpeer_core::node::config::{PeersmConfig, Role};
+    let cert = crate::tls::LinkCert::generate()?;
+    let listener = TlsListener::bind(or_addr, crate::tls::TlsResponder::new(cert)?).await?;
+    let mut node = NodeConfig::new(os_seed()?, Role::RELAY, 0);
+    let mut peersm = PeersmConfig::new(listener.local_addr()?);
+    peersm.bridge = bridge;
+    node.peersm = Some(peersm);
+    spawn_node(DriverConfig {
+        node,
+        listener: Some(listener),
+        web,
     })
     .map_err(|e| io::Error::other(e.to_string()))
 }

@@ -8,9 +8,11 @@
 //!   core, and the application's [`driver::NodeHandle`].
 //! - [`proxy`]: the SOCKS port: circuits pooled and rotated, streams per CONNECT.
 //! - [`socks`]: a Sans-IO SOCKS4/4a/5 server handshake, as tor's SocksPort speaks it.
+//! - [`ws`]: browser links over WebSocket, and the HTTP server of the browser page.
 
 pub mod dirclient;
 pub mod driver;
 pub mod proxy;
 pub mod socks;
 pub mod tls;
+pub mod ws;

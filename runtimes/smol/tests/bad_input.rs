@@ -121,6 +121,7 @@ async fn relay(exit: bool) -> NodeHandle {
     spawn_node(DriverConfig {
         node,
         listener: Some(listener),
+        web: None,
     })
     .unwrap()
 }

@@ -1,0 +1,397 @@
+//! onionpeer in the browser: the Sans-IO core behind wasm-bindgen.
+//!
+//! The JavaScript driver (`www/driver.js`) owns every WebSocket and timer; this crate
+//! only converts between JS values and the core's drive contract:
+//!
+//! ```text
+//!  WebSocket open/message/close ─▶ Peer.connected / data / closed ─┐
+//!  setTimeout fired             ─▶ Peer.timeout                     ├─▶ Node
+//!  page buttons                 ─▶ Peer.bootstrap_bridge / ask_ordbs┘
+//!  Peer.poll() ─▶ {kind: "connect" | "transmit" | "close" | "event" | "timeout", ...}
+//! ```
+//!
+//! After every call the driver calls `poll()` until it returns a `timeout` object (always
+//! last), exactly as a native runtime drains `Node::poll_output`. Time is the page's
+//! `performance.now()` in milliseconds; the seed comes from `crypto.getRandomValues`.
+//!
+//! A WebSocket link's binding (PROTOCOL.md, "WebSocket links"): the driver draws a
+//! 32-byte nonce, puts it in the URL (`/link?b=<hex>`), and hands it to
+//! [`Peer::connected`]; the bridge certifies `SHA-256(prefix || nonce)` in its CERTS, and
+//! the core checks it as it checks a TLS certificate digest.
+
+use std::net::SocketAddr;
+
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use onionpeer_core::Instant;
+use onionpeer_core::cells::relay::PeerRecord;
+use onionpeer_core::crypto::identity::PeerId;
+use onionpeer_core::node::Node;
+use onionpeer_core::node::api::{
+    BootstrapVia, Command, CommandOk, ConnId, ConnectTarget, Event, Input, LinkBinding, Output,
+    RelayTarget,
+};
+use onionpeer_core::node::config::{NodeConfig, PeersmConfig, Role};
+use sha2::{Digest, Sha256};
+use wasm_bindgen::prelude::*;
+
+/// Domain separation of the WebSocket link binding (same bytes as onionpeer-smol's
+/// `ws::BINDING_PREFIX`; both crates test the same known answer).
+pub const BINDING_PREFIX: &[u8] = b"onionpeer websocket link binding v1\0";
+
+/// The binding of a WebSocket link opened with `nonce` in its URL.
+pub fn ws_binding(nonce: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    Digest::update(&mut h, BINDING_PREFIX);
+    Digest::update(&mut h, nonce);
+    h.finalize().into()
+}
+
+/// Most bytes handed to JavaScript in one `transmit` output.
+const MAX_TRANSMIT: usize = 256 * 1024;
+
+fn instant(ms: f64) -> Instant {
+    if ms.is_finite() && ms > 0.0 {
+        Instant::from_nanos((ms * 1e6) as u64)
+    } else {
+        Instant::ZERO
+    }
+}
+
+fn unhex<const N: usize>(s: &str) -> Result<[u8; N], String> {
+    let bad = || format!("expected {} hex digits", 2 * N);
+    if s.len() != 2 * N {
+        return Err(bad());
+    }
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = s
+            .get(2 * i..2 * i + 2)
+            .and_then(|d| u8::from_str_radix(d, 16).ok())
+            .ok_or_else(bad)?;
+    }
+    Ok(out)
+}
+
+/// A JS object from `(name, value)` pairs.
+fn obj(fields: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in fields {
+        // Setting a property on a fresh plain object cannot fail.
+        let _ = Reflect::set(&o, &JsValue::from_str(k), v);
+    }
+    o.into()
+}
+
+fn s(v: impl std::fmt::Display) -> JsValue {
+    JsValue::from_str(&v.to_string())
+}
+
+fn n(v: impl Into<f64>) -> JsValue {
+    JsValue::from_f64(v.into())
+}
+
+fn conn_js(c: ConnId) -> JsValue {
+    n(c.0 as f64)
+}
+
+fn record_js(r: &PeerRecord) -> JsValue {
+    obj(&[("id", s(r.id)), ("addr", s(SocketAddr::new(r.ip, r.port)))])
+}
+
+fn records_js(rs: &[PeerRecord]) -> JsValue {
+    rs.iter().map(record_js).collect::<Array>().into()
+}
+
+/// An event as a JS object: `{kind: "event", type: "<variant>", ...fields}`.
+fn event_js(e: &Event) -> JsValue {
+    let ev = |ty: &str, rest: &[(&str, JsValue)]| {
+        let mut f = vec![("kind", s("event")), ("type", s(ty))];
+        f.extend(rest.iter().cloned());
+        obj(&f)
+    };
+    match e {
+        Event::LinkUp {
+            conn,
+            peer,
+            version,
+        } => ev(
+            "LinkUp",
+            &[
+                ("conn", conn_js(*conn)),
+                ("peer", peer.map_or(JsValue::NULL, s)),
+                ("version", n(*version)),
+            ],
+        ),
+        Event::LinkDown { conn, reason } => ev(
+            "LinkDown",
+            &[
+                ("conn", conn_js(*conn)),
+                ("reason", s(format!("{reason:?}"))),
+            ],
+        ),
+        Event::CircuitBuilt(h) => ev("CircuitBuilt", &[("circuit", n(h.0 as f64))]),
+        Event::CircuitClosed { circuit, reason } => ev(
+            "CircuitClosed",
+            &[("circuit", n(circuit.0 as f64)), ("reason", n(reason.0))],
+        ),
+        Event::DhtLookupDone {
+            query,
+            closest,
+            holders,
+            hops,
+        } => ev(
+            "DhtLookupDone",
+            &[
+                ("query", n(query.0 as f64)),
+                ("closest", records_js(closest)),
+                ("holders", records_js(holders)),
+                ("hops", n(*hops)),
+            ],
+        ),
+        Event::OrdbCircuitsReady(k) => ev("OrdbCircuitsReady", &[("count", n(*k as f64))]),
+        Event::PeerFound(r) => ev("PeerFound", &[("peer", record_js(r))]),
+        Event::OrdbAnswered {
+            query,
+            ordb,
+            peers,
+            done,
+        } => ev(
+            "OrdbAnswered",
+            &[
+                ("query", n(query.0 as f64)),
+                ("ordb", s(ordb)),
+                ("peers", records_js(peers)),
+                ("done", JsValue::from_bool(*done)),
+            ],
+        ),
+        // Streams, clock skew: the page only logs them.
+        other => ev("Other", &[("detail", s(format!("{other:?}")))]),
+    }
+}
+
+/// The browser peer: one onionpeer node (a Peersm client: it builds circuits and keeps
+/// ORDB circuits, and relays nothing), driven from JavaScript.
+#[wasm_bindgen]
+pub struct Peer {
+    node: Node,
+    buf: Vec<u8>,
+}
+
+#[wasm_bindgen]
+impl Peer {
+    /// A peer with keys drawn from `seed` (32 bytes from `crypto.getRandomValues`).
+    /// `now_ms` is `performance.now()`, `unix_ms` is `Date.now()` at the same moment;
+    /// `ordb_circuits` is how many ORDB circuits it keeps (0: the default, 6).
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        seed: &[u8],
+        now_ms: f64,
+        unix_ms: f64,
+        ordb_circuits: u32,
+    ) -> Result<Peer, JsError> {
+        let seed: [u8; 32] = seed
+            .try_into()
+            .map_err(|_| JsError::new("the seed must be 32 bytes"))?;
+        let unix_at_zero = ((unix_ms - now_ms).max(0.0) / 1000.0) as u64;
+        let mut config = NodeConfig::new(seed, Role::CLIENT, unix_at_zero);
+        // A browser cannot be dialled: its PEER record says so with an unroutable address,
+        // and peers that try to verify it fail fast and never register it.
+        let mut peersm = PeersmConfig::new(SocketAddr::from(([0, 0, 0, 0], 0)));
+        if ordb_circuits > 0 {
+            peersm.ordb_circuits = ordb_circuits as usize;
+        }
+        config.peersm = Some(peersm);
+        let node = Node::new(config, instant(now_ms)).map_err(|e| JsError::new(&e.to_string()))?;
+        Ok(Peer {
+            node,
+            buf: vec![0; MAX_TRANSMIT],
+        })
+    }
+
+    /// This peer's id (hex, upper case, as Tor prints fingerprints).
+    pub fn id(&self) -> String {
+        self.node.peer_id().to_string()
+    }
+
+    /// The WebSocket of connection `conn` opened, with `nonce` (32 bytes) in its URL.
+    pub fn connected(&mut self, conn: f64, nonce: &[u8], now_ms: f64) -> Result<(), JsError> {
+        let nonce: [u8; 32] = nonce
+            .try_into()
+            .map_err(|_| JsError::new("the nonce must be 32 bytes"))?;
+        self.node.handle_input(Input::Connected {
+            now: instant(now_ms),
+            conn: ConnId(conn as u64),
+            binding: LinkBinding {
+                local: [0; 32],
+                remote: ws_binding(&nonce),
+            },
+        });
+        Ok(())
+    }
+
+    /// A binary message arrived on connection `conn`.
+    pub fn data(&mut self, conn: f64, bytes: &[u8], now_ms: f64) {
+        self.node.handle_input(Input::Data {
+            now: instant(now_ms),
+            conn: ConnId(conn as u64),
+            data: bytes,
+        });
+    }
+
+    /// Connection `conn` closed (`error`: it failed or was reset) or never opened.
+    pub fn closed(&mut self, conn: f64, error: bool, now_ms: f64) {
+        self.node.handle_input(Input::Closed {
+            now: instant(now_ms),
+            conn: ConnId(conn as u64),
+            error,
+        });
+    }
+
+    /// Time has reached `now_ms`.
+    pub fn timeout(&mut self, now_ms: f64) {
+        self.node.handle_input(Input::Timeout(instant(now_ms)));
+    }
+
+    /// The next output as a JS object (see the module docs); `{kind: "timeout", at_ms}`
+    /// (`at_ms` null: nothing scheduled) when there is nothing else, always last.
+    pub fn poll(&mut self) -> JsValue {
+        match self.node.poll_output() {
+            Output::Connect { conn, target } => match target {
+                ConnectTarget::Relay { addr, id } => obj(&[
+                    ("kind", s("connect")),
+                    ("conn", conn_js(conn)),
+                    ("addr", s(addr)),
+                    ("id", id.map_or(JsValue::NULL, s)),
+                ]),
+                // A browser peer is no exit; the driver refuses these.
+                ConnectTarget::Exit { host, port } => obj(&[
+                    ("kind", s("connect")),
+                    ("conn", conn_js(conn)),
+                    ("exit", s(format!("{host}:{port}"))),
+                ]),
+            },
+            Output::Transmit(conn) => {
+                let k = self.node.poll_transmit(conn, &mut self.buf);
+                obj(&[
+                    ("kind", s("transmit")),
+                    ("conn", conn_js(conn)),
+                    ("data", Uint8Array::from(&self.buf[..k]).into()),
+                ])
+            }
+            Output::Close(conn) => obj(&[("kind", s("close")), ("conn", conn_js(conn))]),
+            Output::Event(e) => event_js(&e),
+            Output::Timeout(at, reason) => obj(&[
+                ("kind", s("timeout")),
+                (
+                    "at_ms",
+                    if at == Instant::FAR_FUTURE {
+                        JsValue::NULL
+                    } else {
+                        n(at.as_nanos() as f64 / 1e6)
+                    },
+                ),
+                ("reason", s(format!("{reason:?}"))),
+            ]),
+        }
+    }
+
+    /// More bytes queued on `conn` (after a `transmit` output filled its buffer): an
+    /// empty array when none.
+    pub fn transmit(&mut self, conn: f64) -> Uint8Array {
+        let k = self.node.poll_transmit(ConnId(conn as u64), &mut self.buf);
+        Uint8Array::from(&self.buf[..k])
+    }
+
+    /// Join the DHT through a bridge (its `/node.json`: WebSocket address, hex id and
+    /// hex ntor key). Returns the query id of the bootstrap.
+    pub fn bootstrap_bridge(
+        &mut self,
+        addr: &str,
+        id_hex: &str,
+        ntor_hex: &str,
+        now_ms: f64,
+    ) -> Result<f64, JsError> {
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|_| JsError::new("bad bridge address"))?;
+        let target = RelayTarget {
+            addr,
+            id: PeerId(unhex::<20>(id_hex).map_err(|e| JsError::new(&e))?),
+            ntor_key: unhex::<32>(ntor_hex).map_err(|e| JsError::new(&e))?,
+            ed_id: None,
+        };
+        self.query(
+            Command::Bootstrap {
+                via: BootstrapVia::Bridge(target),
+            },
+            now_ms,
+        )
+    }
+
+    /// PING every ORDB over its ORDB circuit (answers come as `OrdbAnswered` events).
+    pub fn ask_ordbs(&mut self, now_ms: f64) -> Result<f64, JsError> {
+        self.query(Command::AskOrdbs(None), now_ms)
+    }
+
+    /// What the page shows: id, open objects, ORDB circuits, routing table, counters.
+    pub fn state(&self) -> JsValue {
+        let (links, circuits, streams, exits) = self.node.census();
+        let paths: Array = self
+            .node
+            .ordb_paths()
+            .iter()
+            .map(|(first, ordb)| obj(&[("first", s(first)), ("ordb", s(ordb))]))
+            .collect();
+        let table: Array = self
+            .node
+            .routing_table()
+            .map(|t| t.iter().map(|e| record_js(&e.record)).collect())
+            .unwrap_or_default();
+        obj(&[
+            ("id", s(self.node.peer_id())),
+            ("links", n(links as f64)),
+            ("circuits", n(circuits as f64)),
+            ("streams", n(streams as f64)),
+            ("exits", n(exits as f64)),
+            ("ordbCircuits", n(self.node.ordb_circuits() as f64)),
+            ("ordbPaths", paths.into()),
+            ("table", table.into()),
+            ("counters", s(format!("{:?}", self.node.counters()))),
+        ])
+    }
+}
+
+impl Peer {
+    fn query(&mut self, cmd: Command, now_ms: f64) -> Result<f64, JsError> {
+        match self.node.command(instant(now_ms), cmd) {
+            Ok(CommandOk::Query(q)) => Ok(q.0 as f64),
+            Ok(other) => Err(JsError::new(&format!("unexpected answer {other:?}"))),
+            Err(e) => Err(JsError::new(&e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    /// The same known answer as onionpeer-smol's `ws` tests: both ends must agree.
+    #[test]
+    fn ws_binding_known_answer() {
+        assert_eq!(hex(&ws_binding(&[0; 32])), WS_BINDING_ZERO_NONCE);
+    }
+
+    const WS_BINDING_ZERO_NONCE: &str =
+        "8fefdd252a600332ea557de065a87898e598a7430622f8d941445ea763d4ee37";
+
+    #[test]
+    fn unhex_checks_length_and_digits() {
+        assert_eq!(unhex::<2>("0aFf").ok(), Some([0x0a, 0xff]));
+        assert!(unhex::<2>("0a").is_err());
+        assert!(unhex::<2>("0g00").is_err());
+    }
+}
