@@ -44,6 +44,7 @@ pub struct ProxyFile {
 pub struct RelayFile {
     or_port: Option<SocketAddr>,
     exit_policy: Option<String>,
+    webrtc: Option<SocketAddr>,
 }
 
 /// `[demo]`: the flags of `onionpeer demo`.
@@ -83,6 +84,7 @@ impl RelayArgs {
     pub fn merge(mut self, f: RelayFile) -> RelayArgs {
         self.or_port = self.or_port.or(f.or_port);
         self.exit_policy = self.exit_policy.or(f.exit_policy);
+        self.webrtc = self.webrtc.or(f.webrtc);
         self
     }
 }

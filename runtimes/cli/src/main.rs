@@ -95,6 +95,12 @@ struct RelayArgs {
     /// Exit policy, torrc style (`accept *:80,reject *:*`); without it, no exits.
     #[arg(long, value_name = "POLICY")]
     exit_policy: Option<String>,
+    /// Take WebRTC links: the HTTP signalling endpoint (POST an offer SDP, get the answer)
+    /// listens on this TCP address and the data channels' UDP socket on the same port.
+    /// The relay then dials every link it extends over WebRTC (peers' addresses are
+    /// their signalling endpoints); with `--or-port` as well it still accepts TLS links.
+    #[arg(long, value_name = "ADDR")]
+    webrtc: Option<SocketAddr>,
 }
 
 /// `onionpeer demo`.
@@ -196,20 +202,73 @@ async fn proxy(a: ProxyArgs) -> Result<()> {
 }
 
 async fn relay(a: RelayArgs) -> Result<()> {
-    let or_port = a.or_port.unwrap_or_else(|| ([127, 0, 0, 1], 9001).into());
     let policy = a
         .exit_policy
         .map(|p| p.parse::<ExitPolicy>())
         .transpose()
         .map_err(|e| e.to_string())?;
     let exit = policy.is_some();
+    let kind = if exit { "exit relay" } else { "relay" };
+    if let Some(webrtc) = a.webrtc {
+        let relay = webrtc_relay(webrtc, a.or_port, policy).await?;
+        if let Some(t) = relay.relay_target() {
+            println!("{kind} listening for TLS links on {}", t.addr);
+        }
+        let t = relay.webrtc_target().ok_or("relay has no address")?;
+        println!("{kind} listening for WebRTC links on {} (POST /offer)", t.addr);
+        print_relay(t);
+        smol::future::pending::<()>().await;
+        return Ok(());
+    }
+    let or_port = a.or_port.unwrap_or_else(|| ([127, 0, 0, 1], 9001).into());
     let relay = spawn_relay(or_port, policy).await?;
     let t = relay.relay_target().ok_or("relay has no address")?;
-    println!(
-        "{} listening on {}",
-        if exit { "exit relay" } else { "relay" },
-        t.addr
-    );
+    println!("{kind} listening on {}", t.addr);
+    print_relay(t);
+    smol::future::pending::<()>().await;
+    Ok(())
+}
+
+/// A relay on the WebRTC runtime: signalling and UDP at `webrtc`, TLS links too at
+/// `or_port` if given.
+async fn webrtc_relay(
+    webrtc: SocketAddr,
+    or_port: Option<SocketAddr>,
+    policy: Option<ExitPolicy>,
+) -> Result<onionpeer_webrtc::NodeHandle> {
+    use onionpeer_core::node::config::{NodeConfig, Role};
+    let role = if policy.is_some() {
+        Role::EXIT
+    } else {
+        Role::RELAY
+    };
+    let mut node = NodeConfig::new(onionpeer_webrtc::driver::os_seed()?, role, 0);
+    if let Some(p) = policy {
+        node.exit_policy = p;
+    }
+    let listener = match or_port {
+        Some(addr) => {
+            let cert = onionpeer_smol::tls::LinkCert::generate()?;
+            let responder = onionpeer_smol::tls::TlsResponder::new(cert)?;
+            Some(onionpeer_smol::tls::TlsListener::bind(addr, responder).await?)
+        }
+        None => None,
+    };
+    let (signalling, endpoint) = onionpeer_webrtc::driver::bind_webrtc(webrtc).await?;
+    let handle = onionpeer_webrtc::spawn_node(onionpeer_webrtc::DriverConfig {
+        node,
+        listener,
+        endpoint,
+        signalling: Some(signalling),
+        signaller: Arc::new(onionpeer_webrtc::signal::HttpSignaller),
+        dial: onionpeer_webrtc::DialPolicy::AllWebRtc,
+        sign_fingerprint: None,
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(handle)
+}
+
+fn print_relay(t: &RelayTarget) {
     println!("fingerprint: {}", t.id);
     println!(
         "ntor key:    {}",
@@ -222,6 +281,4 @@ async fn relay(a: RelayArgs) -> Result<()> {
         );
     }
     println!("use it as a hop: onionpeer proxy --hop {}", relay_line(t));
-    smol::future::pending::<()>().await;
-    Ok(())
 }
