@@ -324,6 +324,7 @@ impl RtcEndpoint {
     /// Close every connection at once (the node stops).
     pub fn close_all(&mut self) {
         let keys: Vec<RtcKey> = self.peers.keys().copied().collect();
+        tracing::debug!(n = keys.len(), "closing every WebRTC connection");
         for key in keys {
             if let Some(peer) = self.peers.get_mut(&key) {
                 peer.reported_closed = true;
@@ -391,7 +392,6 @@ impl RtcEndpoint {
     /// Read what the socket holds (up to a batch) and hand each datagram to the
     /// connection that accepts it.
     pub fn recv(&mut self) {
-        let mut touched = Vec::new();
         for _ in 0..RECV_BATCH {
             let (n, source) = match self.socket.get_ref().recv_from(&mut self.buf) {
                 Ok(x) => x,
@@ -424,13 +424,8 @@ impl RtcEndpoint {
                 tracing::debug!(key = key.0, error = %e, "WebRTC input refused");
                 peer.rtc.disconnect();
             }
-            if touched.last() != Some(key) {
-                touched.push(*key);
-            }
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        for key in touched {
+            // Drain the output after every input: str0m's receive queues are bounded.
+            let key = *key;
             self.drive(key);
         }
     }
@@ -512,11 +507,15 @@ impl RtcEndpoint {
                         closed.get_or_insert(false);
                         let _ = peer.rtc.close();
                     }
+                    Event::Closed => {
+                        tracing::debug!(key = key.0, "peer closed the WebRTC connection");
+                        closed.get_or_insert(false);
+                    }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                         closed.get_or_insert(true);
                         peer.rtc.disconnect();
                     }
-                    _ => {}
+                    other => tracing::trace!(key = key.0, event = ?other, "str0m event"),
                 },
             }
         }
