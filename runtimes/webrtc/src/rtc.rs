@@ -41,6 +41,10 @@ const LOW_WATER: usize = 32 * 1024;
 const RECV_BUFFER: usize = 4 << 20;
 /// Datagrams read per wake before other work gets a turn.
 const RECV_BATCH: usize = 256;
+/// Datagrams no connection accepted yet, kept for a retry.
+const STRAY_MAX: usize = 16;
+/// How long such a datagram is worth a retry.
+const STRAY_AGE: Duration = Duration::from_millis(500);
 
 /// Identifies one peer connection of an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -103,6 +107,8 @@ pub struct RtcEndpoint {
     peers: BTreeMap<RtcKey, Peer>,
     next_key: u64,
     events: VecDeque<RtcEvent>,
+    /// Datagrams that came before their connection could accept them.
+    stray: VecDeque<(Instant, SocketAddr, Vec<u8>)>,
     buf: Vec<u8>,
     open_timeout: Duration,
 }
@@ -155,6 +161,7 @@ impl RtcEndpoint {
             peers: BTreeMap::new(),
             next_key: 0,
             events: VecDeque::new(),
+            stray: VecDeque::new(),
             buf: vec![0; 2048],
             open_timeout,
         })
@@ -401,33 +408,59 @@ impl RtcEndpoint {
                     break;
                 }
             };
-            let now = Instant::now();
-            let Ok(contents) = self.buf[..n].try_into() else {
-                continue;
-            };
-            let input = Input::Receive(
-                now,
-                Receive {
-                    proto: Protocol::Udp,
-                    source,
-                    destination: self.local,
-                    contents,
-                },
-            );
-            let Some((key, peer)) = self.peers.iter_mut().find(|(_, p)| p.rtc.accepts(&input))
-            else {
-                tracing::trace!(%source, "datagram for no connection");
-                continue;
-            };
-            peer.remote.get_or_insert(source);
-            if let Err(e) = peer.rtc.handle_input(input) {
-                tracing::debug!(key = key.0, error = %e, "WebRTC input refused");
-                peer.rtc.disconnect();
+            let datagram = std::mem::take(&mut self.buf);
+            let taken = self.dispatch(source, &datagram[..n]);
+            if !taken {
+                // Often a DTLS ClientHello that overtook the STUN check which makes its
+                // source known: keep it a moment rather than wait for a retransmit.
+                if self.stray.len() >= STRAY_MAX {
+                    self.stray.pop_front();
+                }
+                self.stray
+                    .push_back((Instant::now(), source, datagram[..n].to_vec()));
+            } else if self.stray.iter().any(|(_, s, _)| *s == source) {
+                let now = Instant::now();
+                let strays: Vec<_> = self.stray.drain(..).collect();
+                for (at, from, d) in strays {
+                    if now.duration_since(at) > STRAY_AGE {
+                        continue;
+                    }
+                    if from != source || !self.dispatch(from, &d) {
+                        self.stray.push_back((at, from, d));
+                    }
+                }
             }
-            // Drain the output after every input: str0m's receive queues are bounded.
-            let key = *key;
-            self.drive(key);
+            self.buf = datagram;
         }
+    }
+
+    /// Hand one datagram to the connection that accepts it; false if none does.
+    fn dispatch(&mut self, source: SocketAddr, datagram: &[u8]) -> bool {
+        let Ok(contents) = datagram.try_into() else {
+            return true;
+        };
+        let input = Input::Receive(
+            Instant::now(),
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local,
+                contents,
+            },
+        );
+        let Some((key, peer)) = self.peers.iter_mut().find(|(_, p)| p.rtc.accepts(&input)) else {
+            tracing::trace!(%source, "datagram for no connection (yet)");
+            return false;
+        };
+        peer.remote.get_or_insert(source);
+        if let Err(e) = peer.rtc.handle_input(input) {
+            tracing::debug!(key = key.0, error = %e, "WebRTC input refused");
+            peer.rtc.disconnect();
+        }
+        // Drain the output after every input: str0m's receive queues are bounded.
+        let key = *key;
+        self.drive(key);
+        true
     }
 
     /// Poll one connection's output until str0m asks for a timeout: send its datagrams,

@@ -62,7 +62,7 @@ pub async fn post_offer(addr: SocketAddr, offer: String) -> io::Result<String> {
         s.write_all(req.as_bytes()).await?;
         s.write_all(offer.as_bytes()).await?;
         s.flush().await?;
-        let (head, body) = read_message(&mut s).await?;
+        let (head, body) = read_message(&mut s, false).await?;
         let status = head.lines().next().unwrap_or_default();
         if status.split_whitespace().nth(1) != Some("200") {
             return Err(io::Error::other(format!("signalling refused: {status}")));
@@ -77,8 +77,8 @@ pub async fn post_offer(addr: SocketAddr, offer: String) -> io::Result<String> {
 }
 
 /// Read one HTTP message: the head (request or status line and headers) and the body
-/// (by Content-Length, else to the end).
-async fn read_message(s: &mut TcpStream) -> io::Result<(String, Vec<u8>)> {
+/// (by Content-Length; without one, a request has none and a response runs to the end).
+async fn read_message(s: &mut TcpStream, request: bool) -> io::Result<(String, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -114,8 +114,8 @@ async fn read_message(s: &mut TcpStream) -> io::Result<(String, Vec<u8>)> {
             }
             body.truncate(n);
         }
+        None if request => body.clear(),
         None => {
-            // No length: the body runs to the end of the connection (answers only).
             loop {
                 let r = s.read(&mut chunk).await?;
                 if r == 0 {
@@ -152,7 +152,7 @@ pub async fn serve_signalling<A: Answerer>(listener: TcpListener, answerer: A) {
         let answerer = answerer.clone();
         smol::spawn(async move {
             let served = async {
-                let (head, body) = read_message(&mut s).await?;
+                let (head, body) = read_message(&mut s, true).await?;
                 let method = head.split_whitespace().next().unwrap_or_default();
                 let (status, body) = match method {
                     "POST" => match String::from_utf8(body) {
