@@ -36,6 +36,7 @@ pub struct ProxyFile {
     hop: Vec<String>,
     first_hop: Option<FirstHopArg>,
     allow_same_subnet: Option<bool>,
+    webrtc: Option<SocketAddr>,
 }
 
 /// `[relay]`: the flags of `onionpeer relay`.
@@ -75,6 +76,7 @@ impl ProxyArgs {
         }
         self.first_hop = self.first_hop.or(f.first_hop);
         self.allow_same_subnet |= f.allow_same_subnet.unwrap_or(false);
+        self.webrtc = self.webrtc.or(f.webrtc);
         self
     }
 }

@@ -84,6 +84,11 @@ struct ProxyArgs {
     /// on by itself when every authority is on loopback).
     #[arg(long)]
     allow_same_subnet: bool,
+    /// Link over WebRTC from a UDP socket on this address: every `--hop` is then a
+    /// WebRTC relay, its ADDR the relay's signalling endpoint (as `onionpeer relay
+    /// --webrtc` prints it). Streams share one circuit along the hops.
+    #[arg(long, value_name = "ADDR")]
+    webrtc: Option<SocketAddr>,
 }
 
 /// `onionpeer relay`.
@@ -163,6 +168,27 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 async fn proxy(a: ProxyArgs) -> Result<()> {
     let socks = a.socks.unwrap_or_else(|| ([127, 0, 0, 1], 9050).into());
     let first_hop = a.first_hop.unwrap_or(FirstHopArg::Ntor).into();
+    if let Some(udp) = a.webrtc {
+        if a.hops.is_empty() {
+            return Err("--webrtc needs the path as --hop lines".into());
+        }
+        let path = a
+            .hops
+            .iter()
+            .map(|h| parse_relay_line(h))
+            .collect::<std::result::Result<Vec<RelayTarget>, String>>()?;
+        let client = onionpeer_webrtc::driver::spawn_client(udp)?;
+        let circuits = Arc::new(onionpeer_webrtc::socks::FixedCircuit::new(
+            client, path, first_hop,
+        ));
+        let listener = smol::net::TcpListener::bind(socks).await?;
+        println!(
+            "SOCKS port listening on {} (WebRTC links)",
+            listener.local_addr()?
+        );
+        onionpeer_webrtc::socks::serve_socks(listener, circuits).await?;
+        return Ok(());
+    }
     let paths: Arc<dyn PathSource> = if !a.hops.is_empty() {
         let path = a
             .hops
@@ -215,8 +241,11 @@ async fn relay(a: RelayArgs) -> Result<()> {
             println!("{kind} listening for TLS links on {}", t.addr);
         }
         let t = relay.webrtc_target().ok_or("relay has no address")?;
-        println!("{kind} listening for WebRTC links on {} (POST /offer)", t.addr);
-        print_relay(t);
+        println!(
+            "{kind} listening for WebRTC links on {} (POST /offer)",
+            t.addr
+        );
+        print_relay(t, true);
         smol::future::pending::<()>().await;
         return Ok(());
     }
@@ -224,7 +253,7 @@ async fn relay(a: RelayArgs) -> Result<()> {
     let relay = spawn_relay(or_port, policy).await?;
     let t = relay.relay_target().ok_or("relay has no address")?;
     println!("{kind} listening on {}", t.addr);
-    print_relay(t);
+    print_relay(t, false);
     smol::future::pending::<()>().await;
     Ok(())
 }
@@ -268,7 +297,7 @@ async fn webrtc_relay(
     Ok(handle)
 }
 
-fn print_relay(t: &RelayTarget) {
+fn print_relay(t: &RelayTarget, webrtc: bool) {
     println!("fingerprint: {}", t.id);
     println!(
         "ntor key:    {}",
@@ -280,5 +309,9 @@ fn print_relay(t: &RelayTarget) {
             onionpeer_core::dir::base64_encode_unpadded(&ed)
         );
     }
-    println!("use it as a hop: onionpeer proxy --hop {}", relay_line(t));
+    let via = if webrtc { "--webrtc 127.0.0.1:0 " } else { "" };
+    println!(
+        "use it as a hop: onionpeer proxy {via}--hop {}",
+        relay_line(t)
+    );
 }

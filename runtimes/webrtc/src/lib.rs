@@ -10,9 +10,11 @@
 //! - [`driver`]: one task per node, the core driven as `onionpeer_smol::driver` drives
 //!   it, with WebRTC links (and optionally TLS ones) and the application's
 //!   [`driver::NodeHandle`].
+//! - [`socks`]: a SOCKS port over one circuit along a fixed path (for the CLI's proxy).
 
 pub mod driver;
 pub mod rtc;
 pub mod signal;
+pub mod socks;
 
 pub use driver::{DialPolicy, DriverConfig, DriverError, NodeHandle, OnionStream, spawn_node};

@@ -188,9 +188,7 @@ impl RtcEndpoint {
     }
 
     fn new_rtc(&self, now: Instant) -> io::Result<Rtc> {
-        let mut rtc = RtcConfig::new()
-            .set_dtls_cert(self.cert.clone())
-            .build(now);
+        let mut rtc = RtcConfig::new().set_dtls_cert(self.cert.clone()).build(now);
         let cand = Candidate::host(self.local, "udp")
             .map_err(|e| io::Error::other(format!("host candidate: {e}")))?;
         rtc.add_local_candidate(cand);
@@ -379,8 +377,7 @@ impl RtcEndpoint {
             let Some(peer) = self.peers.get_mut(&key) else {
                 continue;
             };
-            if peer.open_by.is_some_and(|o| o <= now) || peer.close_by.is_some_and(|c| c <= now)
-            {
+            if peer.open_by.is_some_and(|o| o <= now) || peer.close_by.is_some_and(|c| c <= now) {
                 tracing::debug!(key = key.0, "WebRTC connection timed out");
                 peer.rtc.disconnect();
             } else if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {

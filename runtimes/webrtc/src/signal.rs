@@ -71,7 +71,10 @@ pub async fn post_offer(addr: SocketAddr, offer: String) -> io::Result<String> {
     }
     .or(async {
         smol::Timer::after(EXCHANGE_TIMEOUT).await;
-        Err(io::Error::new(io::ErrorKind::TimedOut, "signalling timed out"))
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "signalling timed out",
+        ))
     })
     .await
 }
@@ -115,18 +118,16 @@ async fn read_message(s: &mut TcpStream, request: bool) -> io::Result<(String, V
             body.truncate(n);
         }
         None if request => body.clear(),
-        None => {
-            loop {
-                let r = s.read(&mut chunk).await?;
-                if r == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..r]);
-                if body.len() > MAX_SDP {
-                    return Err(io::Error::other("HTTP body too large"));
-                }
+        None => loop {
+            let r = s.read(&mut chunk).await?;
+            if r == 0 {
+                break;
             }
-        }
+            body.extend_from_slice(&chunk[..r]);
+            if body.len() > MAX_SDP {
+                return Err(io::Error::other("HTTP body too large"));
+            }
+        },
     }
     Ok((head, body))
 }

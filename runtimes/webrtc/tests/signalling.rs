@@ -71,11 +71,7 @@ fn a_node_answers_a_real_offer_and_refuses_garbage() {
         assert!(answer.contains(&format!("{} {} typ host", addr.ip(), addr.port())));
         let refused = post_offer(addr, "not an SDP".into()).await;
         assert!(refused.is_err());
-        let r = raw(
-            addr,
-            "POST /offer HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
-        )
-        .await;
+        let r = raw(addr, "POST /offer HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc").await;
         assert!(r.starts_with("HTTP/1.1 400"), "{r}");
     });
 }

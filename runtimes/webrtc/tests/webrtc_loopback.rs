@@ -103,7 +103,10 @@ fn stopped_relay_closes_its_circuits() {
             .build_circuit(net.path(), FirstHop::Ntor)
             .or(give_up(90, "second build"))
             .await;
-        assert!(again.is_err(), "a circuit through a stopped relay was built");
+        assert!(
+            again.is_err(),
+            "a circuit through a stopped relay was built"
+        );
     });
 }
 
@@ -117,7 +120,10 @@ fn relay_signing_a_wrong_fingerprint_is_refused() {
         let events = client.events();
         // The honest relay's link comes up and proves its identity.
         let ok = client
-            .build_circuit(vec![honest.webrtc_target().unwrap().clone()], FirstHop::Ntor)
+            .build_circuit(
+                vec![honest.webrtc_target().unwrap().clone()],
+                FirstHop::Ntor,
+            )
             .or(give_up(60, "honest build"))
             .await;
         assert!(ok.is_ok(), "{ok:?}");
@@ -144,5 +150,41 @@ fn relay_signing_a_wrong_fingerprint_is_refused() {
             .await
             .unwrap();
         assert_eq!(bad, 1);
+    });
+}
+
+#[test]
+fn socks_port_over_webrtc_links() {
+    use onionpeer_webrtc::socks::{FixedCircuit, serve_socks};
+    use smol::io::{AsyncReadExt, AsyncWriteExt};
+    init_log();
+    smol::block_on(async {
+        let data = Arc::new(pattern(1 << 20));
+        let server = source(data.clone(), None).await;
+        let net = network().await;
+        let client = spawn_client(any()).unwrap();
+        let circuits = Arc::new(FixedCircuit::new(client, net.path(), FirstHop::Ntor));
+        let l = smol::net::TcpListener::bind(any()).await.unwrap();
+        let socks = l.local_addr().unwrap();
+        smol::spawn(serve_socks(l, circuits)).detach();
+        for _ in 0..2 {
+            let mut s = smol::net::TcpStream::connect(socks).await.unwrap();
+            s.write_all(&[5, 1, 0]).await.unwrap();
+            let mut r = [0u8; 2];
+            s.read_exact(&mut r).await.unwrap();
+            assert_eq!(r, [5, 0]);
+            let mut req = vec![5, 1, 0, 1, 127, 0, 0, 1];
+            req.extend_from_slice(&server.port().to_be_bytes());
+            s.write_all(&req).await.unwrap();
+            let mut reply = [0u8; 10];
+            s.read_exact(&mut reply).await.unwrap();
+            assert_eq!(reply[1], 0, "SOCKS reply {}", reply[1]);
+            let mut got = Vec::new();
+            s.read_to_end(&mut got)
+                .or(give_up(60, "SOCKS transfer"))
+                .await
+                .unwrap();
+            assert_eq!(Sha256::digest(&got), Sha256::digest(&data[..]));
+        }
     });
 }
