@@ -34,9 +34,9 @@ pub const CHANNEL_LABEL: &str = "onionpeer";
 pub const MESSAGE: usize = 16 * 1024;
 /// Stop writing to a channel while more than this is buffered in SCTP (str0m's default
 /// buffer is 128 KiB; we keep it, a larger one was slower).
-const HIGH_WATER: usize = 64 * 1024;
+const HIGH_WATER: usize = 112 * 1024;
 /// Ask str0m to say when the buffer drained below this.
-const LOW_WATER: usize = 32 * 1024;
+const LOW_WATER: usize = 48 * 1024;
 /// Receive buffer of the UDP socket: small buffers drop bursts and stall SCTP for seconds.
 const RECV_BUFFER: usize = 4 << 20;
 /// Datagrams read per wake before other work gets a turn.
