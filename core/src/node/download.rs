@@ -70,7 +70,7 @@ pub(super) struct Downloads {
     by_get: BTreeMap<(u64, GetId), (CircKey, StreamId)>,
     /// Cells the glue sent (tests look at them).
     #[cfg(test)]
-    pub(super) sent: Vec<(CircKey, RelayCell)>,
+    pub(super) sent: Vec<(CircKey, crate::cells::relay::RelayCell)>,
 }
 
 impl Node {

@@ -80,6 +80,7 @@ pub struct ProxyFile {
     hop: Vec<String>,
     first_hop: Option<FirstHopArg>,
     allow_same_subnet: Option<bool>,
+    webrtc: Option<SocketAddr>,
 }
 
 /// `[relay]`: the flags of `onionpeer relay`.
@@ -88,6 +89,7 @@ pub struct ProxyFile {
 pub struct RelayFile {
     or_port: Option<SocketAddr>,
     exit_policy: Option<String>,
+    webrtc: Option<SocketAddr>,
 }
 
 /// `[demo]`: the flags of `onionpeer demo`.
@@ -118,6 +120,7 @@ impl ProxyArgs {
         }
         self.first_hop = self.first_hop.or(f.first_hop);
         self.allow_same_subnet |= f.allow_same_subnet.unwrap_or(false);
+        self.webrtc = self.webrtc.or(f.webrtc);
         self
     }
 }
@@ -127,6 +130,7 @@ impl RelayArgs {
     pub fn merge(mut self, f: RelayFile) -> RelayArgs {
         self.or_port = self.or_port.or(f.or_port);
         self.exit_policy = self.exit_policy.or(f.exit_policy);
+        self.webrtc = self.webrtc.or(f.webrtc);
         self
     }
 }

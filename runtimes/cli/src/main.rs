@@ -93,6 +93,11 @@ struct ProxyArgs {
     /// on by itself when every authority is on loopback).
     #[arg(long)]
     allow_same_subnet: bool,
+    /// Link over WebRTC from a UDP socket on this address: every `--hop` is then a
+    /// WebRTC relay, its ADDR the relay's signalling endpoint (as `onionpeer relay
+    /// --webrtc` prints it). Streams share one circuit along the hops.
+    #[arg(long, value_name = "ADDR")]
+    webrtc: Option<SocketAddr>,
 }
 
 /// `onionpeer relay`.
@@ -104,6 +109,12 @@ struct RelayArgs {
     /// Exit policy, torrc style (`accept *:80,reject *:*`); without it, no exits.
     #[arg(long, value_name = "POLICY")]
     exit_policy: Option<String>,
+    /// Take WebRTC links: the HTTP signalling endpoint (POST an offer SDP, get the answer)
+    /// listens on this TCP address and the data channels' UDP socket on the same port.
+    /// The relay then dials every link it extends over WebRTC (peers' addresses are
+    /// their signalling endpoints); with `--or-port` as well it still accepts TLS links.
+    #[arg(long, value_name = "ADDR")]
+    webrtc: Option<SocketAddr>,
 }
 
 /// `onionpeer demo`.
@@ -200,6 +211,27 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 async fn proxy(a: ProxyArgs) -> Result<()> {
     let socks = a.socks.unwrap_or_else(|| ([127, 0, 0, 1], 9050).into());
     let first_hop = a.first_hop.unwrap_or(FirstHopArg::Ntor).into();
+    if let Some(udp) = a.webrtc {
+        if a.hops.is_empty() {
+            return Err("--webrtc needs the path as --hop lines".into());
+        }
+        let path = a
+            .hops
+            .iter()
+            .map(|h| parse_relay_line(h))
+            .collect::<std::result::Result<Vec<RelayTarget>, String>>()?;
+        let client = onionpeer_webrtc::driver::spawn_client(udp)?;
+        let circuits = Arc::new(onionpeer_webrtc::socks::FixedCircuit::new(
+            client, path, first_hop,
+        ));
+        let listener = smol::net::TcpListener::bind(socks).await?;
+        println!(
+            "SOCKS port listening on {} (WebRTC links)",
+            listener.local_addr()?
+        );
+        onionpeer_webrtc::socks::serve_socks(listener, circuits).await?;
+        return Ok(());
+    }
     let paths: Arc<dyn PathSource> = if !a.hops.is_empty() {
         let path = a
             .hops
@@ -239,20 +271,76 @@ async fn proxy(a: ProxyArgs) -> Result<()> {
 }
 
 async fn relay(a: RelayArgs) -> Result<()> {
-    let or_port = a.or_port.unwrap_or_else(|| ([127, 0, 0, 1], 9001).into());
     let policy = a
         .exit_policy
         .map(|p| p.parse::<ExitPolicy>())
         .transpose()
         .map_err(|e| e.to_string())?;
     let exit = policy.is_some();
+    let kind = if exit { "exit relay" } else { "relay" };
+    if let Some(webrtc) = a.webrtc {
+        let relay = webrtc_relay(webrtc, a.or_port, policy).await?;
+        if let Some(t) = relay.relay_target() {
+            println!("{kind} listening for TLS links on {}", t.addr);
+        }
+        let t = relay.webrtc_target().ok_or("relay has no address")?;
+        println!(
+            "{kind} listening for WebRTC links on {} (POST /offer)",
+            t.addr
+        );
+        print_relay(t, true);
+        smol::future::pending::<()>().await;
+        return Ok(());
+    }
+    let or_port = a.or_port.unwrap_or_else(|| ([127, 0, 0, 1], 9001).into());
     let relay = spawn_relay(or_port, policy).await?;
     let t = relay.relay_target().ok_or("relay has no address")?;
-    println!(
-        "{} listening on {}",
-        if exit { "exit relay" } else { "relay" },
-        t.addr
-    );
+    println!("{kind} listening on {}", t.addr);
+    print_relay(t, false);
+    smol::future::pending::<()>().await;
+    Ok(())
+}
+
+/// A relay on the WebRTC runtime: signalling and UDP at `webrtc`, TLS links too at
+/// `or_port` if given.
+async fn webrtc_relay(
+    webrtc: SocketAddr,
+    or_port: Option<SocketAddr>,
+    policy: Option<ExitPolicy>,
+) -> Result<onionpeer_webrtc::NodeHandle> {
+    use onionpeer_core::node::config::{NodeConfig, Role};
+    let role = if policy.is_some() {
+        Role::EXIT
+    } else {
+        Role::RELAY
+    };
+    let mut node = NodeConfig::new(onionpeer_webrtc::driver::os_seed()?, role, 0);
+    if let Some(p) = policy {
+        node.exit_policy = p;
+    }
+    let listener = match or_port {
+        Some(addr) => {
+            let cert = onionpeer_smol::tls::LinkCert::generate()?;
+            let responder = onionpeer_smol::tls::TlsResponder::new(cert)?;
+            Some(onionpeer_smol::tls::TlsListener::bind(addr, responder).await?)
+        }
+        None => None,
+    };
+    let (signalling, endpoint) = onionpeer_webrtc::driver::bind_webrtc(webrtc).await?;
+    let handle = onionpeer_webrtc::spawn_node(onionpeer_webrtc::DriverConfig {
+        node,
+        listener,
+        endpoint,
+        signalling: Some(signalling),
+        signaller: Arc::new(onionpeer_webrtc::signal::HttpSignaller),
+        dial: onionpeer_webrtc::DialPolicy::AllWebRtc,
+        sign_fingerprint: None,
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(handle)
+}
+
+fn print_relay(t: &RelayTarget, webrtc: bool) {
     println!("fingerprint: {}", t.id);
     println!(
         "ntor key:    {}",
@@ -264,9 +352,11 @@ async fn relay(a: RelayArgs) -> Result<()> {
             onionpeer_core::dir::base64_encode_unpadded(&ed)
         );
     }
-    println!("use it as a hop: onionpeer proxy --hop {}", relay_line(t));
-    smol::future::pending::<()>().await;
-    Ok(())
+    let via = if webrtc { "--webrtc 127.0.0.1:0 " } else { "" };
+    println!(
+        "use it as a hop: onionpeer proxy {via}--hop {}",
+        relay_line(t)
+    );
 }
 
 /// Print how to reach and use a node.

@@ -71,3 +71,30 @@ fn demo_reads_its_config_file() {
     assert!(!out.status.success());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn relay_with_webrtc_serves_its_signalling_endpoint() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = onionpeer()
+        .args(["relay", "--webrtc", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .split_whitespace()
+        .find_map(|w| w.parse::<std::net::SocketAddr>().ok())
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    assert!(first.contains("WebRTC"), "{first}");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"POST /offer HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello")
+        .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    // Not an SDP offer: refused, but by the node's signalling endpoint.
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("Access-Control-Allow-Origin: *"), "{reply}");
+}

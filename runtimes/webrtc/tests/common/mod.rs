@@ -1,0 +1,123 @@
+//! Shared by the WebRTC tests and the throughput bench: a byte source, a 3-relay
+//! WebRTC network, helpers.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use onionpeer_core::node::api::RelayTarget;
+use onionpeer_core::node::config::{NodeConfig, Role};
+use onionpeer_core::node::exit_policy::ExitPolicy;
+use onionpeer_webrtc::driver::{
+    DialPolicy, DriverConfig, NodeHandle, OnionStream, bind_webrtc, os_seed, spawn_node,
+    spawn_relay,
+};
+use onionpeer_webrtc::signal::HttpSignaller;
+use smol::io::AsyncWriteExt;
+use smol::net::TcpListener;
+
+/// Bytes moved by the transfer tests.
+pub const SIZE: usize = 10 << 20;
+
+/// Logs from RUST_LOG, once.
+pub fn init_log() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// 127.0.0.1, any port.
+pub fn any() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// A recognizable byte pattern.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8)
+        .collect()
+}
+
+/// A server that sends `data` to every client, then closes; optionally slowly.
+pub async fn source(data: Arc<Vec<u8>>, pace: Option<Duration>) -> SocketAddr {
+    let l = TcpListener::bind(any()).await.unwrap();
+    let addr = l.local_addr().unwrap();
+    smol::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            let data = data.clone();
+            smol::spawn(async move {
+                for c in data.chunks(64 * 1024) {
+                    if s.write_all(c).await.is_err() {
+                        return;
+                    }
+                    if let Some(p) = pace {
+                        smol::Timer::after(p).await;
+                    }
+                }
+                let _ = s.close().await;
+            })
+            .detach();
+        }
+    })
+    .detach();
+    addr
+}
+
+/// Everything a stream delivers until its clean end.
+pub async fn read_all(s: &mut OnionStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    while let Some(d) = s.read().await.unwrap() {
+        got.extend_from_slice(&d);
+    }
+    got
+}
+
+/// Panics after `secs` seconds: race it against something that must not hang.
+pub async fn give_up<T>(secs: u64, what: &str) -> T {
+    smol::Timer::after(Duration::from_secs(secs)).await;
+    panic!("{what} timed out")
+}
+
+/// Three WebRTC relays, the last an exit to 127.0.0.1.
+pub struct Net {
+    /// Guard, middle, exit.
+    pub relays: Vec<NodeHandle>,
+}
+
+impl Net {
+    /// The three relays as a path.
+    pub fn path(&self) -> Vec<RelayTarget> {
+        self.relays
+            .iter()
+            .map(|r| r.webrtc_target().unwrap().clone())
+            .collect()
+    }
+}
+
+/// Start three WebRTC relays on 127.0.0.1.
+pub async fn network() -> Net {
+    let mut relays = Vec::new();
+    for i in 0..3 {
+        let policy = (i == 2).then(|| "accept 127.0.0.1:*".parse::<ExitPolicy>().unwrap());
+        relays.push(spawn_relay(any(), policy).await.unwrap());
+    }
+    Net { relays }
+}
+
+/// A WebRTC relay whose CERTS sign `fake` instead of its DTLS fingerprint (when given).
+pub async fn spawn_signing(fake: Option<[u8; 32]>) -> NodeHandle {
+    let (signalling, endpoint) = bind_webrtc(any()).await.unwrap();
+    spawn_node(DriverConfig {
+        node: NodeConfig::new(os_seed().unwrap(), Role::RELAY, 0),
+        listener: None,
+        endpoint,
+        signalling: Some(signalling),
+        signaller: Arc::new(HttpSignaller),
+        dial: DialPolicy::AllWebRtc,
+        sign_fingerprint: fake,
+    })
+    .unwrap()
+}
