@@ -232,6 +232,8 @@ impl DhtApp {
                         .collect();
                     closest.iter().all(|r| colluders.contains(&r.id))
                 };
+                let victim = d.hosts.get(me).is_some_and(|e| e.role == HostRole::Victim);
+                let mut missed_honest = None;
                 let (kind, ok) = match pending {
                     Pending::Bootstrap => ("bootstrap", None),
                     Pending::FindNode(key) => {
@@ -239,6 +241,11 @@ impl DhtApp {
                         // lookup's answer is its closest result still a member now (one
                         // that left since it answered does not count against it).
                         let truth = d.closest_members_since(&key, me, 1, started);
+                        let honest = d
+                            .closest_members_since(&key, me, 64, started)
+                            .into_iter()
+                            .find(|(n, _)| d.hosts.get(*n).is_some_and(|e| !is_colluder(e.role)));
+                        missed_honest = honest.map(|(_, id)| !closest.iter().any(|r| r.id == id));
                         let answer = closest.iter().find(|r| {
                             d.by_id(&r.id)
                                 .is_some_and(|n| d.hosts.get(n).is_some_and(|e| e.member))
@@ -293,6 +300,8 @@ impl DhtApp {
                     hops: *hops,
                     ms,
                     captured,
+                    missed_honest,
+                    victim,
                 });
             }
             Event::OrdbCircuitsReady(n) => {

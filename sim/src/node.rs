@@ -206,8 +206,11 @@ impl Directory {
             })
             .filter_map(|(name, e)| Some((name.as_str(), e.peer.as_ref()?.id)))
             .collect();
+        if n > 0 && n < v.len() {
+            v.select_nth_unstable_by_key(n - 1, |(_, id)| key.distance(&Key::from(*id)));
+            v.truncate(n);
+        }
         v.sort_by_key(|(_, id)| key.distance(&Key::from(*id)));
-        v.truncate(n);
         v
     }
 }

@@ -358,6 +358,18 @@ fn render_dht(report: &Report, s: &mut String) {
             let _ = write!(s, "  hops p50 {} p99 {} max {max}", p.p50, p.p99);
         }
         let _ = writeln!(s);
+        let v = |x: &str| c(&format!("lookup/{kind}/victim/{x}"));
+        let victim_n = v("ok") + v("miss") + v("unjudged");
+        if victim_n > 0 {
+            let _ = writeln!(
+                s,
+                "    victims: {victim_n} lookups, ok {}, all-colluder results {}, missing the closest honest peer {} (all peers: {})",
+                v("ok"),
+                v("captured"),
+                v("missed_honest"),
+                c(&format!("lookup/{kind}/missed_honest"))
+            );
+        }
     }
     let rows = [
         ("bootstrap_ms", "ms"),
@@ -447,6 +459,8 @@ pub fn record_metrics(ctx: &HookCtx<'_>, event: &SimEvent, m: &mut Metrics) {
                 hops,
                 ms,
                 captured,
+                missed_honest,
+                victim,
             } => {
                 let verdict = match ok {
                     Some(true) => "ok",
@@ -456,6 +470,18 @@ pub fn record_metrics(ctx: &HookCtx<'_>, event: &SimEvent, m: &mut Metrics) {
                 m.count(&format!("lookup/{kind}/{verdict}"), 1);
                 if *captured {
                     m.count(&format!("lookup/{kind}/captured"), 1);
+                }
+                if *missed_honest == Some(true) {
+                    m.count(&format!("lookup/{kind}/missed_honest"), 1);
+                }
+                if *victim {
+                    m.count(&format!("lookup/{kind}/victim/{verdict}"), 1);
+                    if *captured {
+                        m.count(&format!("lookup/{kind}/victim/captured"), 1);
+                    }
+                    if *missed_honest == Some(true) {
+                        m.count(&format!("lookup/{kind}/victim/missed_honest"), 1);
+                    }
                 }
                 if *kind != "bootstrap" {
                     m.sample(&format!("{kind}_hops"), f64::from(*hops));

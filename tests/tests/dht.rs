@@ -531,3 +531,20 @@ fn ordb_circuits_are_two_hops_and_the_ordb_never_sees_the_asker() {
         .count();
     assert!(listed > 0);
 }
+
+#[test]
+fn dht_circuits_are_not_reported_to_the_application() {
+    // Bootstraps, lookups, registrations, PINGs and ORDB circuits all build (and close)
+    // circuits of the DHT's own: the application owns none of them, so it hears of none.
+    let (mut net, bridge, all) = bootstrapped(8);
+    let t = net.now + Duration::from_secs(20 * 60);
+    net.drive_until(t);
+    for ix in all.iter().copied().chain([bridge]) {
+        assert!(net.node(ix).ordb_circuits() > 0 || ix == bridge);
+        let leaked = net
+            .events_of(ix)
+            .filter(|e| matches!(e, Event::CircuitBuilt(_) | Event::CircuitClosed { .. }))
+            .count();
+        assert_eq!(leaked, 0, "node {ix:?} reported DHT circuits");
+    }
+}
