@@ -67,6 +67,10 @@ pub struct DhtConfig {
     /// joined since, and the peer learns them (Kademlia's bucket refresh, for the buckets
     /// that matter most under churn).
     pub refresh_interval: Duration,
+    /// Verify peers listed in DHT_FOUND answers that would fit a bucket with room, so
+    /// they can enter the table (each costs a circuit and a PING). Off, a table holds
+    /// only the peers asked and those that registered, and lookups miss more often.
+    pub verify_listed: bool,
     /// Closest peers an announcement's DHT_STORE goes to (each passes it on toward the
     /// closest): a record survives its closest holder leaving.
     pub store_replicas: usize,
@@ -94,6 +98,7 @@ impl Default for DhtConfig {
             record_ttl: Duration::from_secs(60 * 60),
             republish_interval: Duration::from_secs(45 * 60),
             refresh_interval: Duration::from_secs(10 * 60),
+            verify_listed: true,
             store_replicas: 3,
             rate_burst: 20,
             rate_per_sec: 2,

@@ -1053,7 +1053,7 @@ impl Node {
     /// Without it a table holds only the peers we asked and those that registered with
     /// us, and sparse buckets leave lookups stuck short of the closest peers.
     fn learn_listed(&mut self, peers: &[PeerRecord]) {
-        let Some(p) = self.peersm.as_ref() else {
+        let Some(p) = self.peersm.as_ref().filter(|p| p.cfg.dht.verify_listed) else {
             return;
         };
         let me = Key::from(p.me.id);
