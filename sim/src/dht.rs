@@ -232,13 +232,44 @@ impl DhtApp {
                         .collect();
                     closest.iter().all(|r| colluders.contains(&r.id))
                 };
+                let victim = d.hosts.get(me).is_some_and(|e| e.role == HostRole::Victim);
+                let mut missed_honest = None;
                 let (kind, ok) = match pending {
                     Pending::Bootstrap => ("bootstrap", None),
                     Pending::FindNode(key) => {
-                        let truth = d.closest_members(&key, me, 1);
-                        let ok = truth
-                            .first()
-                            .map(|(_, id)| closest.first().map(|r| r.id) == Some(*id));
+                        // The closest peer that was a member for the whole lookup; the
+                        // lookup's answer is its closest result still a member now (one
+                        // that left since it answered does not count against it).
+                        let truth = d.closest_members_since(&key, me, 1, started);
+                        let honest = d
+                            .closest_members_since(&key, me, 64, started)
+                            .into_iter()
+                            .find(|(n, _)| d.hosts.get(*n).is_some_and(|e| !is_colluder(e.role)));
+                        missed_honest = honest.map(|(_, id)| !closest.iter().any(|r| r.id == id));
+                        let answer = closest.iter().find(|r| {
+                            d.by_id(&r.id)
+                                .is_some_and(|n| d.hosts.get(n).is_some_and(|e| e.member))
+                        });
+                        let ok = truth.first().map(|(_, id)| {
+                            answer.is_some_and(|r| {
+                                key.distance(&Key::from(r.id)) <= key.distance(&Key::from(*id))
+                            })
+                        });
+                        if ok == Some(false) && std::env::var_os("SIM_DHT_DEBUG").is_some() {
+                            let (tname, tid) = truth[0];
+                            let since = d.hosts[tname].member_since;
+                            let rank = closest.iter().position(|r| r.id == tid);
+                            eprintln!(
+                                "miss find_node {me} t={:.1}s started={:.1}s truth={tname} since={:?} rank={rank:?} first={:?} n={} hops={hops} in_table={} suspicion={}",
+                                now.as_nanos() as f64 / 1e9,
+                                started.as_nanos() as f64 / 1e9,
+                                since.map(|t| t.as_nanos() as f64 / 1e9),
+                                closest.first().and_then(|r| d.by_id(&r.id)),
+                                closest.len(),
+                                node.routing_table().is_some_and(|t| t.get(&tid).is_some()),
+                                node.suspicion(&tid),
+                            );
+                        }
                         ("find_node", ok)
                     }
                     Pending::Store(name) => {
@@ -251,6 +282,15 @@ impl DhtApp {
                             .get(&holder)
                             .is_some_and(|e| e.member && e.peer.as_ref().map(|p| p.id) == Some(id));
                         let found = holders.iter().any(|r: &PeerRecord| r.id == id);
+                        if live && !found && std::env::var_os("SIM_DHT_DEBUG").is_some() {
+                            eprintln!(
+                                "miss find_value {me} t={:.1}s started={:.1}s holder={holder} holders={} closest={} hops={hops}",
+                                now.as_nanos() as f64 / 1e9,
+                                started.as_nanos() as f64 / 1e9,
+                                holders.len(),
+                                closest.len(),
+                            );
+                        }
                         ("find_value", live.then_some(found))
                     }
                 };
@@ -260,6 +300,8 @@ impl DhtApp {
                     hops: *hops,
                     ms,
                     captured,
+                    missed_honest,
+                    victim,
                 });
             }
             Event::OrdbCircuitsReady(n) => {
@@ -267,8 +309,10 @@ impl DhtApp {
                     let mut d = dir.borrow_mut();
                     if let Some(e) = d.hosts.get_mut(me)
                         && e.peer.as_ref().map(|p| p.id) == Some(node.peer_id())
+                        && !e.member
                     {
                         e.member = true;
+                        e.member_since = Some(now);
                     }
                     emit(AppEvent::Bootstrapped {
                         ms: ms_between(started, now),

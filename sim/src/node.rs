@@ -145,6 +145,8 @@ pub struct DirEntry {
     /// A Peersm node that finished a bootstrap and is still up: the simulator's global
     /// knowledge of who a lookup should find.
     pub member: bool,
+    /// When it last became a member (finished a bootstrap while up).
+    pub member_since: Option<Instant>,
 }
 
 /// What every host knows of the others: a consensus that is never stale about who
@@ -154,6 +156,7 @@ pub struct Directory {
     /// Hosts by name.
     pub hosts: BTreeMap<String, DirEntry>,
     by_addr: BTreeMap<SocketAddr, String>,
+    by_peer: BTreeMap<PeerId, String>,
     /// Names announced with a `store` action, and who announced them.
     pub stored: Vec<(HashName, String)>,
 }
@@ -162,7 +165,17 @@ impl Directory {
     /// Add or replace a host.
     pub fn insert(&mut self, name: &str, entry: DirEntry) {
         self.by_addr.insert(entry.addr, name.to_string());
+        if let Some(p) = &entry.peer {
+            self.by_peer.insert(p.id, name.to_string());
+        }
         self.hosts.insert(name.to_string(), entry);
+    }
+
+    /// The name of the host whose (current or past) Peersm id is `id`.
+    pub fn by_id(&self, id: &PeerId) -> Option<&str> {
+        let name = self.by_peer.get(id)?;
+        let e = self.hosts.get(name)?;
+        (e.peer.as_ref().map(|p| p.id) == Some(*id)).then_some(name.as_str())
     }
 
     /// The name of the host at `addr`.
@@ -172,14 +185,32 @@ impl Directory {
 
     /// The DHT members (bootstrapped and up), but `except`, closest to `key` first.
     pub fn closest_members(&self, key: &Key, except: &str, n: usize) -> Vec<(&str, PeerId)> {
+        self.closest_members_since(key, except, n, Instant::FAR_FUTURE)
+    }
+
+    /// The DHT members that are up now and have been members since `since` or earlier
+    /// (but `except`), closest to `key` first: whom a lookup started at `since` and
+    /// ending now can fairly be asked to find.
+    pub fn closest_members_since(
+        &self,
+        key: &Key,
+        except: &str,
+        n: usize,
+        since: Instant,
+    ) -> Vec<(&str, PeerId)> {
         let mut v: Vec<(&str, PeerId)> = self
             .hosts
             .iter()
-            .filter(|(name, e)| e.member && name.as_str() != except)
+            .filter(|(name, e)| {
+                e.member && e.member_since.is_none_or(|t| t <= since) && name.as_str() != except
+            })
             .filter_map(|(name, e)| Some((name.as_str(), e.peer.as_ref()?.id)))
             .collect();
+        if n > 0 && n < v.len() {
+            v.select_nth_unstable_by_key(n - 1, |(_, id)| key.distance(&Key::from(*id)));
+            v.truncate(n);
+        }
         v.sort_by_key(|(_, id)| key.distance(&Key::from(*id)));
-        v.truncate(n);
         v
     }
 }
@@ -375,6 +406,7 @@ impl SimPeer {
             target: None,
             peer: None,
             member: false,
+            member_since: None,
         };
         let peer = if role.is_node() {
             let node_role = match role {
@@ -391,6 +423,10 @@ impl SimPeer {
                 config.role = Role::RELAY;
                 let mut p = PeersmConfig::new(spec.addr);
                 p.bridge = role.is_bridge();
+                // The core keeps a link until a side closes it (no idle-link timeout yet):
+                // a bridge of a 10,000-peer network is dialed by thousands of peers, and
+                // a peer meets hundreds over an hour of lookups.
+                config.limits.max_links = 16_384;
                 config.peersm = Some(p);
             }
             let mut node = Node::new(config, spec.now).expect("node keys from a seed");

@@ -13,6 +13,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use onionpeer_core::crypto::identity::PeerId;
+use onionpeer_core::dht::{Distance, Key};
 use onionpeer_core::node::api::Event;
 
 use crate::node::{Directory, SharedDirectory, SimEvent, SimPeer};
@@ -196,6 +198,90 @@ fn dht_end_state(
             }
         }
     }
+    // How well tables know their neighbourhood (of each peer's 8 closest live peers, how
+    // many its table holds) and how many of their entries are gone (left the network).
+    let live: Vec<PeerId> = honest
+        .iter()
+        .filter(|n| n.routing_table().is_some_and(|t| !t.is_empty()))
+        .map(|n| n.peer_id())
+        .chain(colluders.iter().copied())
+        .collect();
+    let live_set: std::collections::BTreeSet<PeerId> = live.iter().copied().collect();
+    let stride = (honest.len() / 1000).max(1);
+    let mut known = Vec::new();
+    let mut stale = Vec::new();
+    for n in honest.iter().step_by(stride) {
+        let Some(t) = n.routing_table() else { continue };
+        if t.is_empty() {
+            continue;
+        }
+        let me = Key::from(n.peer_id());
+        let mut others: Vec<(Distance, PeerId)> = live
+            .iter()
+            .filter(|id| **id != n.peer_id())
+            .map(|id| (me.distance(&Key::from(*id)), *id))
+            .collect();
+        let k = others.len().min(8);
+        if k > 0 && k < others.len() {
+            others.select_nth_unstable(k - 1);
+        }
+        let hits = others[..k]
+            .iter()
+            .filter(|(_, id)| t.get(id).is_some())
+            .count();
+        known.push(hits as f64);
+        stale.push(t.iter().filter(|e| !live_set.contains(&e.id())).count() as f64);
+    }
+    if std::env::var_os("SIM_DHT_DEBUG").is_some() {
+        for (name, host) in world.hosts() {
+            let Some(n) = host.node() else { continue };
+            if n.routing_table().is_none_or(|t| t.is_empty()) {
+                continue;
+            }
+            let id = n.peer_id();
+            let by = honest
+                .iter()
+                .filter(|o| o.routing_table().is_some_and(|t| t.get(&id).is_some()))
+                .count();
+            let sus = honest.iter().filter(|o| o.suspicion(&id) > 0).count();
+            let me = Key::from(id);
+            let mut others: Vec<(Distance, String, bool)> = world
+                .hosts()
+                .filter_map(|(nm, h)| {
+                    let o = h.node()?;
+                    if o.routing_table().is_none_or(|t| t.is_empty()) || o.peer_id() == id {
+                        return None;
+                    }
+                    let oid = o.peer_id();
+                    Some((
+                        me.distance(&Key::from(oid)),
+                        nm.to_string(),
+                        n.routing_table().is_some_and(|t| t.get(&oid).is_some()),
+                    ))
+                })
+                .collect();
+            others.sort();
+            let t = n.routing_table().expect("table");
+            let missing: Vec<String> = others
+                .iter()
+                .take(8)
+                .filter(|o| !o.2)
+                .map(|o| {
+                    let b = 159
+                        - o.0
+                            .0
+                            .iter()
+                            .position(|x| *x != 0)
+                            .map_or(160, |i| i * 8 + o.0.0[i].leading_zeros() as usize);
+                    format!("{}@b{}({})", o.1, b, t.bucket(b as u8).len())
+                })
+                .collect();
+            eprintln!(
+                "known {name} by {by} suspected_by {sus} table {} missing {missing:?}",
+                n.routing_table().map_or(0, |t| t.len())
+            );
+        }
+    }
     let (table_host, node) = table_host?;
     let table = node.routing_table()?;
     let buckets = (0..=159u8)
@@ -227,6 +313,8 @@ fn dht_end_state(
         samples: vec![
             ("ordb_circuits_per_peer".into(), ordb),
             ("routing_table_size".into(), sizes),
+            ("neighbours_known_of_8".into(), known),
+            ("stale_table_entries".into(), stale),
         ],
         table_text: table.render(now),
         table_host,
@@ -270,6 +358,18 @@ fn render_dht(report: &Report, s: &mut String) {
             let _ = write!(s, "  hops p50 {} p99 {} max {max}", p.p50, p.p99);
         }
         let _ = writeln!(s);
+        let v = |x: &str| c(&format!("lookup/{kind}/victim/{x}"));
+        let victim_n = v("ok") + v("miss") + v("unjudged");
+        if victim_n > 0 {
+            let _ = writeln!(
+                s,
+                "    victims: {victim_n} lookups, ok {}, all-colluder results {}, missing the closest honest peer {} (all peers: {})",
+                v("ok"),
+                v("captured"),
+                v("missed_honest"),
+                c(&format!("lookup/{kind}/missed_honest"))
+            );
+        }
     }
     let rows = [
         ("bootstrap_ms", "ms"),
@@ -277,6 +377,8 @@ fn render_dht(report: &Report, s: &mut String) {
         ("find_value_ms", "ms"),
         ("ordb_circuits_per_peer", ""),
         ("routing_table_size", ""),
+        ("neighbours_known_of_8", ""),
+        ("stale_table_entries", ""),
     ];
     write_percentiles(s, report, &rows, "  ", 23, 8);
     if c("colluders") > 0 {
@@ -357,6 +459,8 @@ pub fn record_metrics(ctx: &HookCtx<'_>, event: &SimEvent, m: &mut Metrics) {
                 hops,
                 ms,
                 captured,
+                missed_honest,
+                victim,
             } => {
                 let verdict = match ok {
                     Some(true) => "ok",
@@ -366,6 +470,18 @@ pub fn record_metrics(ctx: &HookCtx<'_>, event: &SimEvent, m: &mut Metrics) {
                 m.count(&format!("lookup/{kind}/{verdict}"), 1);
                 if *captured {
                     m.count(&format!("lookup/{kind}/captured"), 1);
+                }
+                if *missed_honest == Some(true) {
+                    m.count(&format!("lookup/{kind}/missed_honest"), 1);
+                }
+                if *victim {
+                    m.count(&format!("lookup/{kind}/victim/{verdict}"), 1);
+                    if *captured {
+                        m.count(&format!("lookup/{kind}/victim/captured"), 1);
+                    }
+                    if *missed_honest == Some(true) {
+                        m.count(&format!("lookup/{kind}/victim/missed_honest"), 1);
+                    }
                 }
                 if *kind != "bootstrap" {
                     m.sample(&format!("{kind}_hops"), f64::from(*hops));

@@ -101,6 +101,11 @@ pub enum AppEvent {
         ms: f64,
         /// Its result set is all colluders.
         captured: bool,
+        /// Its result set misses the closest honest member (FIND_NODE; `None`: not
+        /// judged).
+        missed_honest: Option<bool>,
+        /// The asker is a `victim` (bootstrapped through a colluding bridge).
+        victim: bool,
     },
 }
 

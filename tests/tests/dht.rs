@@ -21,9 +21,21 @@ fn harness_addr(ix: usize) -> SocketAddr {
 }
 
 fn add_peer(net: &mut Network, n: &mut usize, name: &str, bridge: bool) -> NodeIx {
+    add_peer_with(net, n, name, bridge, true)
+}
+
+/// `verify_listed` off keeps links sparse: a peer then dials only the peers it asks.
+fn add_peer_with(
+    net: &mut Network,
+    n: &mut usize,
+    name: &str,
+    bridge: bool,
+    verify_listed: bool,
+) -> NodeIx {
     let mut cfg = NodeConfig::new([0; 32], Role::RELAY, 0);
     let mut p = PeersmConfig::new(harness_addr(*n));
     p.bridge = bridge;
+    p.dht.verify_listed = verify_listed;
     cfg.peersm = Some(p);
     *n += 1;
     let ix = net.add_node(name, cfg);
@@ -92,13 +104,17 @@ fn true_closest(net: &Network, all: &[NodeIx], target: PeerId, n: usize) -> Vec<
 /// A bridge and `peers` peers, each bootstrapped through the bridge, then a second
 /// round in which each refreshes its place (the network grew after the early ones).
 fn bootstrapped(peers: usize) -> (Network, NodeIx, Vec<NodeIx>) {
+    bootstrapped_with(peers, true)
+}
+
+fn bootstrapped_with(peers: usize, verify_listed: bool) -> (Network, NodeIx, Vec<NodeIx>) {
     let mut net = Network::new();
     let mut n = 0;
-    let bridge = add_peer(&mut net, &mut n, "bridge", true);
+    let bridge = add_peer_with(&mut net, &mut n, "bridge", true, verify_listed);
     let bridge_target = net.target(bridge);
     let mut all = Vec::new();
     for i in 0..peers {
-        let ix = add_peer(&mut net, &mut n, &format!("peer{i}"), false);
+        let ix = add_peer_with(&mut net, &mut n, &format!("peer{i}"), false, verify_listed);
         all.push(ix);
         query(
             &mut net,
@@ -417,7 +433,9 @@ fn requests_over_the_rate_limit_are_dropped_and_lookups_still_end() {
 
 #[test]
 fn ordb_circuits_are_two_hops_and_the_ordb_never_sees_the_asker() {
-    let (mut net, bridge, all) = bootstrapped(16);
+    // Verifying listed peers links nearly every pair of a 16-peer network; without it
+    // some ORDBs have no link to their asker, which is what shows they only see P1.
+    let (mut net, bridge, all) = bootstrapped_with(16, false);
     let mut by_id = std::collections::BTreeMap::new();
     for &ix in all.iter().chain([&bridge]) {
         by_id.insert(id_of(&net, ix), ix);
@@ -530,4 +548,21 @@ fn ordb_circuits_are_two_hops_and_the_ordb_never_sees_the_asker() {
         .filter(|e| matches!(e, Event::OrdbAnswered { query, peers, .. } if *query == q && !peers.is_empty()))
         .count();
     assert!(listed > 0);
+}
+
+#[test]
+fn dht_circuits_are_not_reported_to_the_application() {
+    // Bootstraps, lookups, registrations, PINGs and ORDB circuits all build (and close)
+    // circuits of the DHT's own: the application owns none of them, so it hears of none.
+    let (mut net, bridge, all) = bootstrapped(8);
+    let t = net.now + Duration::from_secs(20 * 60);
+    net.drive_until(t);
+    for ix in all.iter().copied().chain([bridge]) {
+        assert!(net.node(ix).ordb_circuits() > 0 || ix == bridge);
+        let leaked = net
+            .events_of(ix)
+            .filter(|e| matches!(e, Event::CircuitBuilt(_) | Event::CircuitClosed { .. }))
+            .count();
+        assert_eq!(leaked, 0, "node {ix:?} reported DHT circuits");
+    }
 }

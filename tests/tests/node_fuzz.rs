@@ -35,18 +35,24 @@ use onionpeer_core::cells::relay::{
     Begin, BeginDir, Connected, Data, DropMsg, End, EndReason, Extend2, Extended2, Host, LinkSpec,
     MAX_DATA_LEN, RelayCell, RelayMsg, Sendme, StreamId, Truncate, Truncated,
 };
+use onionpeer_core::cells::relay::{
+    DbFindPeer, DbFoundPeer, DhtFindNode, DhtFindValue, DhtFound, DhtPing, DhtStore, FoundKind,
+    HashName, PeerRecord, Progress,
+};
 use onionpeer_core::crypto::handshake::{
     CircuitKeys, FastClientState, NtorClientState, NtorPublicKey, fast_client_create_fixed,
     ntor_client_create_fixed,
 };
 use onionpeer_core::crypto::identity::PeerId;
 use onionpeer_core::crypto::relay::{ClientCircuitCrypto, HopNum};
+use onionpeer_core::dht::{K, Key, NUM_BUCKETS};
 use onionpeer_core::node::Node;
+use onionpeer_core::node::api::{BootstrapVia, Command};
 use onionpeer_core::node::api::{
     CircuitHandle, ConnId, ConnectTarget, Event, FirstHop, Input, LinkBinding, Output, RelayTarget,
     StreamHandle, StreamTarget,
 };
-use onionpeer_core::node::config::{Limits, NodeConfig, Role};
+use onionpeer_core::node::config::{Limits, NodeConfig, PeersmConfig, Role};
 use onionpeer_core::node::exit_policy::ExitPolicy;
 
 // ---- the fuzzer's bytes as a stream of choices ---------------------------------------
@@ -210,6 +216,36 @@ fn check_census(node: &Node) {
         exits <= l.max_circuits * l.max_streams_per_circuit,
         "exit streams {exits}"
     );
+}
+
+/// A Peersm node's tables stay within their configured bounds.
+fn check_dht(node: &Node) {
+    let Some(cfg) = node.config().peersm.as_ref() else {
+        return;
+    };
+    let table = node.routing_table().expect("a peer has a table");
+    assert!(table.len() <= NUM_BUCKETS * K, "table {}", table.len());
+    for b in 0..NUM_BUCKETS as u8 {
+        assert!(table.bucket(b).len() <= K, "bucket {b}");
+    }
+    assert!(
+        table.iter().all(|e| e.id() != table.local_id()),
+        "the node is in its own table"
+    );
+    let store = node.record_store().expect("a peer has a store");
+    assert!(
+        store.len() <= cfg.dht.max_records,
+        "records {} > {}",
+        store.len(),
+        cfg.dht.max_records
+    );
+    assert!(
+        store
+            .iter()
+            .all(|(_, h)| h.len() <= cfg.dht.max_holders_per_record),
+        "holders per record"
+    );
+    assert!(node.ordb_circuits() <= cfg.ordb_circuits, "ORDB circuits");
 }
 
 fn check_streams(node: &Node, streams: &[StreamHandle]) {
@@ -463,7 +499,10 @@ fn link_specs(c: &mut Choices, known: &[RelayTarget]) -> Vec<LinkSpec> {
 }
 
 /// A well-formed relay message with arbitrary fields.
-fn relay_msg(c: &mut Choices, last_tag: [u8; 20], known: &[RelayTarget]) -> RelayMsg {
+fn relay_msg(c: &mut Choices, last_tag: [u8; 20], known: &[RelayTarget], dht: bool) -> RelayMsg {
+    if dht && c.bool() {
+        return dht_msg(c, known);
+    }
     match c.u8() % 14 {
         0 => Begin {
             host: match c.u8() % 3 {
@@ -511,13 +550,90 @@ fn relay_msg(c: &mut Choices, last_tag: [u8; 20], known: &[RelayTarget]) -> Rela
     }
 }
 
+/// A PEER record: often one of the known relays (or the node itself), sometimes anything.
+fn peer_record(c: &mut Choices, known: &[RelayTarget]) -> PeerRecord {
+    let (id, addr, ntor) = match c.pick(known) {
+        Some(t) if c.bool() => (t.id, t.addr, t.ntor_key),
+        _ => (
+            PeerId(c.array()),
+            SocketAddr::new(ip(c), c.u16()),
+            c.array(),
+        ),
+    };
+    let modulus_len = 1 + c.below(160);
+    PeerRecord {
+        id,
+        ip: addr.ip(),
+        port: addr.port(),
+        modulus: (0..modulus_len).map(|_| c.u8()).collect(),
+        ntor_key: c.bool().then_some(ntor),
+    }
+}
+
+/// A hash_name: one of a few (so STOREs pile up on the same names) or anything.
+fn hash_name(c: &mut Choices) -> HashName {
+    let bytes = if c.bool() {
+        vec![b'n', c.u8() % 4]
+    } else {
+        c.bytes(60)
+    };
+    HashName::new(&bytes).unwrap_or_else(|_| HashName::new(b"x").expect("short name"))
+}
+
+/// A well-formed Peersm DHT message with arbitrary (hostile) fields: requests the node
+/// serves, and answers it never asked for or asked for on another stream.
+fn dht_msg(c: &mut Choices, known: &[RelayTarget]) -> RelayMsg {
+    match c.u8() % 9 {
+        0 => DhtPing { reply: c.bool() }.into(),
+        1 => DhtFindNode {
+            target: PeerId(c.array()),
+            modulus: (0..1 + c.below(140)).map(|_| c.u8()).collect(),
+        }
+        .into(),
+        2 => DhtFindValue {
+            hash_name: hash_name(c),
+        }
+        .into(),
+        3 | 4 => DhtStore {
+            hash_name: hash_name(c),
+            peer: peer_record(c, known),
+            progress: [
+                Progress::Quarter,
+                Progress::Half,
+                Progress::ThreeQuarters,
+                Progress::Full,
+            ][c.below(4)],
+        }
+        .into(),
+        5 => DbFindPeer {
+            peer: peer_record(c, known),
+        }
+        .into(),
+        6 => DbFoundPeer {
+            peer: peer_record(c, known),
+        }
+        .into(),
+        _ => DhtFound {
+            kind: if c.bool() {
+                FoundKind::CloserNodes
+            } else {
+                FoundKind::Holders
+            },
+            peers: (0..c.below(4)).map(|_| peer_record(c, known)).collect(),
+        }
+        .into(),
+    }
+}
+
 /// A well-formed but hostile channel cell for `peer`'s link, with arbitrary fields.
-/// RELAY cells on circuits the fuzzer opened are correctly encrypted.
+/// RELAY cells on circuits the fuzzer opened are correctly encrypted; with `dht`, many
+/// of them carry Peersm DHT messages.
 fn hostile_cell(
     c: &mut Choices,
     peer: &mut Peer,
     node_ntor: &NtorPublicKey,
     known: &[RelayTarget],
+    dht: bool,
 ) -> Option<Vec<u8>> {
     let has_open = peer
         .circs
@@ -631,7 +747,7 @@ fn hostile_cell(
                 return None;
             };
             let tag = *last_tag;
-            let msg = relay_msg(c, tag, known);
+            let msg = relay_msg(c, tag, known, dht);
             let sid = match c.u8() % 4 {
                 0 => None,
                 1 => StreamId::new(c.u16()),
@@ -742,6 +858,8 @@ struct Solo {
     peers: BTreeMap<ConnId, Peer>,
     circuits: Vec<CircuitHandle>,
     streams: Vec<StreamHandle>,
+    /// The node is a Peersm peer: hostile relay cells carry DHT messages too.
+    dht: bool,
 }
 
 impl Solo {
@@ -752,6 +870,7 @@ impl Solo {
         ));
         let mut known = fake_targets();
         known.push(me.clone());
+        let node_is_peer = node.peer_record().is_some();
         let mut s = Solo {
             ntor: ntor_of(&me),
             now: node.now(),
@@ -760,6 +879,7 @@ impl Solo {
             peers: BTreeMap::new(),
             circuits: Vec::new(),
             streams: Vec::new(),
+            dht: node_is_peer,
         };
         s.after();
         s
@@ -787,6 +907,7 @@ impl Solo {
         }
         check_census(&self.node);
         check_streams(&self.node, &self.streams);
+        check_dht(&self.node);
     }
 
     fn pull(&mut self, conn: ConnId) {
@@ -829,7 +950,7 @@ impl Solo {
                     _ => self.conn(c),
                 };
                 let mut peer = self.peers.remove(&conn).unwrap_or_else(Peer::link);
-                if let Some(bytes) = hostile_cell(c, &mut peer, &self.ntor, &self.known) {
+                if let Some(bytes) = hostile_cell(c, &mut peer, &self.ntor, &self.known, self.dht) {
                     // Sometimes split the cell across two inputs.
                     let cut = if c.bool() {
                         c.below(bytes.len() + 1)
@@ -1064,10 +1185,11 @@ fn report(s: &Solo) {
             })
             .sum::<usize>();
         eprintln!(
-            "census {:?} peer-open-circs {open} circuits {} streams {} counters {:?}",
+            "census {:?} peer-open-circs {open} circuits {} streams {} records {:?} counters {:?}",
             s.node.census(),
             s.circuits.len(),
             s.streams.len(),
+            s.node.record_store().map(|r| r.len()),
             s.node.counters()
         );
     }
@@ -1147,24 +1269,88 @@ fn client_case(node: Node, input: &[u8]) {
                     .pick(&s.streams)
                     .copied()
                     .unwrap_or(StreamHandle(u64::from(c.u8())));
-                let _ = s
-                    .node
-                    .command(now, onionpeer_core::node::api::Command::CloseStream(st));
+                let _ = s.node.command(now, Command::CloseStream(st));
             }
             _ => {
                 let h = c
                     .pick(&s.circuits)
                     .copied()
                     .unwrap_or(CircuitHandle(u64::from(c.u8())));
-                let _ = s
-                    .node
-                    .command(now, onionpeer_core::node::api::Command::CloseCircuit(h));
+                let _ = s.node.command(now, Command::CloseCircuit(h));
             }
         }
         s.after();
     }
     s.pull_everything();
     report(&s);
+}
+
+/// A Peersm peer (a relay with the DHT): the fuzzer's circuits to it carry hostile DHT
+/// requests and unasked-for answers, and the application drives bootstraps, lookups,
+/// stores and ORDB requests that dial the fuzzer's fake peers.
+fn peer_case(node: Node, input: &[u8]) {
+    let mut s = Solo::new(node);
+    let mut c = Choices::new(input, RUN_CHOICES);
+    while !c.done() {
+        let op = weighted(c.u8(), 18);
+        if s.common_op(op, &mut c) {
+            continue;
+        }
+        let now = s.tick(&mut c);
+        match op {
+            12 => {
+                let binding = LinkBinding {
+                    local: [1; 32],
+                    remote: c.array(),
+                };
+                let remote = c.bool().then(|| SocketAddr::new(ip(&mut c), c.u16()));
+                if let Ok(conn) = s.node.accept_link(now, remote, binding) {
+                    s.peers.insert(conn, Peer::link());
+                }
+            }
+            13..=16 => s.guided(&mut c),
+            _ => {
+                let cmd = match c.u8() % 6 {
+                    0 => Command::Bootstrap {
+                        via: match c.pick(&s.known).cloned() {
+                            Some(t) if c.bool() => BootstrapVia::Bridge(t),
+                            _ => BootstrapVia::Peer(peer_record(&mut c, &s.known)),
+                        },
+                    },
+                    1 | 2 => Command::FindNode(Key(c.array())),
+                    3 => Command::FindValue(hash_name(&mut c)),
+                    4 => Command::Store {
+                        hash_name: hash_name(&mut c),
+                        progress: Progress::Full,
+                    },
+                    _ => Command::AskOrdbs(c.bool().then(|| hash_name(&mut c))),
+                };
+                let _ = s.node.command(now, cmd);
+            }
+        }
+        s.after();
+    }
+    s.pull_everything();
+    report(&s);
+}
+
+/// A peer's config: small limits and small DHT bounds, so the fuzzer reaches them.
+fn peer_config(seed: u8) -> NodeConfig {
+    let mut c = config(seed, Role::RELAY);
+    let mut p = PeersmConfig::new(SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        9001,
+    ));
+    p.dht.max_records = 4;
+    p.dht.max_holders_per_record = 2;
+    p.dht.rate_burst = 4;
+    p.dht.rate_max_peers = 4;
+    p.max_requests = 6;
+    p.max_queries = 3;
+    p.max_registered = 3;
+    p.ordb_circuits = 2;
+    c.peersm = Some(p);
+    c
 }
 
 /// Bolero inputs for one node: the node is made once per input (RSA keygen dominates),
@@ -1187,6 +1373,17 @@ fn relay_node_survives_hostile_peers() {
 #[test]
 fn client_node_survives_hostile_peers() {
     fuzz_one_node(Role::CLIENT, client_case);
+}
+
+#[test]
+fn peer_node_survives_hostile_dht_peers() {
+    bolero::check!()
+        .with_max_len(4096)
+        .with_iterations(100)
+        .for_each(|input: &[u8]| {
+            let node = Node::new(peer_config(5), Instant::ZERO).expect("node");
+            peer_case(node, input);
+        });
 }
 
 // ---- two real nodes, the fuzzer damaging the wire between them -----------------------

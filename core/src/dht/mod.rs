@@ -62,6 +62,18 @@ pub struct DhtConfig {
     /// A kept STORE is due to be sent on again this long after it was stored or last sent
     /// (shorter than `record_ttl`, so the closest nodes keep it alive).
     pub republish_interval: Duration,
+    /// A bootstrapped peer looks up its own id again this often (jittered down to half),
+    /// registering with the peers it meets: the neighbourhood then learns peers that
+    /// joined since, and the peer learns them (Kademlia's bucket refresh, for the buckets
+    /// that matter most under churn).
+    pub refresh_interval: Duration,
+    /// Verify peers listed in DHT_FOUND answers that would fit a bucket with room, so
+    /// they can enter the table (each costs a circuit and a PING). Off, a table holds
+    /// only the peers asked and those that registered, and lookups miss more often.
+    pub verify_listed: bool,
+    /// Closest peers an announcement's DHT_STORE goes to (each passes it on toward the
+    /// closest): a record survives its closest holder leaving.
+    pub store_replicas: usize,
     /// Rate limiting: requests a peer may send in a burst.
     pub rate_burst: u32,
     /// Rate limiting: requests per second a peer may sustain.
@@ -85,6 +97,9 @@ impl Default for DhtConfig {
             max_holders_per_record: 16,
             record_ttl: Duration::from_secs(60 * 60),
             republish_interval: Duration::from_secs(45 * 60),
+            refresh_interval: Duration::from_secs(10 * 60),
+            verify_listed: true,
+            store_replicas: 3,
             rate_burst: 20,
             rate_per_sec: 2,
             rate_max_peers: 1024,

@@ -228,8 +228,10 @@ impl Node {
                 self.timers.remove(&(at, Timer::Circuit(key)));
             }
             let handle = c.handle;
-            self.emit(Event::CircuitBuilt(handle));
-            self.on_dht_circuit_built(key);
+            // The DHT's own circuits are not the application's: no event for them.
+            if !self.on_dht_circuit_built(key) {
+                self.emit(Event::CircuitBuilt(handle));
+            }
             self.on_ordb_circuit_built(key);
             self.on_download_circuit_built(key);
             return;
@@ -806,11 +808,12 @@ impl Node {
                 for (_, s) in c.streams {
                     self.stream_gone(s, crate::cells::relay::EndReason::DESTROY);
                 }
-                self.emit(Event::CircuitClosed {
-                    circuit: c.handle,
-                    reason,
-                });
-                self.on_dht_circuit_closed(key);
+                if !self.on_dht_circuit_closed(key) {
+                    self.emit(Event::CircuitClosed {
+                        circuit: c.handle,
+                        reason,
+                    });
+                }
                 self.on_ordb_circuit_gone(key);
                 self.on_download_circuit_closed(key);
             }

@@ -61,6 +61,10 @@ const SUSPECT_MARGIN: usize = 3;
 const MAX_SUSPECTS: usize = 1024;
 /// Records heard of in DHT_FOUND answers kept as ORDB candidates at most.
 const MAX_HEARD: usize = 64;
+/// Times a bootstrap asks its bridge again when the peer it gave never answered.
+const BRIDGE_RETRIES: u8 = 3;
+/// DHT_STOREs handed to a newcomer to our table at most (see `hand_over_records`).
+const MAX_HANDOVER: usize = 32;
 
 /// What one of our requests was for.
 #[derive(Debug, Clone)]
@@ -113,6 +117,8 @@ enum Purpose {
     User,
     Value(HashName),
     Bootstrap,
+    /// The periodic lookup of our own id (`DhtConfig::refresh_interval`).
+    Refresh,
     Store(HashName, Progress),
 }
 
@@ -150,6 +156,11 @@ pub(super) struct PeersmState {
     /// `max_records`).
     announced: BTreeMap<HashName, Progress>,
     next_announce: Option<Instant>,
+    /// When the next refresh lookup of our own id is due (once bootstrapped).
+    next_refresh: Option<Instant>,
+    /// The bridge of the running bootstrap, its query and the retries made: a peer the
+    /// bridge handed out may have left, and a bootstrap that met nobody asks again.
+    bridge_tries: Option<(PeerRecord, u64, u8)>,
     next_query: u64,
     tick_at: Option<Instant>,
 }
@@ -181,6 +192,8 @@ impl PeersmState {
             bootstrapped: false,
             announced: BTreeMap::new(),
             next_announce: None,
+            next_refresh: None,
+            bridge_tries: None,
             next_query: 1,
             tick_at: None,
         }
@@ -391,6 +404,7 @@ impl Node {
                         ntor_key: Some(t.ntor_key),
                     };
                     let msg = DbFindPeer { peer: p.me.clone() }.into();
+                    p.bridge_tries = Some((bridge.clone(), q, 0));
                     if !self.dht_send(&bridge, msg, ReqKind::FindPeer { query: q }) {
                         return Err(CommandError::Limit);
                     }
@@ -511,17 +525,13 @@ impl Node {
                             }
                         },
                     };
-                    let bootstrap = matches!(
+                    let joining = matches!(
                         self.peersm.as_ref().and_then(|p| p.queries.get(&q)),
                         Some(Query {
-                            purpose: Purpose::Bootstrap,
+                            purpose: Purpose::Bootstrap | Purpose::Refresh,
                             ..
                         })
                     );
-                    let fresh = self
-                        .peersm
-                        .as_ref()
-                        .is_some_and(|p| !p.circs.contains_key(&rec.id));
                     if !self.dht_send(&rec, msg, ReqKind::Lookup { query: q }) {
                         if let Some(query) =
                             self.peersm.as_mut().and_then(|p| p.queries.get_mut(&q))
@@ -530,9 +540,11 @@ impl Node {
                         }
                         continue;
                     }
-                    if bootstrap && fresh {
+                    if joining {
                         // "Each peer connected to A adds A in its routing table": ask
-                        // it to register (it verifies us before it does).
+                        // it to register (it verifies us before it does; one that knows
+                        // us already does nothing). Every peer a bootstrap or refresh
+                        // meets, as those are the peers closest to us.
                         let me = self.peersm.as_ref().map(|p| p.me.clone());
                         if let Some(me) = me {
                             self.dht_send(&rec, DbFindPeer { peer: me }.into(), ReqKind::Register);
@@ -576,6 +588,28 @@ impl Node {
         }
         let l = &query.lookup;
         let closest: Vec<PeerRecord> = l.closest().into_iter().cloned().collect();
+        if matches!(query.purpose, Purpose::Bootstrap)
+            && closest.is_empty()
+            && let Some((bridge, bq, tries)) = p.bridge_tries.clone()
+            && bq == q
+            && tries < BRIDGE_RETRIES
+        {
+            // The peer the bridge gave us did not answer (it may have left): ask the
+            // bridge for another under the same query.
+            p.bridge_tries = Some((bridge.clone(), q, tries + 1));
+            let msg = DbFindPeer { peer: p.me.clone() }.into();
+            if self.dht_send(&bridge, msg, ReqKind::FindPeer { query: q }) {
+                return;
+            }
+            let Some(p) = self.peersm.as_mut() else {
+                return;
+            };
+            p.bridge_tries = None;
+        }
+        let Some(p) = self.peersm.as_mut() else {
+            return;
+        };
+        let l = &query.lookup;
         // The seed's "Security" hint, made precise: a peer that listed nobody closer to
         // the target than itself although the lookup found SUSPECT_MARGIN answering peers
         // closer than it is hiding them (an honest table knows its neighbourhood). The
@@ -637,8 +671,10 @@ impl Node {
         }
         match query.purpose {
             Purpose::Bootstrap => {
+                let jitter = self.refresh_jitter();
                 if let Some(p) = self.peersm.as_mut() {
                     p.bootstrapped = true;
+                    p.next_refresh = Some(self.now + jitter);
                 }
                 self.fill_ordbs();
                 let n = self.ordb_circuits_promised();
@@ -646,16 +682,23 @@ impl Node {
             }
             Purpose::Store(name, progress) => {
                 let me = self.peersm.as_ref().map(|p| p.me.clone());
-                if let (Some(first), Some(me)) = (closest.first(), me) {
-                    let msg = DhtStore {
+                let replicas = self
+                    .peersm
+                    .as_ref()
+                    .map_or(1, |p| p.cfg.dht.store_replicas.max(1));
+                if let Some(me) = me {
+                    let msg: RelayMsg = DhtStore {
                         hash_name: name,
                         peer: me,
                         progress,
-                    };
-                    self.dht_send_oneway(first, msg.into());
+                    }
+                    .into();
+                    for r in closest.iter().take(replicas) {
+                        self.dht_send_oneway(r, msg.clone());
+                    }
                 }
             }
-            Purpose::User | Purpose::Value(_) => {}
+            Purpose::User | Purpose::Value(_) | Purpose::Refresh => {}
         }
         self.close_idle_circuits();
     }
@@ -800,38 +843,42 @@ impl Node {
 
     // ---- circuit hooks -----------------------------------------------------------------
 
-    pub(super) fn on_dht_circuit_built(&mut self, key: CircKey) {
+    /// A client circuit is built; true if it is one of the DHT's own (lookup or ORDB)
+    /// circuits, which the application never sees.
+    pub(super) fn on_dht_circuit_built(&mut self, key: CircKey) -> bool {
         let Some(p) = self.peersm.as_mut() else {
-            return;
+            return false;
         };
         if let Some(c) = p.ordbs.get_mut(&key) {
             c.built = true;
             let queued = core::mem::take(&mut c.queued);
             let hop = match self.circuits.get(&key) {
                 Some(Circuit::Client(c)) => c.last_hop(),
-                _ => return,
+                _ => return true,
             };
             for cell in queued {
                 self.send_relay_outbound(key, hop, &cell, false);
             }
-            return;
+            return true;
         }
         let Some(peer) = p.by_circ.get(&key).copied() else {
-            return;
+            return false;
         };
         let Some(c) = p.circs.get_mut(&peer) else {
-            return;
+            return true;
         };
         c.built = true;
         let queued = core::mem::take(&mut c.queued);
         for cell in queued {
             self.send_on(&peer, key, cell);
         }
+        true
     }
 
-    pub(super) fn on_dht_circuit_closed(&mut self, key: CircKey) {
+    /// A client circuit closed; true if it was one of the DHT's own circuits.
+    pub(super) fn on_dht_circuit_closed(&mut self, key: CircKey) -> bool {
         let Some(p) = self.peersm.as_mut() else {
-            return;
+            return false;
         };
         if let Some(c) = p.ordbs.remove(&key) {
             // One that never got built: its ORDB candidate may be gone or lying about its
@@ -842,7 +889,7 @@ impl Node {
         } else if let Some(peer) = p.by_circ.remove(&key) {
             p.circs.remove(&peer);
         } else {
-            return;
+            return false;
         }
         let failed: Vec<(CircKey, StreamId)> = p
             .requests
@@ -854,6 +901,7 @@ impl Node {
                 self.dht_request_failed(r.peer, r.kind);
             }
         }
+        true
     }
 
     /// A request of ours got no answer (timeout, circuit failed).
@@ -873,11 +921,14 @@ impl Node {
                     q.lookup.on_failure(&peer);
                     self.drive_query(query);
                 }
+                self.check_alive(&peer);
             }
             ReqKind::Ping => {
                 let Some(p) = self.peersm.as_mut() else {
                     return;
                 };
+                // A bridge stops handing out a peer that is gone.
+                p.registered.retain(|r| r.id != peer);
                 if matches!(
                     p.table.on_ping_result(&peer, false, now),
                     PingOutcome::Evicted { .. }
@@ -957,6 +1008,7 @@ impl Node {
                 let closer = req.closer;
                 let mut closer_now = closer;
                 p.hear(&m.peers);
+                let learn = m.kind == FoundKind::CloserNodes;
                 if let Some(query) = p.queries.get_mut(&q) {
                     let t = query.lookup.target();
                     let own = t.distance(&Key::from(peer));
@@ -979,6 +1031,11 @@ impl Node {
                 }
                 if done {
                     p.requests.remove(&(key, sid));
+                }
+                if learn {
+                    self.learn_listed(&m.peers);
+                }
+                if done {
                     self.dht_heard_from(record.clone(), now);
                     if let Some(first) = record {
                         self.mark_ordb(first, q);
@@ -1027,14 +1084,141 @@ impl Node {
         if p.suspected(&rec.id) {
             return;
         }
-        if let InsertResult::Pending { ping } = p.table.insert_or_update(rec, now) {
-            // A full bucket: its least recently seen peer must answer a PING to stay.
-            if let Some(e) = p.table.get(&ping) {
-                let r = e.record.clone();
-                p.table.ping_sent(&ping, now);
-                self.send_ping(&r, ReqKind::Ping);
+        match p.table.insert_or_update(rec.clone(), now) {
+            InsertResult::Pending { ping } => {
+                // A full bucket: its least recently seen peer must answer a PING to stay.
+                if let Some(e) = p.table.get(&ping) {
+                    let r = e.record.clone();
+                    p.table.ping_sent(&ping, now);
+                    self.send_ping(&r, ReqKind::Ping);
+                }
+            }
+            InsertResult::Inserted => self.hand_over_records(&rec),
+            _ => {}
+        }
+    }
+
+    /// Peers a DHT_FOUND listed that would fit a bucket of ours with room: verify them
+    /// (our own circuit and PING, as for a registration) so they can enter the table.
+    /// Without it a table holds only the peers we asked and those that registered with
+    /// us, and sparse buckets leave lookups stuck short of the closest peers.
+    fn learn_listed(&mut self, peers: &[PeerRecord]) {
+        let Some(p) = self.peersm.as_ref().filter(|p| p.cfg.dht.verify_listed) else {
+            return;
+        };
+        let me = Key::from(p.me.id);
+        let fresh: Vec<PeerRecord> = peers
+            .iter()
+            .filter(|r| !r.modulus.is_empty() && p.table.get(&r.id).is_none())
+            .filter(|r| {
+                crate::dht::bucket_index(&me, &Key::from(r.id))
+                    .is_some_and(|b| p.table.bucket(b).len() < crate::dht::K)
+            })
+            .cloned()
+            .collect();
+        for r in fresh {
+            self.verify_peer(r);
+        }
+    }
+
+    /// A request to a table peer failed: PING it now rather than at its next due time,
+    /// so a peer that left is dropped (its failed PING evicts it) before more lookups
+    /// waste a request and a timeout on it.
+    fn check_alive(&mut self, peer: &PeerId) {
+        let now = self.now;
+        let Some(p) = self.peersm.as_mut() else {
+            return;
+        };
+        let Some(e) = p.table.get(peer) else {
+            return;
+        };
+        if e.status != crate::dht::EntryStatus::Alive {
+            return;
+        }
+        let r = e.record.clone();
+        p.table.ping_sent(peer, now);
+        self.send_ping(&r, ReqKind::Ping);
+    }
+
+    /// A peer just entered our table: the records we keep that it is now among the
+    /// `store_replicas` closest known holders of (closer to the name than we are) are
+    /// stored at it too (Kademlia's rule for a newcomer), so a record follows the
+    /// neighbourhood of its name as peers join. At most `MAX_HANDOVER` a time.
+    fn hand_over_records(&mut self, rec: &PeerRecord) {
+        let Some(p) = self.peersm.as_ref() else {
+            return;
+        };
+        if p.store.is_empty() {
+            return;
+        }
+        let replicas = p.cfg.dht.store_replicas.max(1);
+        let me = Key::from(p.me.id);
+        let new = Key::from(rec.id);
+        let mut out: Vec<DhtStore> = Vec::new();
+        for (name, holders) in p.store.iter() {
+            let key = Key::for_hash_name(name);
+            let d = key.distance(&new);
+            if d >= key.distance(&me) {
+                continue;
+            }
+            let closer = p
+                .table
+                .iter()
+                .filter(|e| e.record.id != rec.id && key.distance(&Key::from(e.record.id)) < d)
+                .take(replicas)
+                .count();
+            if closer >= replicas {
+                continue;
+            }
+            for h in holders.iter().filter(|h| h.peer.id != rec.id) {
+                if out.len() >= MAX_HANDOVER {
+                    break;
+                }
+                out.push(DhtStore {
+                    hash_name: name.clone(),
+                    peer: h.peer.clone(),
+                    progress: h.progress,
+                });
             }
         }
+        for m in out {
+            self.dht_send_oneway(rec, m.into());
+        }
+    }
+
+    /// Delay to the next refresh: `refresh_interval` jittered down to half of it, so
+    /// peers that joined together do not refresh together.
+    fn refresh_jitter(&mut self) -> core::time::Duration {
+        let Some(p) = self.peersm.as_ref() else {
+            return core::time::Duration::ZERO;
+        };
+        let full = p.cfg.dht.refresh_interval;
+        let half = full / 2;
+        let frac = self.rng.next_u32() % 1024;
+        half + half * frac / 1024
+    }
+
+    /// The periodic lookup of our own id, once bootstrapped.
+    fn refresh(&mut self) {
+        let now = self.now;
+        let Some(p) = self.peersm.as_ref() else {
+            return;
+        };
+        if !p.bootstrapped || p.next_refresh.is_none_or(|at| at > now) {
+            return;
+        }
+        let jitter = self.refresh_jitter();
+        let Some(p) = self.peersm.as_mut() else {
+            return;
+        };
+        p.next_refresh = Some(now + jitter);
+        if p.queries.len() >= p.cfg.max_queries {
+            self.counters.bump(Count::DhtRefused);
+            return;
+        }
+        let q = p.next_query;
+        p.next_query += 1;
+        self.start_query(q, Purpose::Refresh, None);
     }
 
     /// During a bootstrap, each of the first peers that answer becomes the first hop of
@@ -1417,6 +1601,7 @@ impl Node {
             });
         }
         self.reannounce();
+        self.refresh();
         self.fill_ordbs();
         self.close_idle_circuits();
         self.arm_dht_tick();
