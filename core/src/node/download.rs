@@ -215,7 +215,7 @@ impl Node {
             let m = DbSendme {
                 chunks: DB_SENDME_EVERY,
             };
-            self.download_send(key, Some(sid), m.into());
+            self.circ_send(key, Some(sid), m.into());
         }
         let now = self.now;
         let Some(a) = self.downloads.active.get_mut(&h) else {
@@ -242,15 +242,6 @@ impl Node {
     }
 
     // ---- internals -------------------------------------------------------------------
-
-    fn download_send(&mut self, key: CircKey, sid: Option<StreamId>, msg: RelayMsg) {
-        #[cfg(test)]
-        self.downloads
-            .sent
-            .push((key, crate::cells::relay::RelayCell::new(sid, msg.clone())));
-        self.circ_send(key, sid, msg);
-    }
-
     /// Carry out what download `h` asks for, then re-arm its timer.
     fn drive_download(&mut self, h: u64) {
         loop {
@@ -286,7 +277,7 @@ impl Node {
                     };
                     self.downloads.streams.insert((key, sid), r);
                     self.downloads.by_get.insert((h, get), (key, sid));
-                    self.download_send(key, Some(sid), msg.into());
+                    self.circ_send(key, Some(sid), msg.into());
                 }
                 DlAction::CloseGet { get, send_end, .. } => {
                     if let Some((key, sid)) = self.downloads.by_get.remove(&(h, get)) {
@@ -295,7 +286,7 @@ impl Node {
                             let end = DbEnd {
                                 reason: DbEndReason::FINISHED,
                             };
-                            self.download_send(key, Some(sid), end.into());
+                            self.circ_send(key, Some(sid), end.into());
                         }
                     }
                 }
@@ -376,7 +367,7 @@ impl Node {
                 let end = DbEnd {
                     reason: DbEndReason::FINISHED,
                 };
-                self.download_send(key, Some(sid), end.into());
+                self.circ_send(key, Some(sid), end.into());
             }
         }
     }

@@ -418,6 +418,8 @@ impl Node {
     /// client on a circuit we are the last hop of. `false` if it could not be sent.
     pub(super) fn circ_send(&mut self, key: CircKey, sid: Option<StreamId>, msg: RelayMsg) -> bool {
         let cell = RelayCell::new(sid, msg);
+        #[cfg(test)]
+        self.downloads.sent.push((key, cell.clone()));
         match self.circuits.get(&key) {
             Some(Circuit::Client(c)) => {
                 if !c.is_built() {
