@@ -63,8 +63,6 @@ const MAX_SUSPECTS: usize = 1024;
 const MAX_HEARD: usize = 64;
 /// Times a bootstrap asks its bridge again when the peer it gave never answered.
 const BRIDGE_RETRIES: u8 = 3;
-/// Query slots a bucket refresh leaves free for the application's lookups.
-const BUCKET_REFRESH_SPARE: usize = 4;
 /// DHT_STOREs handed to a newcomer to our table at most (see `hand_over_records`).
 const MAX_HANDOVER: usize = 32;
 
@@ -121,9 +119,6 @@ enum Purpose {
     Bootstrap,
     /// The periodic lookup of our own id (`DhtConfig::refresh_interval`).
     Refresh,
-    /// A lookup of a random id in one of our buckets (Kademlia's bucket refresh, after
-    /// each lookup of our own id): its answers fill the bucket (`learn_listed`).
-    BucketRefresh,
     Store(HashName, Progress),
 }
 
@@ -665,9 +660,8 @@ impl Node {
                 holders.push(h.clone());
             }
         }
-        // Lookups the ORDB function started for itself end there, not as events; so do
-        // bucket refreshes.
-        if !matches!(query.purpose, Purpose::BucketRefresh) && !self.ordb_lookup_done(q, &holders) {
+        // Lookups the ORDB function started for itself end there, not as events.
+        if !self.ordb_lookup_done(q, &holders) {
             self.emit(Event::DhtLookupDone {
                 query: QueryId(q),
                 closest: closest.clone(),
@@ -685,9 +679,7 @@ impl Node {
                 self.fill_ordbs();
                 let n = self.ordb_circuits_promised();
                 self.emit(Event::OrdbCircuitsReady(n));
-                self.refresh_buckets();
             }
-            Purpose::Refresh => self.refresh_buckets(),
             Purpose::Store(name, progress) => {
                 let me = self.peersm.as_ref().map(|p| p.me.clone());
                 let replicas = self
@@ -706,7 +698,7 @@ impl Node {
                     }
                 }
             }
-            Purpose::User | Purpose::Value(_) | Purpose::BucketRefresh => {}
+            Purpose::User | Purpose::Value(_) | Purpose::Refresh => {}
         }
         self.close_idle_circuits();
     }
@@ -1227,52 +1219,6 @@ impl Node {
         let q = p.next_query;
         p.next_query += 1;
         self.start_query(q, Purpose::Refresh, None);
-    }
-
-    /// Kademlia's bucket refresh (paper §2.3, libp2p-kad's bootstrap), run after each
-    /// lookup of our own id: a lookup of a random id in every bucket farther than our
-    /// closest neighbour that is not full. Our table learns only from the peers we ask
-    /// and those that register (anonymous askers never enter it), so without this a
-    /// peer's far buckets keep what it met when it joined — a few peers when it joined
-    /// early — and lookups through it end short of the closest peers at scale.
-    fn refresh_buckets(&mut self) {
-        let Some(p) = self.peersm.as_ref() else {
-            return;
-        };
-        let Some(closest) =
-            (0..crate::dht::NUM_BUCKETS as u8).find(|&b| !p.table.bucket(b).is_empty())
-        else {
-            return;
-        };
-        // Leave room for the application's lookups.
-        let room = p
-            .cfg
-            .max_queries
-            .saturating_sub(p.queries.len() + BUCKET_REFRESH_SPARE);
-        let me = Key::from(p.me.id);
-        let buckets: Vec<u8> = (closest + 1..crate::dht::NUM_BUCKETS as u8)
-            .filter(|&b| p.table.bucket(b).len() < crate::dht::K)
-            .take(room)
-            .collect();
-        for b in buckets {
-            let mut noise = [0u8; 20];
-            self.rng.fill_bytes(&mut noise);
-            let Some(target) = me.in_bucket(b, noise) else {
-                continue;
-            };
-            let Some(p) = self.peersm.as_mut() else {
-                return;
-            };
-            let q = p.next_query;
-            p.next_query += 1;
-            self.start_lookup(
-                q,
-                LookupKind::FindNode,
-                target,
-                Purpose::BucketRefresh,
-                None,
-            );
-        }
     }
 
     /// During a bootstrap, each of the first peers that answer becomes the first hop of
