@@ -41,6 +41,30 @@ impl Key {
     pub fn as_bytes(&self) -> &[u8; 20] {
         &self.0
     }
+
+    /// A key in bucket `bucket` of `self`'s table (`2^bucket <= d < 2^(bucket+1)`), its
+    /// lower bits taken from `noise`: the target of a bucket refresh (Kademlia §2.3: a
+    /// lookup of a random id in the bucket's range). `None` past bucket 159.
+    pub fn in_bucket(&self, bucket: u8, noise: [u8; 20]) -> Option<Key> {
+        if usize::from(bucket) >= 160 {
+            return None;
+        }
+        // Big-endian: bit `bucket` of the distance is bit `bucket % 8` of byte
+        // `19 - bucket / 8`.
+        let byte = 19 - usize::from(bucket / 8);
+        let bit = bucket % 8;
+        let mut d = noise;
+        for b in d.iter_mut().take(byte) {
+            *b = 0;
+        }
+        let low = (1u16 << bit) - 1;
+        d[byte] = (1u8 << bit) | (noise[byte] & low as u8);
+        let mut out = self.0;
+        for (o, x) in out.iter_mut().zip(d) {
+            *o ^= x;
+        }
+        Some(Key(out))
+    }
 }
 
 impl From<PeerId> for Key {

@@ -67,6 +67,19 @@ fn bucket_index_follows_the_seed() {
 }
 
 #[test]
+fn key_in_bucket_lands_in_that_bucket() {
+    let mut rng = ChaCha20Rng::from_seed([7; 32]);
+    for _ in 0..64 {
+        let local = Key(random_id(&mut rng));
+        for b in 0..160u8 {
+            let k = local.in_bucket(b, random_id(&mut rng)).unwrap();
+            assert_eq!(bucket_index(&local, &k), Some(b));
+        }
+        assert_eq!(local.in_bucket(160, [0; 20]), None);
+    }
+}
+
+#[test]
 fn hash_name_keys() {
     let twenty = HashName::new(&[7u8; 20]).unwrap();
     assert_eq!(Key::for_hash_name(&twenty), Key([7; 20]));
