@@ -699,8 +699,8 @@ struct Driver {
     buf: Vec<u8>,
     wake: Instant,
     transport: Option<Box<dyn LinkTransport>>,
-    /// The transport's links and the core's id for them (none until an accepted one
-    /// opens).
+    /// The transport's links and the core's id for them (a link accepted by the
+    /// transport is added when it opens).
     links: BTreeMap<LinkKey, Option<ConnId>>,
     listeners: Vec<Task<()>>,
 }
@@ -798,7 +798,8 @@ impl Driver {
                         self.node
                             .handle_input(Input::Connected { now, conn, binding });
                     }
-                    Some(None) => match self.node.accept_link(now, remote, binding) {
+                    // A link the transport accepted (dialled ones are known).
+                    _ => match self.node.accept_link(now, remote, binding) {
                         Ok(conn) => {
                             tracing::debug!(conn = conn.0, ?remote, "transport link accepted");
                             self.links.insert(key, Some(conn));
@@ -812,7 +813,6 @@ impl Driver {
                             self.close_link(key);
                         }
                     },
-                    None => self.close_link(key),
                 },
                 LinkEvent::Data { key, data } => {
                     if let Some(Some(conn)) = self.links.get(&key).copied() {

@@ -14,7 +14,6 @@ use onionpeer_webrtc::driver::{
     spawn_relay,
 };
 use onionpeer_webrtc::signal::HttpSignaller;
-use smol::io::AsyncWriteExt;
 use smol::net::TcpListener;
 
 /// Bytes moved by the transfer tests.
@@ -35,6 +34,7 @@ pub fn any() -> SocketAddr {
 
 #[path = "../../../smol/tests/common/serve.rs"]
 mod serve;
+#[allow(unused_imports)] // each user takes what it needs
 pub use serve::pattern;
 use serve::serve;
 
