@@ -256,6 +256,9 @@ enum NetMsg {
     },
 }
 
+/// A call on the node's [`LinkTransport`], run in its task.
+type TransportFn = Box<dyn FnOnce(&mut dyn LinkTransport) + Send>;
+
 /// Messages from the application.
 enum AppMsg {
     Build {
@@ -278,7 +281,7 @@ enum AppMsg {
     CloseStream(StreamHandle),
     Subscribe(Sender<Event>),
     Inspect(Box<dyn FnOnce(&Node) + Send>),
-    Transport(Box<dyn FnOnce(&mut dyn LinkTransport) + Send>),
+    Transport(TransportFn),
     Keep(Task<()>),
     Command(onionpeer_core::node::api::Command, Reply<CommandOk>),
     Shutdown,
