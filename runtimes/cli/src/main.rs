@@ -221,15 +221,17 @@ async fn proxy(a: ProxyArgs) -> Result<()> {
             .map(|h| parse_relay_line(h))
             .collect::<std::result::Result<Vec<RelayTarget>, String>>()?;
         let client = onionpeer_webrtc::driver::spawn_client(udp)?;
-        let circuits = Arc::new(onionpeer_webrtc::socks::FixedCircuit::new(
-            client, path, first_hop,
+        let circuits = Arc::new(onionpeer_smol::proxy::CircuitPool::new(
+            client.smol_handle().clone(),
+            Arc::new(onionpeer_smol::proxy::FixedPath(path)),
+            first_hop,
         ));
         let listener = smol::net::TcpListener::bind(socks).await?;
         println!(
             "SOCKS port listening on {} (WebRTC links)",
             listener.local_addr()?
         );
-        onionpeer_webrtc::socks::serve_socks(listener, circuits).await?;
+        onionpeer_smol::proxy::serve_socks(listener, circuits).await?;
         return Ok(());
     }
     let paths: Arc<dyn PathSource> = if !a.hops.is_empty() {

@@ -18,13 +18,21 @@
 //!   channel holds fewer than [`STREAM_QUEUE`] chunks; an application write completes
 //!   when the node took all of it.
 //!
+//! Links come from TLS (dialled, or accepted on the OR port), WebSocket (accepted), or
+//! a [`LinkTransport`] plugged in through [`DriverConfig::transport`]: links whose I/O
+//! lives inside the driver's task (the WebRTC runtime's UDP socket and peer
+//! connections), fed to the core without a task per link.
+//!
 //! Time: a `std::time::Instant` taken at start is the core's `Instant::ZERO`; the wall
 //! clock is read once for `unix_time_at_zero`.
 
+use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use onionpeer_core::Instant;
@@ -138,6 +146,82 @@ impl From<DriverError> for io::Error {
 
 type Reply<T> = Sender<Result<T, DriverError>>;
 
+/// Identifies one link of a [`LinkTransport`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkKey(pub u64);
+
+/// What a [`LinkTransport`] reports to the driver.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// The link carries bytes now: a dialled one becomes the core's connection, another
+    /// one is offered to the core as an accepted link.
+    Open {
+        /// Which link.
+        key: LinkKey,
+        /// What the link handshake binds to (our and the peer's certificate digests).
+        binding: LinkBinding,
+        /// The peer's address, if known.
+        remote: Option<SocketAddr>,
+    },
+    /// Bytes of the link, in order.
+    Data {
+        /// Which link.
+        key: LinkKey,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// The link's send buffer drained: more may be written.
+    Writable(LinkKey),
+    /// The link is gone.
+    Closed {
+        /// Which link.
+        key: LinkKey,
+        /// True unless the peer closed it in order.
+        error: bool,
+    },
+}
+
+/// The exchange that completes a dial (for WebRTC: the offer sent, the answer back).
+pub type Exchange = Pin<Box<dyn Future<Output = io::Result<String>> + Send>>;
+
+/// Links whose I/O lives inside the driver's task: the driver polls the transport for
+/// events, wakes on its socket and timer, and writes only what it says it takes, so
+/// bytes go straight between the transport and the core. The WebRTC runtime plugs its
+/// endpoint in here; TLS, WebSocket and exit connections stay the driver's own.
+pub trait LinkTransport: Send + Sync + 'static {
+    /// The address peers reach this node's links of this kind at, if it takes any (for
+    /// WebRTC: the signalling endpoint's).
+    fn listen_addr(&self) -> Option<SocketAddr>;
+    /// Whether a link to the relay at `addr` is dialled through this transport (else
+    /// over TLS).
+    fn dials(&self, addr: &SocketAddr) -> bool;
+    /// Start dialling `addr`: the new link's key and the exchange whose result goes to
+    /// [`LinkTransport::complete_dial`].
+    fn dial(&mut self, addr: SocketAddr) -> io::Result<(LinkKey, Exchange)>;
+    /// The exchange of a dial finished with `reply`; an error closes the link.
+    fn complete_dial(&mut self, key: LinkKey, reply: io::Result<String>) -> io::Result<()>;
+    /// When [`LinkTransport::handle_timeout`] is due next.
+    fn next_wake(&self) -> Option<std::time::Instant>;
+    /// Resolves when [`LinkTransport::recv`] has input to read.
+    fn readable(&self) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send + '_>>;
+    /// Time passed.
+    fn handle_timeout(&mut self, now: std::time::Instant);
+    /// Read what input is waiting.
+    fn recv(&mut self);
+    /// The next event, if any.
+    fn poll_event(&mut self) -> Option<LinkEvent>;
+    /// How many bytes a write to `key` takes now.
+    fn writable(&mut self, key: LinkKey) -> usize;
+    /// Write `data` to `key`; false if refused.
+    fn write(&mut self, key: LinkKey, data: &[u8]) -> bool;
+    /// Close one link (no [`LinkEvent::Closed`] follows).
+    fn close(&mut self, key: LinkKey);
+    /// Close every link: the node stops.
+    fn close_all(&mut self);
+    /// The transport itself, for [`NodeHandle::with_transport`] callers that know its type.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
 /// A byte stream of either kind the driver carries.
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -148,6 +232,11 @@ enum NetMsg {
     Connected {
         conn: ConnId,
         result: io::Result<(BoxIo, LinkBinding)>,
+    },
+    /// A [`LinkTransport`] dial's exchange finished.
+    Dialled {
+        conn: ConnId,
+        result: io::Result<String>,
     },
     Accepted {
         stream: BoxIo,
@@ -166,6 +255,9 @@ enum NetMsg {
         conn: ConnId,
     },
 }
+
+/// A call on the node's [`LinkTransport`], run in its task.
+type TransportFn = Box<dyn FnOnce(&mut dyn LinkTransport) + Send>;
 
 /// Messages from the application.
 enum AppMsg {
@@ -189,6 +281,8 @@ enum AppMsg {
     CloseStream(StreamHandle),
     Subscribe(Sender<Event>),
     Inspect(Box<dyn FnOnce(&Node) + Send>),
+    Transport(TransportFn),
+    Keep(Task<()>),
     Command(onionpeer_core::node::api::Command, Reply<CommandOk>),
     Shutdown,
 }
@@ -213,6 +307,8 @@ pub struct DriverConfig {
     /// WebSocket links from browsers and the page's HTTP server (a relay only). The
     /// site also gets `/node.json`: how a browser reaches and authenticates this node.
     pub web: Option<Web>,
+    /// Links of another kind, living in the driver's task (see [`LinkTransport`]).
+    pub transport: Option<Box<dyn LinkTransport>>,
 }
 
 /// The application's side of a running node. Cheap to clone; the node stops when
@@ -222,6 +318,28 @@ pub struct NodeHandle {
     app: Sender<AppMsg>,
     peer_id: PeerId,
     relay_target: Option<RelayTarget>,
+    transport_target: Option<RelayTarget>,
+}
+
+/// A [`NodeHandle`] that does not keep the node running.
+#[derive(Clone)]
+pub struct WeakNodeHandle {
+    app: smol::channel::WeakSender<AppMsg>,
+    peer_id: PeerId,
+    relay_target: Option<RelayTarget>,
+    transport_target: Option<RelayTarget>,
+}
+
+impl WeakNodeHandle {
+    /// The handle, if the node still runs.
+    pub fn upgrade(&self) -> Option<NodeHandle> {
+        Some(NodeHandle {
+            app: self.app.upgrade()?,
+            peer_id: self.peer_id,
+            relay_target: self.relay_target.clone(),
+            transport_target: self.transport_target.clone(),
+        })
+    }
 }
 
 impl fmt::Debug for NodeHandle {
@@ -243,10 +361,12 @@ pub fn spawn_node(config: DriverConfig) -> Result<NodeHandle, NodeError> {
     let tls_timeout = node_config.limits.link_handshake_timeout;
     let mut node = Node::new(node_config, clock.now())?;
     let listen_addr = config.listener.as_ref().and_then(|l| l.local_addr().ok());
-    if let Some(addr) = listen_addr {
-        node.set_my_addrs(vec![addr.ip()]);
+    let transport_addr = config.transport.as_ref().and_then(|t| t.listen_addr());
+    if let Some(ip) = listen_addr.or(transport_addr).map(|a| a.ip()) {
+        node.set_my_addrs(vec![ip]);
     }
     let relay_target = listen_addr.map(|a| node.relay_target(a));
+    let transport_target = transport_addr.map(|a| node.relay_target(a));
     let peer_id = node.peer_id();
     let (net_tx, net_rx) = bounded(NET_QUEUE);
     let (app_tx, app_rx) = unbounded();
@@ -292,13 +412,16 @@ pub fn spawn_node(config: DriverConfig) -> Result<NodeHandle, NodeError> {
         app_tx: app_tx.downgrade(),
         buf: vec![0; CHUNK],
         wake: Instant::FAR_FUTURE,
-        _listeners: tasks,
+        transport: config.transport,
+        links: BTreeMap::new(),
+        listeners: tasks,
     };
     smol::spawn(driver.run(net_rx, app_rx)).detach();
     Ok(NodeHandle {
         app: app_tx,
         peer_id,
         relay_target,
+        transport_target,
     })
 }
 
@@ -311,6 +434,41 @@ impl NodeHandle {
     /// How clients reach this node (relays only): address, identity and onion key.
     pub fn relay_target(&self) -> Option<&RelayTarget> {
         self.relay_target.as_ref()
+    }
+
+    /// How peers reach this node over its [`LinkTransport`] (if that takes links):
+    /// the transport's address, identity and onion key.
+    pub fn transport_target(&self) -> Option<&RelayTarget> {
+        self.transport_target.as_ref()
+    }
+
+    /// A handle that does not keep the node running.
+    pub fn downgrade(&self) -> WeakNodeHandle {
+        WeakNodeHandle {
+            app: self.app.downgrade(),
+            peer_id: self.peer_id,
+            relay_target: self.relay_target.clone(),
+            transport_target: self.transport_target.clone(),
+        }
+    }
+
+    /// Run `f` on the node's [`LinkTransport`] in its task; the events it causes are
+    /// handled right after. [`DriverError::Stopped`] without a transport.
+    pub async fn with_transport<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn LinkTransport) -> T + Send + 'static,
+    ) -> Result<T, DriverError> {
+        let (tx, rx) = bounded(1);
+        let msg = AppMsg::Transport(Box::new(move |t| {
+            let _ = tx.try_send(f(t));
+        }));
+        self.app.send(msg).await.map_err(|_| DriverError::Stopped)?;
+        rx.recv().await.map_err(|_| DriverError::Stopped)
+    }
+
+    /// Keep `task` running as long as the node does (a signalling server, say).
+    pub fn keep_task(&self, task: Task<()>) {
+        let _ = self.app.try_send(AppMsg::Keep(task));
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> AppMsg) -> Result<T, DriverError> {
@@ -517,6 +675,8 @@ struct ConnState {
     /// Connecting, reading and writing tasks: dropped (cancelled) with the state.
     tasks: Vec<Task<()>>,
     writer_task: Option<Task<()>>,
+    /// A [`LinkTransport`] link: its key (no reader or writer task).
+    link: Option<LinkKey>,
 }
 
 /// The driver's plumbing for one client stream.
@@ -541,12 +701,17 @@ struct Driver {
     app_tx: smol::channel::WeakSender<AppMsg>,
     buf: Vec<u8>,
     wake: Instant,
-    _listeners: Vec<Task<()>>,
+    transport: Option<Box<dyn LinkTransport>>,
+    /// The transport's links and the core's id for them (a link accepted by the
+    /// transport is added when it opens).
+    links: BTreeMap<LinkKey, Option<ConnId>>,
+    listeners: Vec<Task<()>>,
 }
 
 enum Wake {
     Net(NetMsg),
     App(AppMsg),
+    Transport,
     Timer,
     Stop,
 }
@@ -555,12 +720,25 @@ impl Driver {
     async fn run(mut self, net_rx: Receiver<NetMsg>, app_rx: Receiver<AppMsg>) {
         self.drain();
         loop {
-            let timer = match self.clock.to_std(self.wake) {
-                Some(at) => Timer::at(at),
-                None => Timer::never(),
+            let node_at = self.clock.to_std(self.wake);
+            let transport_at = self.transport.as_ref().and_then(|t| t.next_wake());
+            let timer = match (node_at, transport_at) {
+                (Some(a), Some(b)) => Timer::at(a.min(b)),
+                (Some(a), None) | (None, Some(a)) => Timer::at(a),
+                (None, None) => Timer::never(),
             };
             let wake = async { net_rx.recv().await.map_or(Wake::Stop, Wake::Net) }
                 .or(async { app_rx.recv().await.map_or(Wake::Stop, Wake::App) })
+                .or(async {
+                    match self.transport.as_ref().map(|t| t.readable()) {
+                        Some(readable) => match readable.await {
+                            Ok(()) => Wake::Transport,
+                            // A broken socket: leave the links to their timeouts.
+                            Err(_) => smol::future::pending().await,
+                        },
+                        None => smol::future::pending().await,
+                    }
+                })
                 .or(async {
                     timer.await;
                     Wake::Timer
@@ -569,8 +747,20 @@ impl Driver {
             match wake {
                 Wake::Stop => break,
                 Wake::Timer => {
+                    if let Some(t) = &mut self.transport {
+                        t.handle_timeout(std::time::Instant::now());
+                        self.on_link_events();
+                    }
                     let now = self.clock.now();
-                    self.node.handle_input(Input::Timeout(now));
+                    if now >= self.wake {
+                        self.node.handle_input(Input::Timeout(now));
+                    }
+                }
+                Wake::Transport => {
+                    if let Some(t) = &mut self.transport {
+                        t.recv();
+                    }
+                    self.on_link_events();
                 }
                 Wake::Net(msg) => self.on_net(msg),
                 Wake::App(AppMsg::Shutdown) => break,
@@ -588,7 +778,78 @@ impl Driver {
             }
             self.drain();
         }
+        // Tell the transport's peers now rather than let them time out.
+        if let Some(t) = &mut self.transport {
+            t.close_all();
+        }
         tracing::debug!(id = %self.node.peer_id(), "node stopped");
+    }
+
+    /// Carry the transport's events to the node, until there are none (feeding the node
+    /// may write to links, which may produce more).
+    fn on_link_events(&mut self) {
+        while let Some(ev) = self.transport.as_mut().and_then(|t| t.poll_event()) {
+            let now = self.clock.now();
+            match ev {
+                LinkEvent::Open {
+                    key,
+                    binding,
+                    remote,
+                } => match self.links.get(&key).copied() {
+                    Some(Some(conn)) => {
+                        tracing::debug!(conn = conn.0, ?remote, "transport link open");
+                        self.node
+                            .handle_input(Input::Connected { now, conn, binding });
+                    }
+                    // A link the transport accepted (dialled ones are known).
+                    _ => match self.node.accept_link(now, remote, binding) {
+                        Ok(conn) => {
+                            tracing::debug!(conn = conn.0, ?remote, "transport link accepted");
+                            self.links.insert(key, Some(conn));
+                            let mut st = ConnState::new(false);
+                            st.link = Some(key);
+                            self.conns.insert(conn, st);
+                        }
+                        Err(e) => {
+                            tracing::info!(?remote, error = %e, "transport link refused");
+                            self.links.remove(&key);
+                            self.close_link(key);
+                        }
+                    },
+                },
+                LinkEvent::Data { key, data } => {
+                    if let Some(Some(conn)) = self.links.get(&key).copied() {
+                        self.node.handle_input(Input::Data {
+                            now,
+                            conn,
+                            data: &data,
+                        });
+                    }
+                }
+                LinkEvent::Writable(key) => {
+                    if let Some(Some(conn)) = self.links.get(&key).copied()
+                        && self.conns.get(&conn).is_some_and(|st| st.wants_tx)
+                    {
+                        self.pump_tx(conn);
+                    }
+                }
+                LinkEvent::Closed { key, error } => {
+                    if let Some(Some(conn)) = self.links.remove(&key)
+                        && self.conns.remove(&conn).is_some()
+                    {
+                        tracing::debug!(conn = conn.0, error, "transport link closed");
+                        self.node.handle_input(Input::Closed { now, conn, error });
+                    }
+                }
+            }
+            self.drain();
+        }
+    }
+
+    fn close_link(&mut self, key: LinkKey) {
+        if let Some(t) = &mut self.transport {
+            t.close(key);
+        }
     }
 
     fn on_net(&mut self, msg: NetMsg) {
@@ -614,6 +875,24 @@ impl Driver {
                         });
                     }
                 }
+            }
+            NetMsg::Dialled { conn, result } => {
+                let key = self.conns.get(&conn).and_then(|st| st.link);
+                let (Some(key), Some(t)) = (key, self.transport.as_mut()) else {
+                    return;
+                };
+                if let Err(e) = t.complete_dial(key, result) {
+                    tracing::debug!(conn = conn.0, error = %e, "transport dial failed");
+                    t.close(key);
+                    self.links.remove(&key);
+                    self.conns.remove(&conn);
+                    self.node.handle_input(Input::Closed {
+                        now,
+                        conn,
+                        error: true,
+                    });
+                }
+                self.on_link_events();
             }
             NetMsg::Accepted {
                 stream,
@@ -714,6 +993,13 @@ impl Driver {
             }
             AppMsg::Subscribe(tx) => self.subscribers.push(tx),
             AppMsg::Inspect(f) => f(&self.node),
+            AppMsg::Transport(f) => {
+                if let Some(t) = &mut self.transport {
+                    f(t.as_mut());
+                }
+                self.on_link_events();
+            }
+            AppMsg::Keep(task) => self.listeners.push(task),
             AppMsg::Command(cmd, reply) => {
                 let r = self.node.command(now, cmd).map_err(DriverError::Command);
                 let _ = reply.try_send(r);
@@ -904,6 +1190,24 @@ impl Driver {
         let Some(st) = self.conns.get_mut(&conn) else {
             return;
         };
+        if let (Some(key), Some(t)) = (st.link, self.transport.as_mut()) {
+            // Pull only what the link takes now; the rest waits for LinkEvent::Writable.
+            loop {
+                let room = t.writable(key).min(self.buf.len());
+                if room == 0 {
+                    return;
+                }
+                let n = self.node.poll_transmit(conn, &mut self.buf[..room]);
+                if n == 0 {
+                    st.wants_tx = false;
+                    return;
+                }
+                if !t.write(key, &self.buf[..n]) {
+                    tracing::debug!(conn = conn.0, "transport refused a write");
+                    return;
+                }
+            }
+        }
         let Some(w) = &st.writer else {
             return;
         };
@@ -922,6 +1226,36 @@ impl Driver {
     fn connect(&mut self, conn: ConnId, target: ConnectTarget) {
         let net = self.net_tx.clone();
         let (exit, task) = match target {
+            ConnectTarget::Relay { addr, id }
+                if self.transport.as_ref().is_some_and(|t| t.dials(&addr)) =>
+            {
+                tracing::debug!(conn = conn.0, %addr, ?id, "dialling transport link");
+                let dial = self.transport.as_mut().map(|t| t.dial(addr));
+                let (key, exchange) = match dial {
+                    Some(Ok(x)) => x,
+                    Some(Err(e)) => {
+                        tracing::info!(error = %e, "cannot dial a transport link");
+                        let now = self.clock.now();
+                        self.node.handle_input(Input::Closed {
+                            now,
+                            conn,
+                            error: true,
+                        });
+                        return;
+                    }
+                    None => return,
+                };
+                self.links.insert(key, Some(conn));
+                let task = smol::spawn(async move {
+                    let result = exchange.await;
+                    let _ = net.send(NetMsg::Dialled { conn, result }).await;
+                });
+                let mut st = ConnState::new(false);
+                st.link = Some(key);
+                st.tasks.push(task);
+                self.conns.insert(conn, st);
+                return;
+            }
             ConnectTarget::Relay { addr, id } => {
                 tracing::debug!(conn = conn.0, %addr, ?id, "connecting link");
                 let connector = self.connector.clone();
@@ -988,6 +1322,22 @@ impl Driver {
             return;
         };
         self.paused_exits.remove(&conn);
+        if let (Some(key), Some(t)) = (st.link, self.transport.as_mut()) {
+            self.links.remove(&key);
+            loop {
+                let room = t.writable(key).min(self.buf.len());
+                let n = if room == 0 {
+                    0
+                } else {
+                    self.node.poll_transmit(conn, &mut self.buf[..room])
+                };
+                if n == 0 || !t.write(key, &self.buf[..n]) {
+                    break;
+                }
+            }
+            t.close(key);
+            return;
+        }
         if let (Some(w), Some(task)) = (st.writer.take(), st.writer_task.take()) {
             loop {
                 let n = self.node.poll_transmit(conn, &mut self.buf);
@@ -1012,6 +1362,7 @@ impl ConnState {
             grant: None,
             tasks: Vec::new(),
             writer_task: None,
+            link: None,
         }
     }
 }
@@ -1239,6 +1590,7 @@ pub async fn spawn_relay(
         node,
         listener: Some(listener),
         web: None,
+        transport: None,
     })
     .map_err(|e| io::Error::other(e.to_string()))
 }
@@ -1250,6 +1602,7 @@ pub fn spawn_client() -> io::Result<NodeHandle> {
         node,
         listener: None,
         web: None,
+        transport: None,
     })
     .map_err(|e| io::Error::other(e.to_string()))
 }
@@ -1274,6 +1627,7 @@ pub async fn spawn_peer(
         node,
         listener: Some(listener),
         web,
+        transport: None,
     })
     .map_err(|e| io::Error::other(e.to_string()))
 }

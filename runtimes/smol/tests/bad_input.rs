@@ -122,6 +122,7 @@ async fn relay(exit: bool) -> NodeHandle {
         node,
         listener: Some(listener),
         web: None,
+        transport: None,
     })
     .unwrap()
 }

@@ -16,35 +16,15 @@ use smol::net::{TcpListener, TcpStream};
 
 const SIZE: usize = 10 << 20;
 
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8)
-        .collect()
-}
+#[path = "common/serve.rs"]
+mod serve;
+use serve::{pattern, serve};
 
 /// A server that sends `data` to every client, then closes; optionally slowly.
 async fn source(data: Arc<Vec<u8>>, pace: Option<Duration>) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    smol::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            let data = data.clone();
-            smol::spawn(async move {
-                for c in data.chunks(64 * 1024) {
-                    if s.write_all(c).await.is_err() {
-                        return;
-                    }
-                    if let Some(p) = pace {
-                        smol::Timer::after(p).await;
-                    }
-                }
-                let _ = s.close().await;
-            })
-            .detach();
-        }
-    })
-    .detach();
+    serve(l, data, pace);
     addr
 }
 

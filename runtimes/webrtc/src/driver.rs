@@ -1,193 +1,42 @@
-//! The driver: one smol task per [`Node`] that moves bytes, connection events, timers and
-//! application commands into the core and carries out what `poll_output` asks for. It
-//! has the shape of `onionpeer_smol::driver`, with WebRTC links added: the node's
-//! [`RtcEndpoint`] (UDP socket and every `Rtc`) lives inside the driver task, so data
-//! channel bytes go straight between str0m and the core.
+//! The node driver with WebRTC links: `onionpeer_smol::driver` runs the node, and the
+//! node's [`RtcEndpoint`] (UDP socket and every `Rtc`) plugs into it as its
+//! [`LinkTransport`], so data channel bytes go straight between str0m and the core inside
+//! the driver's task.
 //!
 //! ```text
-//!  UDP socket ◀──────────▶ RtcEndpoint ◀─────────────┐
-//!  signalling (answers) ─▶ ┐                         │
-//!  sockets ─reader tasks─▶ ├─ net channel ─▶ driver ─┤─▶ writer tasks ─▶ TCP/TLS
-//!  TLS listener ─────────▶ │                  task   │
-//!  NodeHandle / streams ─▶ ┘  (app channel)          └─▶ replies, stream bytes, events
+//!  UDP socket ◀──▶ RtcLinks (LinkTransport) ◀──▶ onionpeer_smol driver task ◀──▶ core
+//!  signalling server ─▶ NodeHandle::accept_offer ─▶ ┘   (TLS links, exits: as ever)
 //! ```
 //!
 //! Links are WebRTC when [`DialPolicy`] says so for the relay's address (the address of
-//! its signalling endpoint), TLS otherwise; exits are TCP. The driver holds no protocol
-//! logic: it keeps per-connection plumbing (a reader task, a writer task, how many
-//! chunks are in flight, or the connection's [`RtcKey`]) and per-stream plumbing (the
-//! application's channel, writes not yet taken). Backpressure runs both ways:
-//! - to the network: transmit bytes are pulled from the node only while the connection's
-//!   writer has fewer than [`WRITE_QUEUE`] chunks queued, or its data channel buffers
-//!   less than its high-water mark;
-//! - from an exit's destination: its reader reads only when granted, and grants follow
-//!   `Node::read_capacity`;
-//! - to the application: stream bytes are read from the node only while the stream's
-//!   channel holds fewer than [`STREAM_QUEUE`] chunks; an application write completes
-//!   when the node took all of it.
-//!
-//! Time: a `std::time::Instant` taken at start is the core's `Instant::ZERO`; the wall
-//! clock is read once for `unix_time_at_zero`.
+//! its signalling endpoint), TLS otherwise; exits are TCP.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fmt;
+use std::any::Any;
+use std::collections::BTreeSet;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::ops::Deref;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use onionpeer_core::Instant;
-use onionpeer_core::cells::channel::DestroyReason;
-use onionpeer_core::cells::relay::EndReason;
-use onionpeer_core::crypto::identity::PeerId;
-use onionpeer_core::node::api::{
-    CircuitHandle, CommandError, ConnId, ConnectTarget, Event, FirstHop, Input, LinkBinding,
-    LinkCloseReason, Output, RelayTarget, StreamHandle, StreamTarget,
-};
+use onionpeer_core::node::NodeError;
+use onionpeer_core::node::api::RelayTarget;
 use onionpeer_core::node::config::NodeConfig;
-use onionpeer_core::node::{Node, NodeError};
-use smol::channel::{Receiver, Sender, bounded, unbounded};
-use smol::future::FutureExt as _;
-use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use smol::net::TcpStream;
-use smol::{Task, Timer};
-
-use onionpeer_smol::tls::{TlsConnector, TlsListener, TlsStream};
+use onionpeer_smol::driver::{Exchange, LinkEvent, LinkKey, LinkTransport, WeakNodeHandle};
+use onionpeer_smol::tls::TlsListener;
 
 use crate::rtc::{RtcEndpoint, RtcEvent, RtcKey};
 use crate::signal::{Answerer, Signaller};
 
-/// Largest chunk moved between a socket and the node in one step.
-pub const CHUNK: usize = 64 * 1024;
-/// Chunks queued for one connection's writer before the driver stops pulling bytes.
-pub const WRITE_QUEUE: usize = 4;
-/// Chunks queued for the application on one stream before the driver stops reading.
-pub const STREAM_QUEUE: usize = 8;
-/// Messages from socket tasks waiting for the driver before they wait.
-const NET_QUEUE: usize = 256;
-/// How long a TCP connect plus TLS handshake may take.
+pub use onionpeer_smol::driver::{
+    CHUNK, Clock, DriverError, OnionReader, OnionStream, OnionWriter, STREAM_QUEUE, WRITE_QUEUE,
+    os_seed,
+};
+
+/// How long ICE, DTLS and the data channel may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
-pub use onionpeer_smol::driver::{Clock, os_seed};
-
-/// Why an application request failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DriverError {
-    /// The node refused the command.
-    Command(CommandError),
-    /// The circuit closed (or failed to build) with this DESTROY reason.
-    CircuitClosed(DestroyReason),
-    /// The stream ended with this END reason.
-    StreamClosed(EndReason),
-    /// The node's task is gone.
-    Stopped,
-    /// A WebRTC offer could not be answered.
-    Offer(String),
-}
-
-impl fmt::Display for DriverError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DriverError::Command(e) => write!(f, "command refused: {e}"),
-            DriverError::CircuitClosed(r) => write!(f, "circuit closed: {r:?}"),
-            DriverError::StreamClosed(r) => write!(f, "stream closed: END reason {}", r.0),
-            DriverError::Stopped => f.write_str("the node has stopped"),
-            DriverError::Offer(e) => write!(f, "offer refused: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for DriverError {}
-
-impl From<DriverError> for io::Error {
-    fn from(e: DriverError) -> io::Error {
-        let kind = match e {
-            DriverError::StreamClosed(EndReason::CONNRESET) => io::ErrorKind::ConnectionReset,
-            DriverError::StreamClosed(EndReason::CONNECTREFUSED) => {
-                io::ErrorKind::ConnectionRefused
-            }
-            DriverError::StreamClosed(EndReason::TIMEOUT) => io::ErrorKind::TimedOut,
-            _ => io::ErrorKind::Other,
-        };
-        io::Error::new(kind, e)
-    }
-}
-
-type Reply<T> = Sender<Result<T, DriverError>>;
-
-/// A byte stream of either kind the driver carries.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-type BoxIo = Box<dyn Io>;
-
-/// Messages from socket tasks.
-enum NetMsg {
-    Connected {
-        conn: ConnId,
-        result: io::Result<(BoxIo, LinkBinding)>,
-    },
-    Accepted {
-        stream: Box<TlsStream>,
-        peer: SocketAddr,
-        binding: LinkBinding,
-    },
-    /// The peer's answer to the offer of a link we dial.
-    Answer {
-        conn: ConnId,
-        result: io::Result<String>,
-    },
-    Data {
-        conn: ConnId,
-        data: Vec<u8>,
-    },
-    ReadClosed {
-        conn: ConnId,
-        error: bool,
-    },
-    Written {
-        conn: ConnId,
-    },
-}
-
-/// Messages from the application.
-enum AppMsg {
-    Build {
-        path: Vec<RelayTarget>,
-        first_hop: FirstHop,
-        reply: Reply<CircuitHandle>,
-    },
-    CloseCircuit(CircuitHandle),
-    Open {
-        circuit: CircuitHandle,
-        target: StreamTarget,
-        reply: Reply<OnionStream>,
-    },
-    Write {
-        stream: StreamHandle,
-        data: Vec<u8>,
-        reply: Reply<()>,
-    },
-    Consumed(StreamHandle),
-    CloseStream(StreamHandle),
-    Subscribe(Sender<Event>),
-    AcceptOffer {
-        offer: String,
-        reply: Reply<String>,
-    },
-    Inspect(Box<dyn FnOnce(&Node) + Send>),
-    Shutdown,
-}
-
-enum WriteCmd {
-    Data(Vec<u8>),
-    Close,
-}
-
-/// What a stream's reader receives.
-enum StreamItem {
-    Data(Vec<u8>),
-    End(EndReason),
-}
 
 /// Which relay addresses are dialled over WebRTC (the rest over TLS).
 #[derive(Debug, Clone, Default)]
@@ -228,124 +77,187 @@ pub struct DriverConfig {
     pub sign_fingerprint: Option<[u8; 32]>,
 }
 
-/// The application's side of a running node. Cheap to clone; the node stops when
-/// [`NodeHandle::shutdown`] is called or every handle and stream is dropped.
-#[derive(Clone)]
+/// The node's WebRTC links, as the smol driver's [`LinkTransport`].
+struct RtcLinks {
+    endpoint: RtcEndpoint,
+    signaller: Arc<dyn Signaller>,
+    dial: DialPolicy,
+    signal_addr: Option<SocketAddr>,
+    sign_fingerprint: Option<[u8; 32]>,
+}
+
+impl RtcLinks {
+    /// Answer `offer`: the connection is the driver's to accept once its channel opens.
+    fn accept_offer(&mut self, offer: &str) -> io::Result<String> {
+        self.endpoint.accept_offer(offer).map(|(_, answer)| answer)
+    }
+}
+
+fn link(key: RtcKey) -> LinkKey {
+    LinkKey(key.0)
+}
+
+fn rtc(key: LinkKey) -> RtcKey {
+    RtcKey(key.0)
+}
+
+impl LinkTransport for RtcLinks {
+    fn listen_addr(&self) -> Option<SocketAddr> {
+        self.signal_addr
+    }
+
+    fn dials(&self, addr: &SocketAddr) -> bool {
+        self.dial.is_webrtc(addr)
+    }
+
+    fn dial(&mut self, addr: SocketAddr) -> io::Result<(LinkKey, Exchange)> {
+        let (key, offer) = self.endpoint.offer()?;
+        Ok((link(key), self.signaller.exchange(addr, offer)))
+    }
+
+    fn complete_dial(&mut self, key: LinkKey, reply: io::Result<String>) -> io::Result<()> {
+        self.endpoint.accept_answer(rtc(key), &reply?)
+    }
+
+    fn next_wake(&self) -> Option<std::time::Instant> {
+        self.endpoint.next_wake()
+    }
+
+    fn readable(&self) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send + '_>> {
+        Box::pin(self.endpoint.readable())
+    }
+
+    fn handle_timeout(&mut self, now: std::time::Instant) {
+        self.endpoint.handle_timeout(now);
+    }
+
+    fn recv(&mut self) {
+        self.endpoint.recv();
+    }
+
+    fn poll_event(&mut self) -> Option<LinkEvent> {
+        Some(match self.endpoint.poll_event()? {
+            RtcEvent::Open {
+                key,
+                mut binding,
+                remote,
+            } => {
+                if let Some(fake) = self.sign_fingerprint {
+                    binding.local = fake;
+                }
+                LinkEvent::Open {
+                    key: link(key),
+                    binding,
+                    remote,
+                }
+            }
+            RtcEvent::Data { key, data } => LinkEvent::Data {
+                key: link(key),
+                data,
+            },
+            RtcEvent::Writable(key) => LinkEvent::Writable(link(key)),
+            RtcEvent::Closed { key, error } => LinkEvent::Closed {
+                key: link(key),
+                error,
+            },
+        })
+    }
+
+    fn writable(&mut self, key: LinkKey) -> usize {
+        self.endpoint.writable(rtc(key))
+    }
+
+    fn write(&mut self, key: LinkKey, data: &[u8]) -> bool {
+        self.endpoint.write(rtc(key), data)
+    }
+
+    fn close(&mut self, key: LinkKey) {
+        self.endpoint.close(rtc(key));
+    }
+
+    fn close_all(&mut self) {
+        self.endpoint.close_all();
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// The application's side of a running node with WebRTC links: the smol driver's
+/// [`onionpeer_smol::driver::NodeHandle`] (which it derefs to), plus what WebRTC adds.
+#[derive(Clone, Debug)]
 pub struct NodeHandle {
-    app: Sender<AppMsg>,
-    peer_id: PeerId,
-    relay_target: Option<RelayTarget>,
-    webrtc_target: Option<RelayTarget>,
+    inner: onionpeer_smol::driver::NodeHandle,
     fingerprint: [u8; 32],
 }
 
-impl fmt::Debug for NodeHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NodeHandle")
-            .field("peer_id", &self.peer_id)
-            .finish()
+impl Deref for NodeHandle {
+    type Target = onionpeer_smol::driver::NodeHandle;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inner
     }
 }
 
 /// Start a node on the global smol executor.
 pub fn spawn_node(config: DriverConfig) -> Result<NodeHandle, NodeError> {
-    let clock = Clock::start();
-    let mut node_config = config.node;
-    node_config.unix_time_at_zero = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    // A client stalling before or during TLS gets as long as a stalled link handshake.
-    let tls_timeout = node_config.limits.link_handshake_timeout;
-    let mut node = Node::new(node_config, clock.now())?;
-    let listen_addr = config.listener.as_ref().and_then(|l| l.local_addr().ok());
-    let signal_addr = config.signalling.as_ref().and_then(|l| l.local_addr().ok());
-    if let Some(ip) = listen_addr.or(signal_addr).map(|a| a.ip()) {
-        node.set_my_addrs(vec![ip]);
-    }
-    let relay_target = listen_addr.map(|a| node.relay_target(a));
-    let webrtc_target = signal_addr.map(|a| node.relay_target(a));
-    let peer_id = node.peer_id();
     let fingerprint = config.endpoint.fingerprint();
-    let (net_tx, net_rx) = bounded(NET_QUEUE);
-    let (app_tx, app_rx) = unbounded();
-    let listener_task = config
-        .listener
-        .map(|l| smol::spawn(listen(l, tls_timeout, net_tx.clone())));
-    let signalling_task = config.signalling.map(|l| {
-        smol::spawn(crate::signal::serve_signalling(
-            l,
-            WeakAnswerer(app_tx.downgrade()),
-        ))
-    });
-    let driver = Driver {
-        node,
-        clock,
-        connector: TlsConnector::new().ok(),
+    let signal_addr = config.signalling.as_ref().and_then(|l| l.local_addr().ok());
+    let links = RtcLinks {
         endpoint: config.endpoint,
-        rtc_conns: BTreeMap::new(),
         signaller: config.signaller,
         dial: config.dial,
+        signal_addr,
         sign_fingerprint: config.sign_fingerprint,
-        net_tx,
-        conns: BTreeMap::new(),
-        paused_exits: BTreeSet::new(),
-        streams: BTreeMap::new(),
-        builds: BTreeMap::new(),
-        opens: BTreeMap::new(),
-        subscribers: Vec::new(),
-        app_tx: app_tx.downgrade(),
-        buf: vec![0; CHUNK],
-        wake: Instant::FAR_FUTURE,
-        _listener: listener_task,
-        _signalling: signalling_task,
     };
-    smol::spawn(driver.run(net_rx, app_rx)).detach();
-    Ok(NodeHandle {
-        app: app_tx,
-        peer_id,
-        relay_target,
-        webrtc_target,
-        fingerprint,
+    let inner = onionpeer_smol::driver::spawn_node(onionpeer_smol::driver::DriverConfig {
+        node: config.node,
+        listener: config.listener,
+        web: None,
+        transport: Some(Box::new(links)),
+    })?;
+    if let Some(l) = config.signalling {
+        let weak = WeakAnswerer(inner.downgrade());
+        inner.keep_task(smol::spawn(crate::signal::serve_signalling(l, weak)));
+    }
+    Ok(NodeHandle { inner, fingerprint })
+}
+
+/// Answer `offer` through the node's task (see [`NodeHandle::accept_offer`]).
+async fn accept_offer(
+    node: &onionpeer_smol::driver::NodeHandle,
+    offer: String,
+) -> io::Result<String> {
+    node.with_transport(move |t| match t.as_any_mut().downcast_mut::<RtcLinks>() {
+        Some(links) => links.accept_offer(&offer),
+        None => Err(io::Error::other("not a WebRTC node")),
     })
+    .await?
 }
 
 /// Answers offers through the node's task without keeping the node alive.
 #[derive(Clone)]
-struct WeakAnswerer(smol::channel::WeakSender<AppMsg>);
+struct WeakAnswerer(WeakNodeHandle);
 
 impl Answerer for WeakAnswerer {
     async fn answer(&self, offer: String) -> io::Result<String> {
-        let app = self.0.upgrade().ok_or(DriverError::Stopped)?;
-        let (tx, rx) = bounded(1);
-        app.send(AppMsg::AcceptOffer { offer, reply: tx })
-            .await
-            .map_err(|_| DriverError::Stopped)?;
-        Ok(rx.recv().await.map_err(|_| DriverError::Stopped)??)
+        let node = self.0.upgrade().ok_or(DriverError::Stopped)?;
+        accept_offer(&node, offer).await
     }
 }
 
 impl Answerer for NodeHandle {
     async fn answer(&self, offer: String) -> io::Result<String> {
-        Ok(self.accept_offer(offer).await?)
+        self.accept_offer(offer).await
     }
 }
 
 impl NodeHandle {
-    /// The node's RSA identity fingerprint.
-    pub fn peer_id(&self) -> PeerId {
-        self.peer_id
-    }
-
-    /// How clients reach this node over TLS (relays with an OR port only): address,
-    /// identity and onion key.
-    pub fn relay_target(&self) -> Option<&RelayTarget> {
-        self.relay_target.as_ref()
-    }
-
     /// How peers reach this node over WebRTC (nodes with a signalling endpoint only): the
     /// endpoint's address, identity and onion key.
     pub fn webrtc_target(&self) -> Option<&RelayTarget> {
-        self.webrtc_target.as_ref()
+        self.inner.transport_target()
     }
 
     /// The SHA-256 fingerprint of the node's DTLS certificate.
@@ -356,989 +268,13 @@ impl NodeHandle {
     /// Answer a WebRTC offer (SDP) with an answer (SDP): the peer connection is created
     /// and becomes a link once its data channel opens. For signalling servers other than
     /// [`crate::signal::serve_signalling`] (a bridge's, for example).
-    pub async fn accept_offer(&self, offer: String) -> Result<String, DriverError> {
-        self.ask(|reply| AppMsg::AcceptOffer { offer, reply }).await
+    pub async fn accept_offer(&self, offer: String) -> io::Result<String> {
+        accept_offer(&self.inner, offer).await
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> AppMsg) -> Result<T, DriverError> {
-        let (tx, rx) = bounded(1);
-        self.app
-            .send(make(tx))
-            .await
-            .map_err(|_| DriverError::Stopped)?;
-        rx.recv().await.map_err(|_| DriverError::Stopped)?
-    }
-
-    /// Build a circuit along `path`; resolves once it is built (or failed).
-    pub async fn build_circuit(
-        &self,
-        path: Vec<RelayTarget>,
-        first_hop: FirstHop,
-    ) -> Result<CircuitHandle, DriverError> {
-        self.ask(|reply| AppMsg::Build {
-            path,
-            first_hop,
-            reply,
-        })
-        .await
-    }
-
-    /// Close a circuit this node built.
-    pub fn close_circuit(&self, circuit: CircuitHandle) {
-        let _ = self.app.try_send(AppMsg::CloseCircuit(circuit));
-    }
-
-    /// Open a stream on a built circuit; resolves once the exit connected it.
-    pub async fn open_stream(
-        &self,
-        circuit: CircuitHandle,
-        target: StreamTarget,
-    ) -> Result<OnionStream, DriverError> {
-        self.ask(|reply| AppMsg::Open {
-            circuit,
-            target,
-            reply,
-        })
-        .await
-    }
-
-    /// Every event the node emits from now on (links, circuits, streams).
-    pub fn events(&self) -> Receiver<Event> {
-        let (tx, rx) = unbounded();
-        let _ = self.app.try_send(AppMsg::Subscribe(tx));
-        rx
-    }
-
-    /// Run `f` on the node (for counters, census and other getters).
-    pub async fn inspect<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Node) -> T + Send + 'static,
-    ) -> Result<T, DriverError> {
-        let (tx, rx) = bounded(1);
-        let msg = AppMsg::Inspect(Box::new(move |node| {
-            let _ = tx.try_send(f(node));
-        }));
-        self.app.send(msg).await.map_err(|_| DriverError::Stopped)?;
-        rx.recv().await.map_err(|_| DriverError::Stopped)
-    }
-
-    /// Stop the node: every connection it holds is dropped, its listener closed.
-    pub fn shutdown(&self) {
-        let _ = self.app.try_send(AppMsg::Shutdown);
-    }
-}
-
-/// A stream opened through the node: read with [`OnionStream::read`], write with
-/// [`OnionStream::write_all`]; or [`OnionStream::split`] it to do both at once.
-pub struct OnionStream {
-    /// The receiving half.
-    pub reader: OnionReader,
-    /// The sending half.
-    pub writer: OnionWriter,
-    /// The address the exit connected to, if it said.
-    pub addr: Option<std::net::IpAddr>,
-}
-
-/// The receiving half of an [`OnionStream`].
-pub struct OnionReader {
-    handle: StreamHandle,
-    app: Sender<AppMsg>,
-    rx: Receiver<StreamItem>,
-    end: Option<EndReason>,
-}
-
-/// The sending half of an [`OnionStream`]. Dropping it closes the stream (END DONE).
-pub struct OnionWriter {
-    handle: StreamHandle,
-    app: Sender<AppMsg>,
-    closed: bool,
-}
-
-impl OnionStream {
-    /// The node's handle on this stream.
-    pub fn handle(&self) -> StreamHandle {
-        self.writer.handle
-    }
-
-    /// The two halves, to read and write from separate tasks.
-    pub fn split(self) -> (OnionReader, OnionWriter) {
-        (self.reader, self.writer)
-    }
-
-    /// See [`OnionReader::read`].
-    pub async fn read(&mut self) -> Result<Option<Vec<u8>>, DriverError> {
-        self.reader.read().await
-    }
-
-    /// See [`OnionWriter::write_all`].
-    pub async fn write_all(&mut self, data: &[u8]) -> Result<(), DriverError> {
-        self.writer.write_all(data).await
-    }
-}
-
-impl OnionReader {
-    /// The next bytes; `Ok(None)` once the stream ended cleanly (END DONE), an error
-    /// with the END reason otherwise.
-    pub async fn read(&mut self) -> Result<Option<Vec<u8>>, DriverError> {
-        if let Some(reason) = self.end {
-            return end_result(reason);
-        }
-        match self.rx.recv().await {
-            Ok(StreamItem::Data(d)) => {
-                let _ = self.app.try_send(AppMsg::Consumed(self.handle));
-                Ok(Some(d))
-            }
-            Ok(StreamItem::End(reason)) => {
-                self.end = Some(reason);
-                end_result(reason)
-            }
-            Err(_) => {
-                self.end = Some(EndReason::MISC);
-                Err(DriverError::Stopped)
-            }
-        }
-    }
-}
-
-fn end_result(reason: EndReason) -> Result<Option<Vec<u8>>, DriverError> {
-    if reason == EndReason::DONE {
-        Ok(None)
-    } else {
-        Err(DriverError::StreamClosed(reason))
-    }
-}
-
-impl OnionWriter {
-    /// Send `data`; resolves once the node took all of it (its windows are the
-    /// backpressure).
-    pub async fn write_all(&mut self, data: &[u8]) -> Result<(), DriverError> {
-        for chunk in data.chunks(CHUNK) {
-            let (tx, rx) = bounded(1);
-            self.app
-                .send(AppMsg::Write {
-                    stream: self.handle,
-                    data: chunk.to_vec(),
-                    reply: tx,
-                })
-                .await
-                .map_err(|_| DriverError::Stopped)?;
-            rx.recv().await.map_err(|_| DriverError::Stopped)??;
-        }
-        Ok(())
-    }
-
-    /// Close the stream (RELAY_END, reason DONE) after what was written.
-    pub fn close(mut self) {
-        self.closed = true;
-        let _ = self.app.try_send(AppMsg::CloseStream(self.handle));
-    }
-}
-
-impl Drop for OnionWriter {
-    fn drop(&mut self) {
-        if !self.closed {
-            let _ = self.app.try_send(AppMsg::CloseStream(self.handle));
-        }
-    }
-}
-
-/// The driver's plumbing for one connection.
-struct ConnState {
-    exit: bool,
-    /// A WebRTC link: its connection in the endpoint (no tasks, no writer).
-    rtc: Option<RtcKey>,
-    /// Chunks handed to the writer and not yet written.
-    inflight: usize,
-    /// The node has bytes we have not pulled yet.
-    wants_tx: bool,
-    writer: Option<Sender<WriteCmd>>,
-    /// Exit connections: read permits.
-    grant: Option<Sender<usize>>,
-    /// Connecting, reading and writing tasks: dropped (cancelled) with the state.
-    tasks: Vec<Task<()>>,
-    writer_task: Option<Task<()>>,
-}
-
-/// The driver's plumbing for one client stream.
-struct StreamState {
-    to_app: Sender<StreamItem>,
-    writes: VecDeque<(Vec<u8>, usize, Reply<()>)>,
-    close_after_writes: bool,
-}
-
-struct Driver {
-    node: Node,
-    clock: Clock,
-    connector: Option<TlsConnector>,
-    endpoint: RtcEndpoint,
-    /// WebRTC connections and the core's id for them (none until an accepted one opens).
-    rtc_conns: BTreeMap<RtcKey, Option<ConnId>>,
-    signaller: Arc<dyn Signaller>,
-    dial: DialPolicy,
-    sign_fingerprint: Option<[u8; 32]>,
-    net_tx: Sender<NetMsg>,
-    conns: BTreeMap<ConnId, ConnState>,
-    /// Connected exit connections whose reader waits for a grant.
-    paused_exits: BTreeSet<ConnId>,
-    streams: BTreeMap<StreamHandle, StreamState>,
-    builds: BTreeMap<CircuitHandle, Reply<CircuitHandle>>,
-    opens: BTreeMap<StreamHandle, Reply<OnionStream>>,
-    subscribers: Vec<Sender<Event>>,
-    app_tx: smol::channel::WeakSender<AppMsg>,
-    buf: Vec<u8>,
-    wake: Instant,
-    _listener: Option<Task<()>>,
-    _signalling: Option<Task<()>>,
-}
-
-enum Wake {
-    Net(NetMsg),
-    App(AppMsg),
-    Udp,
-    Timer,
-    Stop,
-}
-
-impl Driver {
-    async fn run(mut self, net_rx: Receiver<NetMsg>, app_rx: Receiver<AppMsg>) {
-        self.drain();
-        loop {
-            let node_at = self.clock.to_std(self.wake);
-            let rtc_at = self.endpoint.next_wake();
-            let timer = match (node_at, rtc_at) {
-                (Some(a), Some(b)) => Timer::at(a.min(b)),
-                (Some(a), None) | (None, Some(a)) => Timer::at(a),
-                (None, None) => Timer::never(),
-            };
-            let wake = async { net_rx.recv().await.map_or(Wake::Stop, Wake::Net) }
-                .or(async { app_rx.recv().await.map_or(Wake::Stop, Wake::App) })
-                .or(async {
-                    match self.endpoint.readable().await {
-                        Ok(()) => Wake::Udp,
-                        // A broken socket: leave the links to their timeouts.
-                        Err(_) => smol::future::pending().await,
-                    }
-                })
-                .or(async {
-                    timer.await;
-                    Wake::Timer
-                })
-                .await;
-            match wake {
-                Wake::Stop => break,
-                Wake::Timer => {
-                    self.endpoint.handle_timeout(std::time::Instant::now());
-                    self.on_rtc_events();
-                    let now = self.clock.now();
-                    if now >= self.wake {
-                        self.node.handle_input(Input::Timeout(now));
-                    }
-                }
-                Wake::Udp => {
-                    self.endpoint.recv();
-                    self.on_rtc_events();
-                }
-                Wake::Net(msg) => self.on_net(msg),
-                Wake::App(AppMsg::Shutdown) => break,
-                Wake::App(msg) => self.on_app(msg),
-            }
-            // Batch what else is waiting before draining outputs.
-            for _ in 0..64 {
-                match net_rx.try_recv() {
-                    Ok(msg) => {
-                        self.on_net(msg);
-                        self.drain();
-                    }
-                    Err(_) => break,
-                }
-            }
-            self.drain();
-        }
-        // Tell WebRTC peers now rather than let them time out.
-        self.endpoint.close_all();
-        tracing::debug!(id = %self.node.peer_id(), "node stopped");
-    }
-
-    /// Carry the endpoint's events to the node, until there are none (feeding the node
-    /// may write to channels, which may produce more).
-    fn on_rtc_events(&mut self) {
-        while let Some(ev) = self.endpoint.poll_event() {
-            let now = self.clock.now();
-            match ev {
-                RtcEvent::Open {
-                    key,
-                    mut binding,
-                    remote,
-                } => {
-                    if let Some(fake) = self.sign_fingerprint {
-                        binding.local = fake;
-                    }
-                    match self.rtc_conns.get(&key).copied() {
-                        Some(Some(conn)) => {
-                            tracing::debug!(conn = conn.0, ?remote, "WebRTC link open");
-                            self.node
-                                .handle_input(Input::Connected { now, conn, binding });
-                        }
-                        Some(None) => match self.node.accept_link(now, remote, binding) {
-                            Ok(conn) => {
-                                tracing::debug!(conn = conn.0, ?remote, "WebRTC link accepted");
-                                self.rtc_conns.insert(key, Some(conn));
-                                let mut st = ConnState::new(false);
-                                st.rtc = Some(key);
-                                self.conns.insert(conn, st);
-                            }
-                            Err(e) => {
-                                tracing::info!(?remote, error = %e, "WebRTC link refused");
-                                self.rtc_conns.remove(&key);
-                                self.endpoint.close(key);
-                            }
-                        },
-                        None => self.endpoint.close(key),
-                    }
-                }
-                RtcEvent::Data { key, data } => {
-                    if let Some(Some(conn)) = self.rtc_conns.get(&key).copied() {
-                        self.node.handle_input(Input::Data {
-                            now,
-                            conn,
-                            data: &data,
-                        });
-                    }
-                }
-                RtcEvent::Writable(key) => {
-                    if let Some(Some(conn)) = self.rtc_conns.get(&key).copied()
-                        && self.conns.get(&conn).is_some_and(|st| st.wants_tx)
-                    {
-                        self.pump_tx(conn);
-                    }
-                }
-                RtcEvent::Closed { key, error } => {
-                    if let Some(Some(conn)) = self.rtc_conns.remove(&key)
-                        && self.conns.remove(&conn).is_some()
-                    {
-                        tracing::debug!(conn = conn.0, error, "WebRTC link closed");
-                        self.node.handle_input(Input::Closed { now, conn, error });
-                    }
-                }
-            }
-            self.drain();
-        }
-    }
-
-    fn on_net(&mut self, msg: NetMsg) {
-        let now = self.clock.now();
-        match msg {
-            NetMsg::Connected { conn, result } => {
-                if !self.conns.contains_key(&conn) {
-                    return;
-                }
-                match result {
-                    Ok((io, binding)) => {
-                        self.attach(conn, io);
-                        self.node
-                            .handle_input(Input::Connected { now, conn, binding });
-                    }
-                    Err(e) => {
-                        tracing::debug!(conn = conn.0, error = %e, "connect failed");
-                        self.conns.remove(&conn);
-                        self.node.handle_input(Input::Closed {
-                            now,
-                            conn,
-                            error: true,
-                        });
-                    }
-                }
-            }
-            NetMsg::Accepted {
-                stream,
-                peer,
-                binding,
-            } => match self.node.accept_link(now, Some(peer), binding) {
-                Ok(conn) => {
-                    tracing::debug!(conn = conn.0, %peer, "link accepted");
-                    self.conns.insert(conn, ConnState::new(false));
-                    self.attach(conn, stream);
-                }
-                Err(e) => tracing::info!(%peer, error = %e, "link refused"),
-            },
-            NetMsg::Data { conn, data } => {
-                let Some(st) = self.conns.get(&conn) else {
-                    return;
-                };
-                if st.exit {
-                    self.paused_exits.insert(conn);
-                }
-                self.node.handle_input(Input::Data {
-                    now,
-                    conn,
-                    data: &data,
-                });
-            }
-            NetMsg::Answer { conn, result } => {
-                let key = self.conns.get(&conn).and_then(|st| st.rtc);
-                let Some(key) = key else {
-                    return;
-                };
-                let result = result.and_then(|answer| self.endpoint.accept_answer(key, &answer));
-                if let Err(e) = result {
-                    tracing::debug!(conn = conn.0, error = %e, "WebRTC dial failed");
-                    self.endpoint.close(key);
-                    self.rtc_conns.remove(&key);
-                    self.conns.remove(&conn);
-                    self.node.handle_input(Input::Closed {
-                        now,
-                        conn,
-                        error: true,
-                    });
-                }
-                self.on_rtc_events();
-            }
-            NetMsg::ReadClosed { conn, error } => {
-                if self.conns.remove(&conn).is_some() {
-                    self.paused_exits.remove(&conn);
-                    self.node.handle_input(Input::Closed { now, conn, error });
-                }
-            }
-            NetMsg::Written { conn } => {
-                if let Some(st) = self.conns.get_mut(&conn) {
-                    st.inflight = st.inflight.saturating_sub(1);
-                    if st.wants_tx {
-                        self.pump_tx(conn);
-                    }
-                }
-            }
-        }
-    }
-
-    fn on_app(&mut self, msg: AppMsg) {
-        let now = self.clock.now();
-        match msg {
-            AppMsg::Build {
-                path,
-                first_hop,
-                reply,
-            } => match self.node.build_circuit(now, path, first_hop) {
-                Ok(h) => {
-                    self.builds.insert(h, reply);
-                }
-                Err(e) => {
-                    let _ = reply.try_send(Err(DriverError::Command(e)));
-                }
-            },
-            AppMsg::CloseCircuit(h) => {
-                let _ = self
-                    .node
-                    .command(now, onionpeer_core::node::api::Command::CloseCircuit(h));
-            }
-            AppMsg::Open {
-                circuit,
-                target,
-                reply,
-            } => match self.node.open_stream(now, circuit, target) {
-                Ok(s) => {
-                    self.opens.insert(s, reply);
-                }
-                Err(e) => {
-                    let _ = reply.try_send(Err(DriverError::Command(e)));
-                }
-            },
-            AppMsg::Write {
-                stream,
-                data,
-                reply,
-            } => match self.streams.get_mut(&stream) {
-                Some(st) => {
-                    st.writes.push_back((data, 0, reply));
-                    self.pump_write(stream);
-                }
-                None => {
-                    let _ = reply.try_send(Err(DriverError::Command(CommandError::NoSuchStream)));
-                }
-            },
-            AppMsg::Consumed(s) => self.pump_read(s),
-            AppMsg::CloseStream(s) => {
-                if let Some(st) = self.streams.get_mut(&s) {
-                    if st.writes.is_empty() {
-                        self.close_stream(s);
-                    } else {
-                        st.close_after_writes = true;
-                    }
-                }
-            }
-            AppMsg::Subscribe(tx) => self.subscribers.push(tx),
-            AppMsg::AcceptOffer { offer, reply } => {
-                let result = match self.endpoint.accept_offer(&offer) {
-                    Ok((key, answer)) => {
-                        self.rtc_conns.insert(key, None);
-                        Ok(answer)
-                    }
-                    Err(e) => Err(DriverError::Offer(e.to_string())),
-                };
-                let _ = reply.try_send(result);
-                self.on_rtc_events();
-            }
-            AppMsg::Inspect(f) => f(&self.node),
-            AppMsg::Shutdown => {}
-        }
-    }
-
-    fn close_stream(&mut self, s: StreamHandle) {
-        let now = self.clock.now();
-        let _ = self
-            .node
-            .command(now, onionpeer_core::node::api::Command::CloseStream(s));
-        self.streams.remove(&s);
-    }
-
-    /// Act on every output until the node is idle.
-    fn drain(&mut self) {
-        loop {
-            match self.node.poll_output() {
-                Output::Timeout(at, _) => {
-                    self.wake = at;
-                    break;
-                }
-                Output::Connect { conn, target } => self.connect(conn, target),
-                Output::Transmit(conn) => {
-                    if let Some(st) = self.conns.get_mut(&conn) {
-                        st.wants_tx = true;
-                        self.pump_tx(conn);
-                    }
-                }
-                Output::Close(conn) => self.close(conn),
-                Output::Event(e) => self.on_event(e),
-            }
-        }
-        // Grant reads to exit connections the node has room for.
-        if !self.paused_exits.is_empty() {
-            let ready: Vec<(ConnId, usize)> = self
-                .paused_exits
-                .iter()
-                .map(|&c| (c, self.node.read_capacity(c)))
-                .filter(|&(_, cap)| cap > 0)
-                .collect();
-            for (conn, cap) in ready {
-                self.paused_exits.remove(&conn);
-                if let Some(g) = self.conns.get(&conn).and_then(|st| st.grant.as_ref()) {
-                    let _ = g.try_send(cap.min(CHUNK));
-                }
-            }
-        }
-    }
-
-    fn on_event(&mut self, e: Event) {
-        match &e {
-            Event::LinkUp {
-                conn,
-                peer,
-                version,
-            } => {
-                tracing::debug!(conn = conn.0, ?peer, version, "link up")
-            }
-            Event::LinkDown { conn, reason } => match reason {
-                // Peers vanish all the time; not worth more than a debug line.
-                LinkCloseReason::Closed
-                | LinkCloseReason::Local
-                | LinkCloseReason::TransportError => {
-                    tracing::debug!(conn = conn.0, ?reason, "link down")
-                }
-                // A peer that misbehaved or failed: worth an operator's attention.
-                _ => tracing::info!(conn = conn.0, ?reason, "link closed on error"),
-            },
-            Event::CircuitBuilt(h) => {
-                if let Some(r) = self.builds.remove(h) {
-                    let _ = r.try_send(Ok(*h));
-                }
-            }
-            Event::CircuitClosed { circuit, reason } => {
-                if let Some(r) = self.builds.remove(circuit) {
-                    let _ = r.try_send(Err(DriverError::CircuitClosed(*reason)));
-                }
-            }
-            Event::StreamOpened { stream, addr } => {
-                if let Some(r) = self.opens.remove(stream) {
-                    let (to_app, rx) = unbounded();
-                    self.streams.insert(
-                        *stream,
-                        StreamState {
-                            to_app,
-                            writes: VecDeque::new(),
-                            close_after_writes: false,
-                        },
-                    );
-                    if let Some(app) = self.app_tx.upgrade() {
-                        let s = OnionStream {
-                            reader: OnionReader {
-                                handle: *stream,
-                                app: app.clone(),
-                                rx,
-                                end: None,
-                            },
-                            writer: OnionWriter {
-                                handle: *stream,
-                                app,
-                                closed: false,
-                            },
-                            addr: *addr,
-                        };
-                        if let Err(err) = r.try_send(Ok(s)) {
-                            // The application gave up waiting: close the stream.
-                            drop(err);
-                        }
-                    }
-                    self.pump_read(*stream);
-                }
-            }
-            Event::StreamReadable(s) => self.pump_read(*s),
-            Event::StreamWritable(s) => self.pump_write(*s),
-            Event::StreamClosed { stream, reason } => {
-                if let Some(r) = self.opens.remove(stream) {
-                    let _ = r.try_send(Err(DriverError::StreamClosed(*reason)));
-                }
-                if let Some(st) = self.streams.remove(stream) {
-                    let _ = st.to_app.try_send(StreamItem::End(*reason));
-                    for (_, _, reply) in st.writes {
-                        let _ = reply.try_send(Err(DriverError::StreamClosed(*reason)));
-                    }
-                }
-            }
-            // Clock skew and the Peersm DHT's progress only go to subscribers.
-            Event::ClockSkew { .. }
-            | Event::DhtLookupDone { .. }
-            | Event::OrdbCircuitsReady(_)
-            | Event::PeerFound(_)
-            | Event::OrdbAnswered { .. }
-            | Event::ContentInfo { .. }
-            | Event::ContentReadable(_)
-            | Event::ContentProgress { .. }
-            | Event::ContentDone { .. } => {}
-        }
-        self.subscribers.retain(|s| s.try_send(e.clone()).is_ok());
-    }
-
-    fn pump_read(&mut self, s: StreamHandle) {
-        let now = self.clock.now();
-        while let Some(st) = self.streams.get(&s) {
-            if st.to_app.len() >= STREAM_QUEUE {
-                break;
-            }
-            match self.node.read_stream(now, s, &mut self.buf) {
-                Ok(n) if n > 0 => {
-                    let _ = st.to_app.try_send(StreamItem::Data(self.buf[..n].to_vec()));
-                }
-                _ => break,
-            }
-        }
-    }
-
-    fn pump_write(&mut self, s: StreamHandle) {
-        let now = self.clock.now();
-        let Some(st) = self.streams.get_mut(&s) else {
-            return;
-        };
-        while let Some((data, off, _)) = st.writes.front_mut() {
-            match self.node.write_stream(now, s, &data[*off..]) {
-                Ok(n) => {
-                    *off += n;
-                    if *off < data.len() {
-                        break;
-                    }
-                    if let Some((_, _, reply)) = st.writes.pop_front() {
-                        let _ = reply.try_send(Ok(()));
-                    }
-                }
-                Err(e) => {
-                    for (_, _, reply) in st.writes.drain(..) {
-                        let _ = reply.try_send(Err(DriverError::Command(e)));
-                    }
-                    break;
-                }
-            }
-        }
-        if st.writes.is_empty() && st.close_after_writes {
-            self.close_stream(s);
-        }
-    }
-
-    fn pump_tx(&mut self, conn: ConnId) {
-        let Some(st) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        if let Some(key) = st.rtc {
-            // A data channel: pull only what its buffer takes now; the rest waits for
-            // RtcEvent::Writable.
-            loop {
-                let room = self.endpoint.writable(key).min(self.buf.len());
-                if room == 0 {
-                    return;
-                }
-                let n = self.node.poll_transmit(conn, &mut self.buf[..room]);
-                if n == 0 {
-                    st.wants_tx = false;
-                    return;
-                }
-                if !self.endpoint.write(key, &self.buf[..n]) {
-                    tracing::debug!(conn = conn.0, "data channel refused a write");
-                    return;
-                }
-            }
-        }
-        let Some(w) = &st.writer else {
-            return;
-        };
-        while st.inflight < WRITE_QUEUE {
-            let n = self.node.poll_transmit(conn, &mut self.buf);
-            if n == 0 {
-                st.wants_tx = false;
-                return;
-            }
-            if w.try_send(WriteCmd::Data(self.buf[..n].to_vec())).is_ok() {
-                st.inflight += 1;
-            }
-        }
-    }
-
-    fn connect(&mut self, conn: ConnId, target: ConnectTarget) {
-        let net = self.net_tx.clone();
-        let (exit, task) = match target {
-            ConnectTarget::Relay { addr, id } if self.dial.is_webrtc(&addr) => {
-                tracing::debug!(conn = conn.0, %addr, ?id, "dialling WebRTC link");
-                let (key, offer) = match self.endpoint.offer() {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::info!(error = %e, "cannot make a WebRTC offer");
-                        let now = self.clock.now();
-                        self.node.handle_input(Input::Closed {
-                            now,
-                            conn,
-                            error: true,
-                        });
-                        return;
-                    }
-                };
-                self.rtc_conns.insert(key, Some(conn));
-                let exchange = self.signaller.exchange(addr, offer);
-                let task = smol::spawn(async move {
-                    let result = exchange.await;
-                    let _ = net.send(NetMsg::Answer { conn, result }).await;
-                });
-                let mut st = ConnState::new(false);
-                st.rtc = Some(key);
-                st.tasks.push(task);
-                self.conns.insert(conn, st);
-                return;
-            }
-            ConnectTarget::Relay { addr, id } => {
-                tracing::debug!(conn = conn.0, %addr, ?id, "connecting link");
-                let connector = self.connector.clone();
-                let task = smol::spawn(async move {
-                    let result = async {
-                        let c = connector.ok_or_else(|| io::Error::other("no TLS connector"))?;
-                        let (s, b) = c.connect(addr).await?;
-                        Ok((Box::new(s) as BoxIo, b))
-                    }
-                    .or(timeout())
-                    .await;
-                    let _ = net.send(NetMsg::Connected { conn, result }).await;
-                });
-                (false, task)
-            }
-            ConnectTarget::Exit { host, port } => {
-                tracing::debug!(conn = conn.0, %host, port, "connecting exit");
-                let task = smol::spawn(async move {
-                    let result = async {
-                        let host = host.trim_start_matches('[').trim_end_matches(']');
-                        let tcp = TcpStream::connect((host, port)).await?;
-                        tcp.set_nodelay(true)?;
-                        Ok((Box::new(tcp) as BoxIo, LinkBinding::default()))
-                    }
-                    .or(timeout())
-                    .await;
-                    let _ = net.send(NetMsg::Connected { conn, result }).await;
-                });
-                (true, task)
-            }
-        };
-        let mut st = ConnState::new(exit);
-        st.tasks.push(task);
-        self.conns.insert(conn, st);
-    }
-
-    /// Start the reader and writer tasks of a connected transport.
-    fn attach(&mut self, conn: ConnId, io: BoxIo) {
-        let Some(st) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        let (r, w) = smol::io::split(io);
-        let (wtx, wrx) = unbounded();
-        st.writer = Some(wtx);
-        st.writer_task = Some(smol::spawn(writer(conn, w, wrx, self.net_tx.clone())));
-        let grants = if st.exit {
-            let (gtx, grx) = bounded(1);
-            st.grant = Some(gtx);
-            self.paused_exits.insert(conn);
-            Some(grx)
-        } else {
-            None
-        };
-        st.tasks
-            .push(smol::spawn(reader(conn, r, grants, self.net_tx.clone())));
-        if st.wants_tx {
-            self.pump_tx(conn);
-        }
-    }
-
-    /// The node closes `conn`: send what is left, then let the writer close it.
-    fn close(&mut self, conn: ConnId) {
-        let Some(mut st) = self.conns.remove(&conn) else {
-            return;
-        };
-        self.paused_exits.remove(&conn);
-        if let Some(key) = st.rtc {
-            self.rtc_conns.remove(&key);
-            loop {
-                let room = self.endpoint.writable(key).min(self.buf.len());
-                let n = if room == 0 {
-                    0
-                } else {
-                    self.node.poll_transmit(conn, &mut self.buf[..room])
-                };
-                if n == 0 || !self.endpoint.write(key, &self.buf[..n]) {
-                    break;
-                }
-            }
-            self.endpoint.close(key);
-            return;
-        }
-        if let (Some(w), Some(task)) = (st.writer.take(), st.writer_task.take()) {
-            loop {
-                let n = self.node.poll_transmit(conn, &mut self.buf);
-                if n == 0 {
-                    break;
-                }
-                let _ = w.try_send(WriteCmd::Data(self.buf[..n].to_vec()));
-            }
-            let _ = w.try_send(WriteCmd::Close);
-            task.detach();
-        }
-    }
-}
-
-impl ConnState {
-    fn new(exit: bool) -> ConnState {
-        ConnState {
-            exit,
-            rtc: None,
-            inflight: 0,
-            wants_tx: false,
-            writer: None,
-            grant: None,
-            tasks: Vec::new(),
-            writer_task: None,
-        }
-    }
-}
-
-async fn timeout<T>() -> io::Result<T> {
-    Timer::after(CONNECT_TIMEOUT).await;
-    Err(io::ErrorKind::TimedOut.into())
-}
-
-async fn reader(
-    conn: ConnId,
-    mut r: smol::io::ReadHalf<BoxIo>,
-    grants: Option<Receiver<usize>>,
-    net: Sender<NetMsg>,
-) {
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let max = match &grants {
-            Some(g) => match g.recv().await {
-                Ok(n) => n.clamp(1, CHUNK),
-                Err(_) => return,
-            },
-            None => CHUNK,
-        };
-        let msg = match r.read(&mut buf[..max]).await {
-            Ok(0) => NetMsg::ReadClosed { conn, error: false },
-            Ok(n) => NetMsg::Data {
-                conn,
-                data: buf[..n].to_vec(),
-            },
-            Err(e) => {
-                tracing::debug!(conn = conn.0, error = %e, "read failed");
-                NetMsg::ReadClosed { conn, error: true }
-            }
-        };
-        let end = matches!(msg, NetMsg::ReadClosed { .. });
-        if net.send(msg).await.is_err() || end {
-            return;
-        }
-    }
-}
-
-async fn writer(
-    conn: ConnId,
-    mut w: smol::io::WriteHalf<BoxIo>,
-    cmds: Receiver<WriteCmd>,
-    net: Sender<NetMsg>,
-) {
-    while let Ok(cmd) = cmds.recv().await {
-        match cmd {
-            WriteCmd::Data(d) => {
-                let ok =
-                    w.write_all(&d).await.is_ok() && (!cmds.is_empty() || w.flush().await.is_ok());
-                if !ok {
-                    let _ = net.send(NetMsg::ReadClosed { conn, error: true }).await;
-                    return;
-                }
-                if net.send(NetMsg::Written { conn }).await.is_err() {
-                    return;
-                }
-            }
-            WriteCmd::Close => break,
-        }
-    }
-    let _ = w.flush().await;
-    let _ = w.close().await;
-}
-
-/// Accept TCP connections and complete TLS in a task each, so a stalled client holds up
-/// nobody.
-async fn listen(listener: TlsListener, handshake_timeout: Duration, net: Sender<NetMsg>) {
-    loop {
-        let (tcp, peer) = match listener.accept_tcp().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                Timer::after(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let responder = listener.responder().clone();
-        let net = net.clone();
-        smol::spawn(async move {
-            let limit = async {
-                Timer::after(handshake_timeout).await;
-                Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "TLS handshake timed out",
-                ))
-            };
-            match responder.accept(tcp).or(limit).await {
-                Ok((stream, binding)) => {
-                    let _ = net
-                        .send(NetMsg::Accepted {
-                            stream: Box::new(stream),
-                            peer,
-                            binding,
-                        })
-                        .await;
-                }
-                Err(e) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
-            }
-        })
-        .detach();
+    /// The smol driver's handle.
+    pub fn smol_handle(&self) -> &onionpeer_smol::driver::NodeHandle {
+        &self.inner
     }
 }
 

@@ -7,14 +7,13 @@
 //!   its identity key (the type-5 certificate), exactly as a TLS link's certificate.
 //! - [`signal`]: offer/answer exchange: the [`signal::Signaller`] trait, HTTP POST
 //!   signalling ([`signal::HttpSignaller`], [`signal::serve_signalling`]).
-//! - [`driver`]: one task per node, the core driven as `onionpeer_smol::driver` drives
-//!   it, with WebRTC links (and optionally TLS ones) and the application's
-//!   [`driver::NodeHandle`].
-//! - [`socks`]: a SOCKS port over one circuit along a fixed path (for the CLI's proxy).
+//! - [`driver`]: the node runs on `onionpeer_smol::driver`, with the endpoint plugged in
+//!   as its `LinkTransport` (WebRTC links, and optionally TLS ones), and the
+//!   application's [`driver::NodeHandle`]. A SOCKS port over it is
+//!   `onionpeer_smol::proxy` (with `NodeHandle::smol_handle`).
 
 pub mod driver;
 pub mod rtc;
 pub mod signal;
-pub mod socks;
 
 pub use driver::{DialPolicy, DriverConfig, DriverError, NodeHandle, OnionStream, spawn_node};

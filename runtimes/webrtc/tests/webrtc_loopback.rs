@@ -155,7 +155,7 @@ fn relay_signing_a_wrong_fingerprint_is_refused() {
 
 #[test]
 fn socks_port_over_webrtc_links() {
-    use onionpeer_webrtc::socks::{FixedCircuit, serve_socks};
+    use onionpeer_smol::proxy::{CircuitPool, FixedPath, serve_socks};
     use smol::io::{AsyncReadExt, AsyncWriteExt};
     init_log();
     smol::block_on(async {
@@ -163,7 +163,11 @@ fn socks_port_over_webrtc_links() {
         let server = source(data.clone(), None).await;
         let net = network().await;
         let client = spawn_client(any()).unwrap();
-        let circuits = Arc::new(FixedCircuit::new(client, net.path(), FirstHop::Ntor));
+        let circuits = Arc::new(CircuitPool::new(
+            client.smol_handle().clone(),
+            Arc::new(FixedPath(net.path())),
+            FirstHop::Ntor,
+        ));
         let l = smol::net::TcpListener::bind(any()).await.unwrap();
         let socks = l.local_addr().unwrap();
         smol::spawn(serve_socks(l, circuits)).detach();

@@ -114,11 +114,10 @@ pub fn start_tor_client(dirauth: &std::path::Path) -> (SocketAddr, Group, PathBu
     panic!("tor client did not bootstrap");
 }
 
-pub fn pattern(len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8)
-        .collect()
-}
+#[path = "serve.rs"]
+mod serve;
+pub use serve::pattern;
+use serve::serve;
 
 /// A server sending `data` to each client. On port 80 or 443 when it can bind one: a tor
 /// client only picks exits whose port summary lists the port, and exit0's lists those
@@ -134,27 +133,7 @@ pub async fn source(data: Arc<Vec<u8>>, low_port: bool, pace: Option<Duration>) 
     }
     let l = l.unwrap();
     let addr = l.local_addr().unwrap();
-    smol::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = l.accept().await else {
-                return;
-            };
-            let data = data.clone();
-            smol::spawn(async move {
-                for c in data.chunks(64 << 10) {
-                    if s.write_all(c).await.is_err() {
-                        return;
-                    }
-                    if let Some(p) = pace {
-                        smol::Timer::after(p).await;
-                    }
-                }
-                let _ = s.close().await;
-            })
-            .detach();
-        }
-    })
-    .detach();
+    serve(l, data, pace);
     addr
 }
 

@@ -14,7 +14,6 @@ use onionpeer_webrtc::driver::{
     spawn_relay,
 };
 use onionpeer_webrtc::signal::HttpSignaller;
-use smol::io::AsyncWriteExt;
 use smol::net::TcpListener;
 
 /// Bytes moved by the transfer tests.
@@ -33,36 +32,17 @@ pub fn any() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
-/// A recognizable byte pattern.
-pub fn pattern(len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8)
-        .collect()
-}
+#[path = "../../../smol/tests/common/serve.rs"]
+mod serve;
+#[allow(unused_imports)] // each user takes what it needs
+pub use serve::pattern;
+use serve::serve;
 
 /// A server that sends `data` to every client, then closes; optionally slowly.
 pub async fn source(data: Arc<Vec<u8>>, pace: Option<Duration>) -> SocketAddr {
     let l = TcpListener::bind(any()).await.unwrap();
     let addr = l.local_addr().unwrap();
-    smol::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            let data = data.clone();
-            smol::spawn(async move {
-                for c in data.chunks(64 * 1024) {
-                    if s.write_all(c).await.is_err() {
-                        return;
-                    }
-                    if let Some(p) = pace {
-                        smol::Timer::after(p).await;
-                    }
-                }
-                let _ = s.close().await;
-            })
-            .detach();
-        }
-    })
-    .detach();
+    serve(l, data, pace);
     addr
 }
 
