@@ -189,6 +189,7 @@ enum AppMsg {
     CloseStream(StreamHandle),
     Subscribe(Sender<Event>),
     Inspect(Box<dyn FnOnce(&Node) + Send>),
+    Mutate(Box<dyn FnOnce(&mut Node, Instant) + Send>),
     Command(onionpeer_core::node::api::Command, Reply<CommandOk>),
     Shutdown,
 }
@@ -370,6 +371,20 @@ impl NodeHandle {
         let (tx, rx) = bounded(1);
         let msg = AppMsg::Inspect(Box::new(move |node| {
             let _ = tx.try_send(f(node));
+        }));
+        self.app.send(msg).await.map_err(|_| DriverError::Stopped)?;
+        rx.recv().await.map_err(|_| DriverError::Stopped)
+    }
+
+    /// Run `f` on the node with mutable access (for calls like `Node::read_content`
+    /// that take from the node); `f` also gets the node's current time.
+    pub async fn with_node_mut<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Node, Instant) -> T + Send + 'static,
+    ) -> Result<T, DriverError> {
+        let (tx, rx) = bounded(1);
+        let msg = AppMsg::Mutate(Box::new(move |node, now| {
+            let _ = tx.try_send(f(node, now));
         }));
         self.app.send(msg).await.map_err(|_| DriverError::Stopped)?;
         rx.recv().await.map_err(|_| DriverError::Stopped)
@@ -714,6 +729,7 @@ impl Driver {
             }
             AppMsg::Subscribe(tx) => self.subscribers.push(tx),
             AppMsg::Inspect(f) => f(&self.node),
+            AppMsg::Mutate(f) => f(&mut self.node, now),
             AppMsg::Command(cmd, reply) => {
                 let r = self.node.command(now, cmd).map_err(DriverError::Command);
                 let _ = reply.try_send(r);
