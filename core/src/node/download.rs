@@ -396,9 +396,7 @@ impl Node {
             return false;
         };
         match store.manifest(name) {
-            Some(crate::ordb::Manifest::File(m)) => {
-                store.has_range(name, 0, m.n_chunks())
-            }
+            Some(crate::ordb::Manifest::File(m)) => store.has_range(name, 0, m.n_chunks()),
             _ => false,
         }
     }

@@ -136,8 +136,10 @@ fn read_state(state: &Path) -> u64 {
     std::fs::read_to_string(state)
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("chunks ").and_then(|n| n.trim().parse().ok()))
+            s.lines().find_map(|l| {
+                l.strip_prefix("chunks ")
+                    .and_then(|n| n.trim().parse().ok())
+            })
         })
         .unwrap_or(0)
 }
@@ -254,7 +256,11 @@ impl Bar {
 
     fn show(&mut self, done: u64, force: bool) {
         let now = Instant::now();
-        if !force && self.last.is_some_and(|t| now - t < Duration::from_millis(200)) {
+        if !force
+            && self
+                .last
+                .is_some_and(|t| now - t < Duration::from_millis(200))
+        {
             return;
         }
         self.last = Some(now);

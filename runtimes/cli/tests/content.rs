@@ -123,10 +123,17 @@ fn seed_and_get_through_the_ordbs_and_resume() {
     let mut partial = data[..700 * 486].to_vec();
     partial.extend_from_slice(&[0xAA; 1000]);
     std::fs::write(&part, &partial).unwrap();
-    std::fs::write(dir.join("out2.bin.part.state"), "chunk_size 486\nchunks 700\n").unwrap();
+    std::fs::write(
+        dir.join("out2.bin.part.state"),
+        "chunk_size 486\nchunks 700\n",
+    )
+    .unwrap();
     let st = get(&hash, &out2, &line).wait().unwrap();
     assert!(st.success());
-    assert!(std::fs::read(&out2).unwrap() == data, "resumed file not byte-exact");
+    assert!(
+        std::fs::read(&out2).unwrap() == data,
+        "resumed file not byte-exact"
+    );
     assert!(!part.exists() && !dir.join("out2.bin.part.state").exists());
 
     // A `get` killed mid-way, then run again to completion.
@@ -144,7 +151,10 @@ fn seed_and_get_through_the_ordbs_and_resume() {
     let _ = g.wait();
     let st = get(&hash, &out3, &line).wait().unwrap();
     assert!(st.success());
-    assert!(std::fs::read(&out3).unwrap() == data, "rerun file not byte-exact");
+    assert!(
+        std::fs::read(&out3).unwrap() == data,
+        "rerun file not byte-exact"
+    );
     drop(peers);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -136,7 +136,11 @@ impl ChunkStore for DiskStore {
         if data.len() > MAX_CHUNK_DATA_LEN {
             return Err(StoreError::OutOfRange);
         }
-        if self.files.get(name).is_some_and(|f| f.held.contains_key(&index)) {
+        if self
+            .files
+            .get(name)
+            .is_some_and(|f| f.held.contains_key(&index))
+        {
             return Ok(());
         }
         self.make_room(data.len(), name)?;
