@@ -31,11 +31,11 @@ fn start(args: &[&str], prefix: &str) -> (Proc, String) {
         .unwrap();
     let out = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
-    let prefix = prefix.to_string();
+    let want = prefix.to_string();
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if !sent && let Some(rest) = line.strip_prefix(&prefix) {
+            if !sent && let Some(rest) = line.strip_prefix(&want) {
                 let _ = tx.send(rest.trim().to_string());
                 sent = true;
             }

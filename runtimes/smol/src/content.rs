@@ -9,7 +9,7 @@ use onionpeer_core::node::api::{Command, CommandOk, DownloadHandle, Event};
 use smol::channel::{Receiver, bounded};
 use smol::future::FutureExt as _;
 
-use crate::driver::{DriverError, NodeHandle};
+use crate::driver::NodeHandle;
 
 /// Bytes per chunk of the files the core seeds (the resume state counts chunks).
 pub const CHUNK_SIZE: u64 = onionpeer_core::ordb::CHUNK_SIZE as u64;
