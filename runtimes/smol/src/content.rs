@@ -93,7 +93,8 @@ pub async fn get(
             let mut done = None;
             match ev {
                 Some(Event::ContentInfo { handle, size, mime }) if handle == h => {
-                    if tx.send(GetUpdate::Info { size, mime }).await.is_err() {
+                    let sent = tx.send(GetUpdate::Info { size, mime }).await;
+                    if sent.is_err() {
                         break;
                     }
                 }

@@ -167,6 +167,9 @@ enum NetMsg {
     },
 }
 
+/// A closure run on the node with mutable access.
+type MutateFn = Box<dyn FnOnce(&mut Node, Instant) + Send>;
+
 /// Messages from the application.
 enum AppMsg {
     Build {
@@ -189,7 +192,7 @@ enum AppMsg {
     CloseStream(StreamHandle),
     Subscribe(Sender<Event>),
     Inspect(Box<dyn FnOnce(&Node) + Send>),
-    Mutate(Box<dyn FnOnce(&mut Node, Instant) + Send>),
+    Mutate(MutateFn),
     Command(onionpeer_core::node::api::Command, Reply<CommandOk>),
     Shutdown,
 }
