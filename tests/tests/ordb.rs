@@ -551,3 +551,19 @@ fn get_survives_tampering_ordbs() {
     let (_n, hname) = seed(&mut net, all[3], data.clone());
     assert!(fetch(&mut net, all[9], &hname, 900) == data);
 }
+
+#[test]
+fn a_downloader_serves_what_it_verified_after_the_seeder_is_gone() {
+    let (mut net, all) = bootstrapped(14, false);
+    let data = pattern(2, 120_000);
+    let (name, hname) = seed(&mut net, all[3], data.clone());
+    assert!(fetch(&mut net, all[9], &hname, 600) == data);
+    // A holds everything it verified: manifest and every chunk.
+    let store = net.node(all[9]).chunk_store().expect("a peer has a store");
+    assert!(store.manifest(&name).is_some());
+    assert_eq!(store.chunk_count(&name), data.len().div_ceil(486) as u64);
+    settle(&mut net, 10);
+    net.crash(all[3]);
+    settle(&mut net, 30);
+    assert!(fetch(&mut net, all[11], &hname, 900) == data);
+}

@@ -25,9 +25,11 @@ use super::Timer;
 use super::api::{Command, CommandError, CommandOk, DownloadHandle, Event};
 use crate::Instant;
 use crate::cells::channel::DestroyReason;
-use crate::cells::relay::{DbEnd, DbEndReason, DbQuery, DbSendme, HashName, RelayMsg, StreamId};
+use crate::cells::relay::{
+    DbEnd, DbEndReason, DbQuery, DbSendme, HashName, Progress, RelayMsg, StreamId,
+};
 use crate::circuit::CircKey;
-use crate::ordb::{DlAction, DlCircuit, DownloadConfig, Downloader, GetId};
+use crate::ordb::{DlAction, DlCircuit, DownloadConfig, Downloader, GetId, Verified};
 
 /// DB_DATA cells received on a stream between two DB_SENDMEs.
 pub const DB_SENDME_EVERY: u16 = 50;
@@ -244,6 +246,7 @@ impl Node {
     // ---- internals -------------------------------------------------------------------
     /// Carry out what download `h` asks for, then re-arm its timer.
     fn drive_download(&mut self, h: u64) {
+        self.keep_verified(h);
         loop {
             let Some(a) = self.downloads.active.get_mut(&h) else {
                 return;
@@ -305,7 +308,13 @@ impl Node {
                 DlAction::Readable => self.emit(Event::ContentReadable(DownloadHandle(h))),
                 DlAction::Advertise(p) => {
                     let name = a.hash_name.clone();
-                    self.advertise(&name, p);
+                    match <[u8; 20]>::try_from(name.as_bytes()) {
+                        // Whole and in the store: a seeder like any other, in the DHT too.
+                        Ok(n20) if p == Progress::Full && self.holds_whole(&n20) => {
+                            self.announce(n20)
+                        }
+                        _ => self.advertise(&name, p),
+                    }
                 }
                 DlAction::Done(result) => {
                     self.emit(Event::ContentDone {
@@ -343,6 +352,43 @@ impl Node {
         }
         if let Some(e) = progress_event {
             self.emit(e);
+        }
+    }
+
+    /// Put what download `h` verified into the chunk store, so this node serves it too.
+    /// A full store (pinned content) only means we do not re-serve: the download goes on.
+    fn keep_verified(&mut self, h: u64) {
+        let Some(a) = self.downloads.active.get(&h) else {
+            return;
+        };
+        let Ok(name) = <[u8; 20]>::try_from(a.hash_name.as_bytes()) else {
+            return;
+        };
+        while let Some(v) = self
+            .downloads
+            .active
+            .get_mut(&h)
+            .and_then(|a| a.dl.poll_verified())
+        {
+            let Some(store) = self.chunk_store_mut() else {
+                continue;
+            };
+            let _ = match v {
+                Verified::Manifest(m) => store.put_manifest(&name, m, false),
+                Verified::Hashes(msg) => store.put_hashes(&name, &msg),
+                Verified::Chunk(i, data) => store.put_chunk(&name, i, &data),
+            };
+        }
+    }
+
+    /// Whether the chunk store holds every chunk of file `name`.
+    fn holds_whole(&self, name: &[u8; 20]) -> bool {
+        let Some(store) = self.chunk_store() else {
+            return false;
+        };
+        match store.manifest(name) {
+            Some(crate::ordb::Manifest::File(m)) => store.has_range(name, 0, m.n_chunks()),
+            _ => false,
         }
     }
 

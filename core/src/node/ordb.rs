@@ -244,7 +244,6 @@ impl Node {
     // ---- hooks for the downloader ----------------------------------------------------
 
     /// The chunk store, for the downloader to put what it verified.
-    #[allow(dead_code)]
     pub(super) fn chunk_store_mut(&mut self) -> Option<&mut (dyn ChunkStore + Send + 'static)> {
         self.ordb.as_mut().map(|o| &mut *o.store)
     }
@@ -385,7 +384,7 @@ impl Node {
     }
 
     /// Our own content: DB_INFO 100 % to our ORDBs and a DHT STORE of the name.
-    fn announce(&mut self, name: Name20) {
+    pub(super) fn announce(&mut self, name: Name20) {
         let Ok(hash_name) = HashName::new(&name) else {
             return;
         };

@@ -186,6 +186,18 @@ pub enum DlAction {
     Done(Result<(), DlError>),
 }
 
+/// Something the downloader verified, for the node to keep in its chunk store so it
+/// serves it in turn ("a node becomes a seeder for what it has"). Files only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    /// The manifest (checked against the name).
+    Manifest(Manifest),
+    /// An accepted DB_HASHES.
+    Hashes(DbHashes),
+    /// A verified chunk (0-based index).
+    Chunk(u64, heapless::Vec<u8, MAX_CHUNK_DATA_LEN>),
+}
+
 /// A rate and delay measured on one circuit.
 #[derive(Debug, Clone, Copy, Default)]
 struct CircState {
@@ -268,6 +280,8 @@ pub struct Downloader {
     hold_until: Option<Instant>,
     next_check: Option<Instant>,
     actions: VecDeque<DlAction>,
+    /// What was verified and not yet taken by [`Downloader::poll_verified`] (files).
+    verified: VecDeque<Verified>,
     done: bool,
 }
 
@@ -316,6 +330,7 @@ impl Downloader {
             hold_until: None,
             next_check: None,
             actions: VecDeque::new(),
+            verified: VecDeque::new(),
             done: false,
         }
     }
@@ -390,6 +405,11 @@ impl Downloader {
     }
 
     // ---- driver --------------------------------------------------------------------
+
+    /// The next verified item to keep in the chunk store, if any (see [`Verified`]).
+    pub fn poll_verified(&mut self) -> Option<Verified> {
+        self.verified.pop_front()
+    }
 
     /// The next thing to do, if any.
     pub fn poll_action(&mut self) -> Option<DlAction> {
@@ -475,6 +495,9 @@ impl Downloader {
         };
         match result {
             Ok(content) => {
+                if let (Content::File(_), Ok(m)) = (&content, Manifest::from_db_connected(msg)) {
+                    self.verified.push_back(Verified::Manifest(m));
+                }
                 self.content = content;
                 self.measure_first(circ, now, get);
                 self.end_get(get, false);
@@ -503,6 +526,9 @@ impl Downloader {
             Content::Live { v, .. } => v.accept_hashes(msg),
             Content::Unknown => return,
         };
+        if matches!(r, Ok(Accepted::New)) && matches!(self.content, Content::File(_)) {
+            self.verified.push_back(Verified::Hashes(msg.clone()));
+        }
         self.on_verify_error(now, get, circ, r.err());
     }
 
@@ -570,6 +596,10 @@ impl Downloader {
                 }
                 if acc == Accepted::New {
                     self.failures = 0;
+                    if matches!(self.content, Content::File(_)) {
+                        self.verified
+                            .push_back(Verified::Chunk(index, msg.data.clone()));
+                    }
                     self.on_new_chunk(index, msg.data);
                 }
                 self.advance_get(now, get);

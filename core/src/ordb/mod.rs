@@ -32,7 +32,9 @@ pub use content::{
     FILE_NAME_TAG, FILE_SIGN_TAG, FileManifest, Manifest, TRAILER_KIND_FILE, TRAILER_KIND_LIVE,
     file_hash_name, index_from_wire, verify_manifest, wire_chunk_nb,
 };
-pub use download::{DlAction, DlCircuit, DlError, DownloadConfig, Downloader, DropReason, GetId};
+pub use download::{
+    DlAction, DlCircuit, DlError, DownloadConfig, Downloader, DropReason, GetId, Verified,
+};
 pub use live::{
     ChunkRing, DEFAULT_SEGMENT_CHUNKS, LiveManifest, MAX_SEGMENT_CHUNKS, live_hash_name,
     segment_signed_message, verify_live_manifest, verify_segment,

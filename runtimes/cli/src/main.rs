@@ -6,6 +6,7 @@
 //! snake case; a flag on the command line wins over the file.
 
 mod config;
+mod content;
 mod demo;
 
 use std::net::SocketAddr;
@@ -50,6 +51,12 @@ enum Cmd {
     /// Run a Peersm bridge: registers newcomers, answers DB_FIND_PEER, relays, and
     /// serves the browser page and browser links over WebSocket.
     Bridge(BridgeArgs),
+    /// Join as a Peersm peer, seed a file (prints its hash_name) and serve it until
+    /// stopped.
+    Seed(content::SeedArgs),
+    /// Join as a Peersm peer and download a file by hash_name through the ORDBs
+    /// (resumes an interrupted download from FILE.part).
+    Get(content::GetArgs),
     /// Run a simulated network scenario (TOML) deterministically and summarize it.
     Sim(onionpeer_sim::SimArgs),
 }
@@ -197,6 +204,8 @@ fn main() {
             Cmd::Demo(a) => demo::run(a.merge(file.demo)).await,
             Cmd::Peer(a) => peer(a.merge(file.peer)).await,
             Cmd::Bridge(a) => bridge(a.merge(file.bridge)).await,
+            Cmd::Seed(a) => content::seed(a).await,
+            Cmd::Get(a) => content::get(a).await,
             Cmd::Sim(_) => Ok(()),
         }
     });

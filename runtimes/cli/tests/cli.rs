@@ -19,7 +19,14 @@ fn demo_fetches_and_verifies_a_file() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for step in ["link up", "circuit", "stream", "MiB/s", "SHA-256 verified"] {
+    for step in [
+        "link up",
+        "circuit",
+        "stream",
+        "MiB/s",
+        "SHA-256 verified",
+        "through the ORDBs",
+    ] {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
     }
 }
@@ -33,6 +40,8 @@ fn every_command_has_help() {
         &["demo", "--help"],
         &["peer", "--help"],
         &["bridge", "--help"],
+        &["seed", "--help"],
+        &["get", "--help"],
     ] {
         let out = onionpeer().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");

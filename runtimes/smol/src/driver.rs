@@ -258,6 +258,8 @@ enum NetMsg {
 
 /// A call on the node's [`LinkTransport`], run in its task.
 type TransportFn = Box<dyn FnOnce(&mut dyn LinkTransport) + Send>;
+/// A closure run on the node with mutable access.
+type MutateFn = Box<dyn FnOnce(&mut Node, Instant) + Send>;
 
 /// Messages from the application.
 enum AppMsg {
@@ -283,6 +285,7 @@ enum AppMsg {
     Inspect(Box<dyn FnOnce(&Node) + Send>),
     Transport(TransportFn),
     Keep(Task<()>),
+    Mutate(MutateFn),
     Command(onionpeer_core::node::api::Command, Reply<CommandOk>),
     Shutdown,
 }
@@ -528,6 +531,20 @@ impl NodeHandle {
         let (tx, rx) = bounded(1);
         let msg = AppMsg::Inspect(Box::new(move |node| {
             let _ = tx.try_send(f(node));
+        }));
+        self.app.send(msg).await.map_err(|_| DriverError::Stopped)?;
+        rx.recv().await.map_err(|_| DriverError::Stopped)
+    }
+
+    /// Run `f` on the node with mutable access (for calls like `Node::read_content`
+    /// that take from the node); `f` also gets the node's current time.
+    pub async fn with_node_mut<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Node, Instant) -> T + Send + 'static,
+    ) -> Result<T, DriverError> {
+        let (tx, rx) = bounded(1);
+        let msg = AppMsg::Mutate(Box::new(move |node, now| {
+            let _ = tx.try_send(f(node, now));
         }));
         self.app.send(msg).await.map_err(|_| DriverError::Stopped)?;
         rx.recv().await.map_err(|_| DriverError::Stopped)
@@ -1000,6 +1017,7 @@ impl Driver {
                 self.on_link_events();
             }
             AppMsg::Keep(task) => self.listeners.push(task),
+            AppMsg::Mutate(f) => f(&mut self.node, now),
             AppMsg::Command(cmd, reply) => {
                 let r = self.node.command(now, cmd).map_err(DriverError::Command);
                 let _ = reply.try_send(r);
