@@ -189,6 +189,7 @@ enum AppMsg {
     CloseStream(StreamHandle),
     Subscribe(Sender<Event>),
     Inspect(Box<dyn FnOnce(&Node) + Send>),
+    InspectMut(Box<dyn FnOnce(&mut Node) + Send>),
     Command(onionpeer_core::node::api::Command, Reply<CommandOk>),
     Shutdown,
 }
@@ -370,6 +371,25 @@ impl NodeHandle {
         let (tx, rx) = bounded(1);
         let msg = AppMsg::Inspect(Box::new(move |node| {
             let _ = tx.try_send(f(node));
+        }));
+        self.app.send(msg).await.map_err(|_| DriverError::Stopped)?;
+        rx.recv().await.map_err(|_| DriverError::Stopped)
+    }
+
+    /// The next in-order verified bytes of a download (`Command::Get`): `(offset, bytes)`,
+    /// or `None` until the next `Event::ContentReadable`.
+    pub async fn read_content(
+        &self,
+        handle: onionpeer_core::node::api::DownloadHandle,
+    ) -> Result<Option<(u64, Vec<u8>)>, DriverError> {
+        let (tx, rx) = bounded(1);
+        let msg = AppMsg::InspectMut(Box::new(move |node| {
+            let mut buf = vec![0; 256 * 1024];
+            let r = node.read_content(handle, &mut buf).map(|(off, k)| {
+                buf.truncate(k);
+                (off, buf)
+            });
+            let _ = tx.try_send(r);
         }));
         self.app.send(msg).await.map_err(|_| DriverError::Stopped)?;
         rx.recv().await.map_err(|_| DriverError::Stopped)
@@ -714,6 +734,7 @@ impl Driver {
             }
             AppMsg::Subscribe(tx) => self.subscribers.push(tx),
             AppMsg::Inspect(f) => f(&self.node),
+            AppMsg::InspectMut(f) => f(&mut self.node),
             AppMsg::Command(cmd, reply) => {
                 let r = self.node.command(now, cmd).map_err(DriverError::Command);
                 let _ = reply.try_send(r);
