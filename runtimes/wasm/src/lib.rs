@@ -23,6 +23,7 @@ use std::net::SocketAddr;
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use onionpeer_core::Instant;
+use onionpeer_core::cells::relay::HashName;
 use onionpeer_core::cells::relay::PeerRecord;
 use onionpeer_core::crypto::identity::PeerId;
 use onionpeer_core::node::Node;
@@ -30,7 +31,6 @@ use onionpeer_core::node::api::{
     BootstrapVia, Command, CommandOk, ConnId, ConnectTarget, DownloadHandle, Event, Input,
     LinkBinding, Output, RelayTarget,
 };
-use onionpeer_core::cells::relay::HashName;
 use onionpeer_core::node::config::{NodeConfig, PeersmConfig, Role};
 use sha2::{Digest, Sha256};
 use wasm_bindgen::prelude::*;
