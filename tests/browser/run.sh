@@ -68,8 +68,12 @@ done
 [ -n "$line" ] || { cat "$work/bridge.log"; echo "the bridge did not start"; exit 1; }
 echo "bridge: $line"
 
+# Scenario A's file: ~1 MB of random bytes, seeded by the first native peer.
+head -c "${SEED_BYTES:-1000000}" /dev/urandom >"$work/seed.bin"
 for i in $(seq "$peers"); do
-  "$bin" peer --or-port "127.0.0.1:$((base + i))" --bridge "$line" >"$work/peer$i.log" 2>&1 &
+  extra=()
+  [ "$i" = 1 ] && extra=(--seed "$work/seed.bin")
+  "$bin" peer --or-port "127.0.0.1:$((base + i))" --bridge "$line" "${extra[@]}" >"$work/peer$i.log" 2>&1 &
   pids+=($!)
 done
 # Every peer introduced by the bridge to another: the network is joined (the first one
@@ -80,7 +84,20 @@ for _ in $(seq 600); do
   sleep 0.1
 done
 echo "native peers joined: $n of $peers"
+hash=""
+for _ in $(seq 300); do
+  hash=$(sed -n 's/^hash_name //p' "$work/peer1.log")
+  [ -n "$hash" ] && break
+  sleep 0.1
+done
+[ -n "$hash" ] || { cat "$work/peer1.log"; echo "peer 1 did not seed"; exit 1; }
+echo "peer 1 seeds $(stat -c %s "$work/seed.bin") bytes as $hash"
 sleep 2
+
+# What test.mjs needs for the downloads: scenario A's name and file; for scenario B, how
+# to start a native peer that downloads what the browser seeds.
+export SEED_HASH="$hash" SEED_FILE="$work/seed.bin" ONIONPEER_BIN="$bin" \
+  BRIDGE_LINE="$line" GET_OR_PORT="127.0.0.1:$((base + peers + 1))" WORK="$work"
 
 set +e
 node "$here/test.mjs" "http://127.0.0.1:$((base + 80))/" "${TIMEOUT:-90}" | tee "$work/test.log"

@@ -550,6 +550,22 @@ impl NodeHandle {
         rx.recv().await.map_err(|_| DriverError::Stopped)
     }
 
+    /// The next in-order verified bytes of a download (`Command::Get`): `(offset, bytes)`,
+    /// or `None` until the next `Event::ContentReadable`.
+    pub async fn read_content(
+        &self,
+        handle: onionpeer_core::node::api::DownloadHandle,
+    ) -> Result<Option<(u64, Vec<u8>)>, DriverError> {
+        self.with_node_mut(move |node, _| {
+            let mut buf = vec![0; 256 * 1024];
+            node.read_content(handle, &mut buf).map(|(off, k)| {
+                buf.truncate(k);
+                (off, buf)
+            })
+        })
+        .await
+    }
+
     /// Run any node command (Peersm bootstrap, lookups, ...): what it started. Its
     /// progress comes as [`Event`]s (see [`NodeHandle::events`]).
     pub async fn command(

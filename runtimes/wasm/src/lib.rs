@@ -23,12 +23,13 @@ use std::net::SocketAddr;
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use onionpeer_core::Instant;
+use onionpeer_core::cells::relay::HashName;
 use onionpeer_core::cells::relay::PeerRecord;
 use onionpeer_core::crypto::identity::PeerId;
 use onionpeer_core::node::Node;
 use onionpeer_core::node::api::{
-    BootstrapVia, Command, CommandOk, ConnId, ConnectTarget, Event, Input, LinkBinding, Output,
-    RelayTarget,
+    BootstrapVia, Command, CommandOk, ConnId, ConnectTarget, DownloadHandle, Event, Input,
+    LinkBinding, Output, RelayTarget,
 };
 use onionpeer_core::node::config::{NodeConfig, PeersmConfig, Role};
 use sha2::{Digest, Sha256};
@@ -80,6 +81,10 @@ fn obj(fields: &[(&str, JsValue)]) -> JsValue {
         let _ = Reflect::set(&o, &JsValue::from_str(k), v);
     }
     o.into()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn s(v: impl std::fmt::Display) -> JsValue {
@@ -162,6 +167,41 @@ fn event_js(e: &Event) -> JsValue {
                 ("ordb", s(ordb)),
                 ("peers", records_js(peers)),
                 ("done", JsValue::from_bool(*done)),
+            ],
+        ),
+        Event::ContentInfo { handle, size, mime } => ev(
+            "ContentInfo",
+            &[
+                ("handle", n(handle.0 as f64)),
+                ("size", n(*size as f64)),
+                ("mime", s(mime)),
+            ],
+        ),
+        Event::ContentReadable(h) => ev("ContentReadable", &[("handle", n(h.0 as f64))]),
+        Event::ContentProgress {
+            handle,
+            verified_chunks,
+            total_chunks,
+        } => ev(
+            "ContentProgress",
+            &[
+                ("handle", n(handle.0 as f64)),
+                ("verified", n(*verified_chunks as f64)),
+                ("total", n(*total_chunks as f64)),
+            ],
+        ),
+        Event::ContentDone { handle, result } => ev(
+            "ContentDone",
+            &[
+                ("handle", n(handle.0 as f64)),
+                ("ok", JsValue::from_bool(result.is_ok())),
+                (
+                    "error",
+                    match result {
+                        Ok(()) => JsValue::NULL,
+                        Err(e) => s(format!("{e:?}")),
+                    },
+                ),
             ],
         ),
         // Streams, clock skew: the page only logs them.
@@ -333,6 +373,66 @@ impl Peer {
         self.query(Command::AskOrdbs(None), now_ms)
     }
 
+    /// Seed a file (its bytes and MIME type) under a fresh key: the node keeps it, tells
+    /// its ORDBs and STOREs the name. Returns the hash_name (hex).
+    pub fn seed(&mut self, bytes: &[u8], mime: &str, now_ms: f64) -> Result<String, JsError> {
+        let cmd = Command::Seed {
+            data: bytes.to_vec(),
+            mime_type: mime.to_string(),
+            key: None,
+        };
+        match self.node.command(instant(now_ms), cmd) {
+            Ok(CommandOk::Content(name)) => Ok(hex(&name)),
+            Ok(other) => Err(JsError::new(&format!("unexpected answer {other:?}"))),
+            Err(e) => Err(JsError::new(&e.to_string())),
+        }
+    }
+
+    /// Start downloading the file named `hash_name_hex` through the ORDB circuits
+    /// (`held`: flat `[start, end, start, end, ...]` chunk ranges already in the page's
+    /// store, never asked for again). Returns the download's handle; its progress comes
+    /// as `ContentInfo` / `ContentReadable` / `ContentProgress` / `ContentDone` events.
+    pub fn get(&mut self, hash_name_hex: &str, held: &[f64], now_ms: f64) -> Result<f64, JsError> {
+        let name = unhex::<20>(hash_name_hex).map_err(|e| JsError::new(&e))?;
+        let hash_name = HashName::new(&name).map_err(|e| JsError::new(&format!("{e:?}")))?;
+        let held = held
+            .chunks_exact(2)
+            .map(|r| (r[0] as u64, r[1] as u64))
+            .collect();
+        match self
+            .node
+            .command(instant(now_ms), Command::Get { hash_name, held })
+        {
+            Ok(CommandOk::Download(h)) => Ok(h.0 as f64),
+            Ok(other) => Err(JsError::new(&format!("unexpected answer {other:?}"))),
+            Err(e) => Err(JsError::new(&e.to_string())),
+        }
+    }
+
+    /// The next in-order verified bytes of download `handle`: `{offset, data}`, or null
+    /// when none are ready (wait for the next `ContentReadable`). Call `poll()` after:
+    /// reading lets the download ask for more.
+    pub fn read_content(&mut self, handle: f64) -> JsValue {
+        match self
+            .node
+            .read_content(DownloadHandle(handle as u64), &mut self.buf)
+        {
+            Some((offset, k)) if k > 0 => obj(&[
+                ("offset", n(offset as f64)),
+                ("data", Uint8Array::from(&self.buf[..k]).into()),
+            ]),
+            _ => JsValue::NULL,
+        }
+    }
+
+    /// Stop download `handle` (no further event).
+    pub fn cancel_get(&mut self, handle: f64, now_ms: f64) {
+        let _ = self.node.command(
+            instant(now_ms),
+            Command::CancelGet(DownloadHandle(handle as u64)),
+        );
+    }
+
     /// What the page shows: id, open objects, ORDB circuits, routing table, counters.
     pub fn state(&self) -> JsValue {
         let (links, circuits, streams, exits) = self.node.census();
@@ -374,10 +474,6 @@ impl Peer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
 
     /// The same known answer as onionpeer-smol's `ws` tests: both ends must agree.
     #[test]

@@ -4,7 +4,7 @@
 // `window.onionpeerState`, which the real-browser test reads.
 
 import { startPeer } from "./driver.js";
-import { ChunkStore } from "./chunks.js";
+import { ChunkStore, sha256Hex } from "./chunks.js";
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -25,7 +25,10 @@ const state = {
   census: null,
   errors: [],
   chunkStore: false,
-  download: "needs the core's Command::Get (ORDB file distribution, issue 7)",
+  // hash_name -> {phase, size, mime, verified, total, bytes, sha256, ms, rate, error}
+  downloads: {},
+  // hash_name -> {size, mime, sha256}
+  seeded: {},
 };
 window.onionpeerState = state;
 
@@ -76,6 +79,9 @@ function render() {
   state.counters = s.counters;
   if (s.ordbCircuits > 0) {
     mark("ordbCircuit");
+    $("get").disabled = false;
+    $("seed").disabled = false;
+    if (!Object.keys(state.downloads).length) $("dl-status").textContent = "ready";
     if (state.phase === "joining" || state.phase === "bootstrapped") setPhase("joined");
   }
   $("links").textContent = s.links;
@@ -147,6 +153,12 @@ function onEvent(e) {
       log(`bootstrap done: ${e.count} ORDB circuits being built`);
       if (e.count === 0 && retries++ < 20) setTimeout(bootstrap, 2000);
       break;
+    case "ContentInfo":
+    case "ContentReadable":
+    case "ContentProgress":
+    case "ContentDone":
+      onContent(e);
+      break;
     case "OrdbAnswered":
       log(`ORDB ${short(e.ordb)} answered`);
       break;
@@ -156,7 +168,197 @@ function onEvent(e) {
   render();
 }
 
+// ---- downloads: Peer.get, read_content into the IndexedDB chunk store, SHA-256 -------
+
+const downloads = new Map(); // handle -> download record
+const hexOf = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+
+function onContent(e) {
+  const dl = downloads.get(e.handle);
+  if (!dl) return;
+  const st = state.downloads[dl.name];
+  switch (e.type) {
+    case "ContentInfo":
+      st.size = e.size;
+      st.mime = e.mime;
+      st.phase = "downloading";
+      dl.media = MediaFeed.open(e.mime);
+      st.media = dl.media !== null;
+      log(`download ${dl.name.slice(0, 8)}…: ${e.size} bytes, ${e.mime}`);
+      break;
+    case "ContentReadable":
+      // Take every in-order verified byte now (reading slides the download's window);
+      // the chunk store writes follow in order.
+      for (;;) {
+        const r = driver.peer.read_content(e.handle);
+        if (!r) break;
+        if (r.offset !== st.bytes) {
+          st.error = `read at ${r.offset}, expected ${st.bytes}`;
+        }
+        const index = dl.pieces++;
+        st.bytes += r.data.length;
+        const data = r.data;
+        dl.writes = dl.writes.then(() => window.onionpeerChunks && window.onionpeerChunks.put(dl.name, index, data));
+        if (dl.media) dl.media.push(data);
+      }
+      break;
+    case "ContentProgress":
+      st.verified = e.verified;
+      st.total = e.total;
+      $("progress").max = e.total;
+      $("progress").value = e.verified;
+      $("dl-status").textContent = `${e.verified} / ${e.total} chunks`;
+      break;
+    case "ContentDone":
+      downloads.delete(e.handle);
+      st.ms = performance.now() - dl.start;
+      if (!e.ok) {
+        st.phase = "failed";
+        st.error = e.error;
+        $("dl-status").textContent = `failed: ${e.error}`;
+        log(`download failed: ${e.error}`);
+        dl.done(st);
+        return;
+      }
+      finish(dl, st).then(
+        () => dl.done(st),
+        (err) => {
+          st.phase = "failed";
+          st.error = String(err);
+          dl.done(st);
+        },
+      );
+      break;
+  }
+}
+
+async function finish(dl, st) {
+  await dl.writes;
+  const blob = await window.onionpeerChunks.blob(dl.name, dl.pieces, st.mime || "application/octet-stream");
+  if (!blob) throw new Error("a chunk is missing from the store");
+  st.sha256 = await sha256Hex(blob);
+  st.stored = blob.size;
+  st.rate = st.bytes / (st.ms / 1000);
+  st.phase = blob.size === st.size ? "done" : "failed";
+  if (st.phase === "failed") st.error = `stored ${blob.size} of ${st.size} bytes`;
+  $("progress").value = $("progress").max;
+  $("dl-status").textContent = `done: ${st.bytes} bytes in ${(st.ms / 1000).toFixed(2)} s (${(st.rate / 1e6).toFixed(2)} MB/s)`;
+  $("dl-sha").textContent = `SHA-256 ${st.sha256}`;
+  const a = $("save");
+  if (a.href) URL.revokeObjectURL(a.href);
+  a.href = URL.createObjectURL(blob);
+  a.download = dl.name;
+  a.hidden = false;
+  if (dl.media) dl.media.end();
+  log(`download done: ${st.bytes} bytes, SHA-256 ${st.sha256.slice(0, 16)}…`);
+}
+
+// Media Source Extensions playback while a video downloads: the in-order bytes are
+// appended as they are read (WebM, or fragmented MP4: a MIME type with codecs that
+// MediaSource.isTypeSupported accepts, e.g. `video/webm; codecs="vp8, vorbis"`).
+class MediaFeed {
+  static open(mime) {
+    if (!/^video\/(webm|mp4)/.test(mime || "") || !window.MediaSource || !MediaSource.isTypeSupported(mime)) return null;
+    return new MediaFeed(mime);
+  }
+
+  constructor(mime) {
+    this.queue = [];
+    this.ended = false;
+    this.buffer = null;
+    const ms = new MediaSource();
+    const video = $("player");
+    video.src = URL.createObjectURL(ms);
+    video.hidden = false;
+    ms.addEventListener("sourceopen", () => {
+      this.ms = ms;
+      this.buffer = ms.addSourceBuffer(mime);
+      this.buffer.addEventListener("updateend", () => this.pump());
+      this.pump();
+    });
+  }
+
+  push(bytes) {
+    this.queue.push(bytes);
+    this.pump();
+  }
+
+  end() {
+    this.ended = true;
+    this.pump();
+  }
+
+  pump() {
+    if (!this.buffer || this.buffer.updating) return;
+    const next = this.queue.shift();
+    if (next) {
+      try {
+        this.buffer.appendBuffer(next);
+      } catch (e) {
+        log(`media: ${e}`);
+        this.buffer = null;
+      }
+    } else if (this.ended && this.ms.readyState === "open") {
+      this.ms.endOfStream();
+    }
+  }
+}
+
+// Fetch `name` (hex hash_name): resolves with its record in state.downloads.
+function get(name) {
+  name = name.trim().toLowerCase();
+  return new Promise((done) => {
+    const st = { phase: "asking", size: null, mime: null, verified: 0, total: 0, bytes: 0, sha256: null, ms: null, rate: null, error: null };
+    state.downloads[name] = st;
+    try {
+      const handle = driver.peer.get(name, new Float64Array(0), performance.now());
+      // A fresh download: drop what an earlier one stored, before its chunks go in.
+      const writes = window.onionpeerChunks ? window.onionpeerChunks.remove(name) : Promise.resolve();
+      downloads.set(handle, { name, start: performance.now(), pieces: 0, writes, done, media: null });
+      $("dl-status").textContent = "asking the ORDBs";
+      log(`get ${name.slice(0, 8)}… (download ${handle})`);
+    } catch (e) {
+      st.phase = "failed";
+      st.error = String(e);
+      $("dl-status").textContent = `refused: ${e}`;
+      done(st);
+    }
+    driver.drain();
+  });
+}
+
+// Seed `bytes` (a Uint8Array) as a file of type `mime`: resolves with its hash_name (hex).
+async function seed(bytes, mime = "application/octet-stream") {
+  const name = driver.peer.seed(bytes, mime, performance.now());
+  driver.drain();
+  const d = await crypto.subtle.digest("SHA-256", bytes);
+  state.seeded[name] = { size: bytes.length, mime, sha256: hexOf(new Uint8Array(d)) };
+  log(`seeding ${bytes.length} bytes as ${name}`);
+  return name;
+}
+
+window.onionpeerGet = get;
+window.onionpeerSeed = seed;
+
+function wireUi() {
+  $("get").onclick = () => {
+    const name = $("hash-name").value;
+    if (name) get(name);
+  };
+  $("seed").onclick = async () => {
+    const f = $("seed-file").files[0];
+    if (!f) return;
+    try {
+      const name = await seed(new Uint8Array(await f.arrayBuffer()), f.type || "application/octet-stream");
+      $("seed-status").textContent = `hash_name ${name}`;
+    } catch (e) {
+      $("seed-status").textContent = `refused: ${e}`;
+    }
+  };
+}
+
 async function main() {
+  wireUi();
   try {
     mark("start");
     const res = await fetch("./node.json", { cache: "no-store" });
