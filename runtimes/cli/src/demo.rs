@@ -213,16 +213,24 @@ async fn ordb_part(t0: Instant) -> Result<()> {
     let bridge = spawn_peer(any, true, None).await?;
     let line = bridge.relay_target().cloned().ok_or("no address")?;
     println!("[{:>5} ms] bridge  Peersm bridge on {}", ms(), line.addr);
+    // All peers start their bootstrap first: a peer's ORDB circuits need other peers
+    // the bridge can introduce it to.
     let mut peers = Vec::new();
-    for i in 0..5 {
+    for _ in 0..5 {
         let p = spawn_peer(any, false, None).await?;
-        crate::content::join(&p, &line, std::time::Duration::from_secs(60)).await?;
+        p.command(onionpeer_core::node::api::Command::Bootstrap {
+            via: onionpeer_core::node::api::BootstrapVia::Bridge(line.clone()),
+        })
+        .await?;
+        peers.push(p);
+    }
+    for (i, p) in peers.iter().enumerate() {
+        crate::content::join(p, &line, std::time::Duration::from_secs(60)).await?;
         let circuits = p.inspect(|n| n.ordb_circuits()).await?;
         println!(
             "[{:>5} ms] peer{i}   joined through the bridge: {circuits} ORDB circuits",
             ms()
         );
-        peers.push(p);
     }
     let data = file_bytes(256 << 10);
     let want = Sha256::digest(&data);
