@@ -1601,13 +1601,11 @@ async fn listen(
     }
 }
 
-/// Start a relay listening on `or_addr` (port 0: any free port), with fresh keys from the
-/// OS RNG. With an exit policy it is an exit (opening what the policy accepts), without
-/// one a middle relay.
-pub async fn spawn_relay(
-    or_addr: SocketAddr,
+/// The config of a relay with fresh keys from the OS RNG: an exit with `exit_policy`,
+/// a middle relay without one.
+pub fn relay_config(
     exit_policy: Option<onionpeer_core::node::exit_policy::ExitPolicy>,
-) -> io::Result<NodeHandle> {
+) -> io::Result<NodeConfig> {
     use onionpeer_core::node::config::Role;
     let role = if exit_policy.is_some() {
         Role::EXIT
@@ -1618,6 +1616,17 @@ pub async fn spawn_relay(
     if let Some(p) = exit_policy {
         node.exit_policy = p;
     }
+    Ok(node)
+}
+
+/// Start a relay listening on `or_addr` (port 0: any free port), with fresh keys from the
+/// OS RNG. With an exit policy it is an exit (opening what the policy accepts), without
+/// one a middle relay.
+pub async fn spawn_relay(
+    or_addr: SocketAddr,
+    exit_policy: Option<onionpeer_core::node::exit_policy::ExitPolicy>,
+) -> io::Result<NodeHandle> {
+    let node = relay_config(exit_policy)?;
     let cert = crate::tls::LinkCert::generate()?;
     let listener = TlsListener::bind(or_addr, crate::tls::TlsResponder::new(cert)?).await?;
     spawn_node(DriverConfig {

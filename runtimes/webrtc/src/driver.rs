@@ -315,16 +315,7 @@ pub async fn spawn_relay(
     addr: SocketAddr,
     exit_policy: Option<onionpeer_core::node::exit_policy::ExitPolicy>,
 ) -> io::Result<NodeHandle> {
-    use onionpeer_core::node::config::Role;
-    let role = if exit_policy.is_some() {
-        Role::EXIT
-    } else {
-        Role::RELAY
-    };
-    let mut node = NodeConfig::new(os_seed()?, role, 0);
-    if let Some(p) = exit_policy {
-        node.exit_policy = p;
-    }
+    let node = onionpeer_smol::driver::relay_config(exit_policy)?;
     let (signalling, endpoint) = bind_webrtc(addr).await?;
     spawn_node(DriverConfig {
         node,
