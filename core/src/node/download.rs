@@ -39,14 +39,6 @@ pub const DB_WINDOW: u16 = 100;
 const _: () = assert!(DB_SENDME_EVERY * 2 == DB_WINDOW);
 /// Downloads running at once.
 const MAX_DOWNLOADS: usize = 8;
-const SID_MIN: StreamId = match StreamId::new(1) {
-    Some(s) => s,
-    None => unreachable!(),
-};
-const SID_MAX: StreamId = match StreamId::new(u16::MAX) {
-    Some(s) => s,
-    None => unreachable!(),
-};
 
 struct Active {
     dl: Downloader,
@@ -169,7 +161,7 @@ impl Node {
         let gone: alloc::vec::Vec<(CircKey, StreamId)> = self
             .downloads
             .streams
-            .range((key, SID_MIN)..=(key, SID_MAX))
+            .range((key, StreamId::MIN)..=(key, StreamId::MAX))
             .map(|(k, _)| *k)
             .collect();
         for k in gone {

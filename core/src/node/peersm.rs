@@ -47,14 +47,6 @@ use crate::dht::{
 const TICK: core::time::Duration = core::time::Duration::from_secs(30);
 /// A peer caught this many times answering "never closer" is no longer asked.
 const SUSPECT_LIMIT: u32 = 2;
-const SID_MIN: StreamId = match StreamId::new(1) {
-    Some(s) => s,
-    None => unreachable!(),
-};
-const SID_MAX: StreamId = match StreamId::new(u16::MAX) {
-    Some(s) => s,
-    None => unreachable!(),
-};
 /// Answering peers closer than a "never closer" peer for it to be caught.
 const SUSPECT_MARGIN: usize = 3;
 /// Peers tracked as suspects at most.
@@ -893,7 +885,7 @@ impl Node {
         }
         let failed: Vec<(CircKey, StreamId)> = p
             .requests
-            .range((key, SID_MIN)..=(key, SID_MAX))
+            .range((key, StreamId::MIN)..=(key, StreamId::MAX))
             .map(|(k, _)| *k)
             .collect();
         for k in failed {
@@ -1313,7 +1305,7 @@ impl Node {
             .filter(|c| c.built && c.queued.is_empty())
             .filter(|c| {
                 p.requests
-                    .range((c.key, SID_MIN)..=(c.key, SID_MAX))
+                    .range((c.key, StreamId::MIN)..=(c.key, StreamId::MAX))
                     .next()
                     .is_none()
             })

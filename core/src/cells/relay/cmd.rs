@@ -181,6 +181,11 @@ impl From<RelayCmd> for u8 {
 pub struct StreamId(NonZeroU16);
 
 impl StreamId {
+    /// The lowest stream id (for ranges over ids).
+    pub const MIN: StreamId = StreamId(NonZeroU16::MIN);
+    /// The highest stream id.
+    pub const MAX: StreamId = StreamId(NonZeroU16::MAX);
+
     /// The id `v`, or `None` for zero.
     pub const fn new(v: u16) -> Option<StreamId> {
         match NonZeroU16::new(v) {
