@@ -5,7 +5,16 @@
 //   A. the browser downloads the file a native peer seeds (SHA-256 checked in the page,
 //      bytes compared here);
 //   B. the browser seeds random bytes and a new native peer (`onionpeer peer --get`)
-//      downloads them; the file it writes is compared here.
+//      downloads them; the file it writes is compared here;
+//   M. (VIDEO_HASH, VIDEO_FILE, VIDEO_MIME) the browser downloads a WebM a native peer
+//      seeds and plays it through Media Source Extensions: the video element must reach
+//      readyState >= 2 and currentTime > 0;
+//   D. (RESUME_HASH, RESUME_FILE) the page reloads in the middle of a download; the new
+//      page's download keeps the pieces already in IndexedDB (`held`), fetches fewer
+//      bytes, and ends byte-exact;
+//   C. the page is loaded again with `?transport=webrtc`: every link of the browser
+//      peer is a WebRTC data channel (signalling: one HTTP POST per link); it joins and
+//      downloads scenario A's file again (fresh), byte-exact.
 //
 //   node test.mjs URL [TIMEOUT_SECS]
 //
@@ -30,6 +39,9 @@ const launch = () =>
     executablePath,
     headless: true,
     timeout: 60_000,
+    // WebRTC on loopback only (see shared/notes/webrtc-chromium.md): both the loopback
+    // switch and the mDNS feature off are needed, and only the last --disable-features
+    // counts; muted autoplay for the MSE scenario.
     args: [
       "--no-sandbox",
       "--disable-gpu",
@@ -38,6 +50,10 @@ const launch = () =>
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      "--allow-loopback-in-peer-connection",
+      "--disable-features=WebRtcHideLocalIpsWithMdns",
+      "--force-fieldtrials=WebRTC-SetSocketReceiveBuffer/Enabled-2048/",
+      "--autoplay-policy=no-user-gesture-required",
     ],
   });
 // A loaded 2-core machine can make Chromium's start time out once: try twice.
@@ -49,12 +65,8 @@ try {
   context = await launch();
 }
 
-let failed = null;
-try {
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.on("console", (m) => console.log(`[page] ${m.text()}`));
-  page.on("pageerror", (e) => console.log(`[page error] ${e}`));
-  await page.goto(url);
+// Wait until the page's peer joined (or failed); its state.
+async function joined(page) {
   await page.waitForFunction(
     () => {
       const s = window.onionpeerState;
@@ -67,7 +79,41 @@ try {
     null,
     { timeout: timeoutMs, polling: 100 },
   );
-  const s = await page.evaluate(() => JSON.parse(JSON.stringify(window.onionpeerState)));
+  return page.evaluate(() => JSON.parse(JSON.stringify(window.onionpeerState)));
+}
+
+// Download `name` in the page (resuming from the chunk store unless `fresh`): its record
+// and, when done, the saved file's bytes.
+async function download(page, name, fresh) {
+  const got = await page.evaluate(async ([name, ms, fresh]) => {
+    const st = await Promise.race([
+      window.onionpeerGet(name, { fresh }),
+      new Promise((r) => setTimeout(() => r({ ...window.onionpeerState.downloads[name], phase: "timed out" }), ms)),
+    ]);
+    let b64 = null;
+    if (st.phase === "done") {
+      // The save link's Blob, built from the IndexedDB chunk store.
+      const href = document.getElementById("save").href;
+      const bytes = new Uint8Array(await (await fetch(href)).arrayBuffer());
+      let bin = "";
+      for (let i = 0; i < bytes.length; i += 32768) bin += String.fromCharCode(...bytes.subarray(i, i + 32768));
+      b64 = btoa(bin);
+    }
+    return { st: JSON.parse(JSON.stringify(st)), b64 };
+  }, [name, timeoutMs, fresh]);
+  return { ...got.st, file: got.b64 ? Buffer.from(got.b64, "base64") : Buffer.alloc(0) };
+}
+
+const pick = (d) => d && { phase: d.phase, size: d.size, bytes: d.bytes, heldChunks: d.heldChunks, heldBytes: d.heldBytes, ms: d.ms, rate: d.rate, sha256: d.sha256, wantSha256: d.wantSha256, byteExact: d.byteExact, error: d.error };
+const timesOf = (t) => ({ wasmReady: t.wasmReady, firstLink: t.firstLink, firstCircuit: t.firstCircuit, bootstrapDone: t.bootstrapDone, ordbCircuit: t.ordbCircuit });
+
+let failed = null;
+try {
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on("console", (m) => console.log(`[page] ${m.text()}`));
+  page.on("pageerror", (e) => console.log(`[page error] ${e}`));
+  await page.goto(url);
+  const s = await joined(page);
   // The IndexedDB chunk store the download will fill: chunks in, the file out, intact.
   const store = await page.evaluate(async () => {
     const cs = window.onionpeerChunks;
@@ -91,28 +137,8 @@ try {
   let a = null;
   if (process.env.SEED_HASH) {
     const want = readFileSync(process.env.SEED_FILE);
-    const got = await page.evaluate(async ([name, ms]) => {
-      const st = await Promise.race([
-        window.onionpeerGet(name),
-        new Promise((r) => setTimeout(() => r({ ...window.onionpeerState.downloads[name], phase: "timed out" }), ms)),
-      ]);
-      let b64 = null;
-      if (st.phase === "done") {
-        // The save link's Blob, built from the IndexedDB chunk store.
-        const href = document.getElementById("save").href;
-        const bytes = new Uint8Array(await (await fetch(href)).arrayBuffer());
-        let bin = "";
-        for (let i = 0; i < bytes.length; i += 32768) bin += String.fromCharCode(...bytes.subarray(i, i + 32768));
-        b64 = btoa(bin);
-      }
-      return { st: JSON.parse(JSON.stringify(st)), b64 };
-    }, [process.env.SEED_HASH, timeoutMs]);
-    const bytes = got.b64 ? Buffer.from(got.b64, "base64") : Buffer.alloc(0);
-    a = {
-      ...got.st,
-      wantSha256: sha(want),
-      byteExact: bytes.equals(want),
-    };
+    const got = await download(page, process.env.SEED_HASH, true);
+    a = { ...got, wantSha256: sha(want), byteExact: got.file.equals(want) };
   }
   // Scenario B: browser seeder -> native peer.
   let b = null;
@@ -151,6 +177,73 @@ try {
     const got = existsSync(out) ? readFileSync(out) : Buffer.alloc(0);
     b = { name: seeded.name, line, ms: Date.now() - started, size: want.length, byteExact: got.equals(want), sha256: sha(got), wantSha256: sha(want) };
   }
+  // Scenario M: a WebM through Media Source Extensions.
+  let m = null;
+  if (process.env.VIDEO_HASH) {
+    const want = readFileSync(process.env.VIDEO_FILE);
+    const got = await download(page, process.env.VIDEO_HASH, true);
+    const play = await page.evaluate(async ([mime]) => {
+      const v = document.getElementById("player");
+      const t0 = performance.now();
+      while (performance.now() - t0 < 15000 && !(v.readyState >= 2 && v.currentTime > 0)) await new Promise((r) => setTimeout(r, 100));
+      return {
+        supported: window.MediaSource ? MediaSource.isTypeSupported(mime) : false,
+        readyState: v.readyState,
+        currentTime: v.currentTime,
+        duration: v.duration,
+        paused: v.paused,
+        error: v.error ? `${v.error.code} ${v.error.message}` : null,
+        media: window.onionpeerState.media ?? null,
+      };
+    }, [process.env.VIDEO_MIME]);
+    m = { ...pick({ ...got, wantSha256: sha(want), byteExact: got.file.equals(want) }), mime: got.mime, play };
+  }
+  // Scenario D: the page reloads mid-download; the new page resumes from IndexedDB.
+  let d = null;
+  if (process.env.RESUME_HASH) {
+    const name = process.env.RESUME_HASH;
+    const want = readFileSync(process.env.RESUME_FILE);
+    await page.evaluate((name) => {
+      window.onionpeerGet(name, { fresh: true });
+    }, name);
+    await page.waitForFunction(
+      (name) => {
+        const x = window.onionpeerState.downloads[name];
+        return x && (x.phase === "done" || x.phase === "failed" || (x.size && x.bytes >= x.size * 0.3));
+      },
+      name,
+      { timeout: timeoutMs, polling: 10 },
+    );
+    const first = await page.evaluate((name) => JSON.parse(JSON.stringify(window.onionpeerState.downloads[name])), name);
+    await page.reload();
+    const again = await joined(page);
+    const got = await download(page, name, false);
+    d = {
+      firstPhase: first.phase,
+      firstBytes: first.bytes,
+      rejoinMs: timesOf(again.times).ordbCircuit,
+      ...pick({ ...got, wantSha256: sha(want), byteExact: got.file.equals(want) }),
+    };
+  }
+  // Scenario C: the page again, every link over WebRTC; scenario A's file, fresh.
+  let c = null;
+  if (process.env.SEED_HASH && process.env.WEBRTC !== "0") {
+    const want = readFileSync(process.env.SEED_FILE);
+    await page.goto(`${url}?transport=webrtc`);
+    const sc = await joined(page);
+    const got = await download(page, process.env.SEED_HASH, true);
+    const after = await page.evaluate(() => JSON.parse(JSON.stringify(window.onionpeerState)));
+    c = {
+      phase: sc.phase,
+      transport: after.transport,
+      opened: after.opened,
+      linksUp: after.linksUp,
+      ordbCircuits: sc.ordbCircuits,
+      ms: timesOf(sc.times),
+      errors: after.errors,
+      download: pick({ ...got, wantSha256: sha(want), byteExact: got.file.equals(want) }),
+    };
+  }
   const t = s.times;
   const result = {
     phase: s.phase,
@@ -171,10 +264,13 @@ try {
       ordbCircuit: t.ordbCircuit,
     },
     errors: s.errors,
-    scenarioA: a && { phase: a.phase, bytes: a.bytes, ms: a.ms, rate: a.rate, sha256: a.sha256, wantSha256: a.wantSha256, byteExact: a.byteExact, error: a.error },
+    scenarioA: pick(a),
     scenarioB: b,
+    scenarioM: m,
+    scenarioD: d,
+    scenarioC: c,
   };
-  console.log(`RESULT ${JSON.stringify(result)}`);
+  console.log(`RESULT ${JSON.stringify(result, (k, v) => (k === "file" ? undefined : v))}`);
   const checks = [
     [s.phase !== "failed", "the page failed"],
     [s.peersFound.length > 0, "the bridge introduced no peer (DB_FOUND_PEER)"],
@@ -193,7 +289,29 @@ try {
     checks.push([b.line.startsWith("get done"), `B: the native download: ${b.line}`]);
     checks.push([b.byteExact, "B: the native peer's file differs from what the browser seeded"]);
   }
+  if (m) {
+    checks.push([m.phase === "done" && m.byteExact, `M: the video download ended ${m.phase} (${m.error}), byte-exact ${m.byteExact}`]);
+    checks.push([m.play.supported, `M: Chromium does not take ${process.env.VIDEO_MIME} in MSE`]);
+    checks.push([m.play.readyState >= 2 && m.play.currentTime > 0, `M: the video did not play (readyState ${m.play.readyState}, currentTime ${m.play.currentTime}, error ${m.play.error})`]);
+  }
+  if (d) {
+    checks.push([d.firstPhase === "downloading", `D: the first download was ${d.firstPhase} when the page reloaded`]);
+    checks.push([d.phase === "done" && d.byteExact && d.sha256 === d.wantSha256, `D: the resumed download ended ${d.phase} (${d.error}), byte-exact ${d.byteExact}`]);
+    checks.push([d.heldChunks > 0 && d.bytes < d.size, `D: nothing was kept over the reload (held ${d.heldChunks} chunks, fetched ${d.bytes} of ${d.size} bytes)`]);
+  }
+  if (c) {
+    checks.push([c.phase !== "failed" && c.ordbCircuits > 0, "C: the WebRTC page did not join"]);
+    checks.push([c.transport === "webrtc" && c.opened.ws === 0 && c.opened.webrtc > 0 && c.linksUp > 0, `C: links were not WebRTC only (${JSON.stringify(c.opened)}, ${c.linksUp} up)`]);
+    checks.push([c.download.phase === "done" && c.download.byteExact && c.download.sha256 === c.download.wantSha256, `C: the WebRTC download ended ${c.download.phase} (${c.download.error})`]);
+  }
   for (const [ok, what] of checks) if (!ok) failed = failed ?? what;
+  const mb = (x) => (x && x.rate ? (x.rate / 1e6).toFixed(2) : "–");
+  console.log(
+    `FIGURES download over WebSocket (A) ${mb(a)} MB/s, over WebRTC (C) ${mb(c && c.download)} MB/s; ` +
+      `page load -> wasm ${t.wasmReady?.toFixed(0)} ms, first link ${t.firstLink?.toFixed(0)} ms, first circuit ${t.firstCircuit?.toFixed(0)} ms, first ORDB circuit ${t.ordbCircuit?.toFixed(0)} ms (WebSocket)` +
+      (c ? `; WebRTC: wasm ${c.ms.wasmReady?.toFixed(0)} ms, first link ${c.ms.firstLink?.toFixed(0)} ms, first circuit ${c.ms.firstCircuit?.toFixed(0)} ms, first ORDB circuit ${c.ms.ordbCircuit?.toFixed(0)} ms` : "") +
+      (d ? `; resume: ${d.firstBytes} bytes before the reload, ${d.heldChunks} chunks kept, ${d.bytes} of ${d.size} fetched after` : ""),
+  );
 } catch (e) {
   failed = String(e);
   try {
@@ -211,5 +329,8 @@ if (failed) {
 }
 console.log(
   "PASS: the browser peer joined through the bridge and keeps ORDB circuits" +
-    (process.env.SEED_HASH ? "; downloaded a native peer's file and seeded one a native peer downloaded, byte-exact" : ""),
+    (process.env.SEED_HASH ? "; downloaded a native peer's file and seeded one a native peer downloaded, byte-exact" : "") +
+    (process.env.VIDEO_HASH ? "; played a WebM through MSE" : "") +
+    (process.env.RESUME_HASH ? "; resumed a download over a reload" : "") +
+    (process.env.SEED_HASH && process.env.WEBRTC !== "0" ? "; joined and downloaded over WebRTC only" : ""),
 );

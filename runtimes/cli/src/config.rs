@@ -38,6 +38,7 @@ pub struct ConfigFile {
 pub struct PeerFile {
     or_port: Option<SocketAddr>,
     bridge: Option<String>,
+    browser_webrtc: Option<SocketAddr>,
 }
 
 /// `[bridge]`: the flags of `onionpeer bridge`.
@@ -48,6 +49,7 @@ pub struct BridgeFile {
     ws: Option<SocketAddr>,
     http: Option<SocketAddr>,
     site: Option<PathBuf>,
+    webrtc: Option<SocketAddr>,
 }
 
 impl PeerArgs {
@@ -55,6 +57,7 @@ impl PeerArgs {
     pub fn merge(mut self, f: PeerFile) -> PeerArgs {
         self.or_port = self.or_port.or(f.or_port);
         self.bridge = self.bridge.or(f.bridge);
+        self.browser_webrtc = self.browser_webrtc.or(f.browser_webrtc);
         self
     }
 }
@@ -66,6 +69,7 @@ impl BridgeArgs {
         self.ws = self.ws.or(f.ws);
         self.http = self.http.or(f.http);
         self.site = self.site.or(f.site);
+        self.webrtc = self.webrtc.or(f.webrtc);
         self
     }
 }

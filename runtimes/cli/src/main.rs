@@ -154,6 +154,9 @@ struct PeerArgs {
     /// print `hash_name <hex>`.
     #[arg(long, value_name = "FILE")]
     seed: Option<PathBuf>,
+    /// The MIME type `--seed` publishes its file with [default: application/octet-stream].
+    #[arg(long, value_name = "TYPE")]
+    mime: Option<String>,
     /// Once joined, download the file of this hash_name (hex) into `--output`, print
     /// `get done <bytes> bytes in <secs> s` (or `get failed: ...`), and keep running.
     #[arg(long, value_name = "HEX")]
@@ -161,6 +164,10 @@ struct PeerArgs {
     /// Where `--get` writes the file [default: the hash_name in the current directory].
     #[arg(short = 'o', long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Also take WebRTC links from browsers: their data channels on a UDP socket at this
+    /// address (port 0: any), their offers POSTed to `/offer` on the OR port.
+    #[arg(long, value_name = "ADDR")]
+    browser_webrtc: Option<SocketAddr>,
 }
 
 /// `onionpeer bridge`.
@@ -180,6 +187,11 @@ struct BridgeArgs {
     /// [default: target/onionpeer-site].
     #[arg(long, value_name = "DIR")]
     site: Option<PathBuf>,
+    /// Also take WebRTC links (from browsers, and native peers): offers POSTed to
+    /// `/offer` on this TCP address and on the --ws/--http/OR ports, data channels on a
+    /// UDP socket on this address's port.
+    #[arg(long, value_name = "ADDR")]
+    webrtc: Option<SocketAddr>,
 }
 
 fn main() {
@@ -399,13 +411,26 @@ async fn peer(a: PeerArgs) -> Result<()> {
         on_or_port: true,
         ..Web::default()
     };
-    let node = spawn_peer(or_port, false, Some(web)).await?;
+    let node = match a.browser_webrtc {
+        Some(udp) => {
+            let endpoint = onionpeer_webrtc::driver::dial_only_endpoint(udp)?;
+            println!(
+                "browser WebRTC links on udp {} (offers: POST /offer on the OR port)",
+                endpoint.local_addr()
+            );
+            webrtc_peer(or_port, false, web, endpoint, None).await?
+        }
+        None => spawn_peer(or_port, false, Some(web)).await?,
+    };
     print_node("peer", node.relay_target().ok_or("peer has no address")?);
     if let Some(file) = a.seed {
         let data = std::fs::read(&file)?;
+        let mime = a
+            .mime
+            .unwrap_or_else(|| "application/octet-stream".into());
         let node = node.clone();
         smol::spawn(async move {
-            if let Err(e) = seed_when_joined(&node, data).await {
+            if let Err(e) = seed_when_joined(&node, data, mime).await {
                 eprintln!("onionpeer: seed: {e}");
             }
         })
@@ -424,6 +449,40 @@ async fn peer(a: PeerArgs) -> Result<()> {
     keep_joined(&node, bridge).await
 }
 
+/// A Peersm peer (or bridge) on the TLS OR port `or_port` that also takes WebRTC links
+/// on `endpoint` (offers through `web`'s HTTP ports, and `signalling` if given). It
+/// dials TLS only: its DHT address is the OR port.
+async fn webrtc_peer(
+    or_port: SocketAddr,
+    bridge: bool,
+    web: Web,
+    endpoint: onionpeer_webrtc::rtc::RtcEndpoint,
+    signalling: Option<smol::net::TcpListener>,
+) -> Result<NodeHandle> {
+    use onionpeer_core::node::config::{NodeConfig, PeersmConfig, Role};
+    let cert = onionpeer_smol::tls::LinkCert::generate()?;
+    let responder = onionpeer_smol::tls::TlsResponder::new(cert)?;
+    let listener = onionpeer_smol::tls::TlsListener::bind(or_port, responder).await?;
+    let mut node = NodeConfig::new(onionpeer_webrtc::driver::os_seed()?, Role::RELAY, 0);
+    let mut peersm = PeersmConfig::new(listener.local_addr()?);
+    peersm.bridge = bridge;
+    node.peersm = Some(peersm);
+    let handle = onionpeer_webrtc::driver::spawn_node_with_web(
+        onionpeer_webrtc::DriverConfig {
+            node,
+            listener: Some(listener),
+            endpoint,
+            signalling,
+            signaller: Arc::new(onionpeer_webrtc::signal::HttpSignaller),
+            dial: onionpeer_webrtc::DialPolicy::WebRtcFor(Default::default()),
+            sign_fingerprint: None,
+        },
+        Some(web),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(handle.smol_handle().clone())
+}
+
 /// Wait until the node keeps an ORDB circuit (so what it seeds or asks reaches ORDBs).
 async fn wait_joined(node: &NodeHandle) -> Result<()> {
     while node.inspect(|n| n.ordb_circuits()).await? == 0 {
@@ -432,11 +491,11 @@ async fn wait_joined(node: &NodeHandle) -> Result<()> {
     Ok(())
 }
 
-async fn seed_when_joined(node: &NodeHandle, data: Vec<u8>) -> Result<()> {
+async fn seed_when_joined(node: &NodeHandle, data: Vec<u8>, mime_type: String) -> Result<()> {
     wait_joined(node).await?;
     let cmd = Command::Seed {
         data,
-        mime_type: "application/octet-stream".into(),
+        mime_type,
         key: None,
     };
     match node.command(cmd).await? {
@@ -557,7 +616,18 @@ async fn bridge(a: BridgeArgs) -> Result<()> {
         on_or_port: true,
         site: Site::from_dir(site),
     };
-    let node = spawn_peer(or_port, true, Some(web)).await?;
+    let node = match a.webrtc {
+        Some(addr) => {
+            let (signalling, endpoint) = onionpeer_webrtc::driver::bind_webrtc(addr).await?;
+            println!(
+                "webrtc links: POST /offer on http://{} (and the page's port), udp {}",
+                signalling.local_addr()?,
+                endpoint.local_addr()
+            );
+            webrtc_peer(or_port, true, web, endpoint, Some(signalling)).await?
+        }
+        None => spawn_peer(or_port, true, Some(web)).await?,
+    };
     print_node(
         "bridge",
         node.relay_target().ok_or("bridge has no address")?,

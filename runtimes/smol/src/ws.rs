@@ -10,6 +10,9 @@
 //!   bytes do); text messages are a protocol error, pings are answered and ignored.
 //! - any other `GET`: a file of the site directory, or a document the node generated
 //!   (`/node.json`: how to reach and authenticate it).
+//! - `POST /offer` (a node that also takes WebRTC links, [`Site::offers`]): the body is a
+//!   WebRTC offer SDP, the answer SDP comes back (CORS allowed, so a page served by
+//!   another node may signal here). The data channel then opens on the node's UDP socket.
 //!
 //! Link binding (PROTOCOL.md, "WebSocket links"): a `ws://` link has no certificate, so
 //! both ends derive the binding from a 32-byte nonce the initiator puts in the URL:
@@ -65,7 +68,27 @@ pub struct Site {
     pub dir: Option<PathBuf>,
     /// Generated documents by path, with their content type; they win over `dir`.
     pub docs: BTreeMap<String, (String, Vec<u8>)>,
+    /// Who answers WebRTC offers POSTed to `/offer`; `None`: no WebRTC links.
+    pub offers: Option<OfferHandler>,
 }
+
+/// A boxed future of a WebRTC answer SDP.
+pub type AnswerFuture = Pin<Box<dyn std::future::Future<Output = io::Result<String>> + Send>>;
+
+/// Answers a WebRTC offer SDP with an answer SDP (the WebRTC runtime's endpoint).
+#[derive(Clone)]
+pub struct OfferHandler(pub std::sync::Arc<dyn Fn(String) -> AnswerFuture + Send + Sync>);
+
+impl std::fmt::Debug for OfferHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OfferHandler")
+    }
+}
+
+/// The path WebRTC offers are POSTed to.
+pub const OFFER_PATH: &str = "/offer";
+/// Largest offer SDP accepted.
+const MAX_OFFER: usize = 16 * 1024;
 
 impl Site {
     /// A site serving the files of `dir`.
@@ -73,6 +96,7 @@ impl Site {
         Site {
             dir: Some(dir.into()),
             docs: BTreeMap::new(),
+            offers: None,
         }
     }
 
@@ -275,6 +299,10 @@ pub async fn accept(mut tcp: TcpStream, site: &Site) -> io::Result<Accepted> {
     let head = read_head(&mut tcp).await?;
     let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_owned());
     let req = RequestHead::parse(&head).ok_or_else(|| bad("malformed HTTP request"))?;
+    if req.path == OFFER_PATH && (req.method == "POST" || req.method == "OPTIONS") {
+        answer_offer(&mut tcp, &req, site.offers.as_ref()).await?;
+        return Ok(Accepted::Served);
+    }
     if req.method != "GET" {
         respond(
             &mut tcp,
@@ -323,6 +351,52 @@ pub async fn accept(mut tcp: TcpStream, site: &Site) -> io::Result<Accepted> {
         remote: [0; 32],
     };
     Ok(Accepted::Link(Box::new(WsIo::new(ws)), binding))
+}
+
+/// `POST /offer`: read the offer SDP, answer it; `OPTIONS`: the CORS preflight.
+async fn answer_offer(
+    tcp: &mut TcpStream,
+    req: &RequestHead,
+    offers: Option<&OfferHandler>,
+) -> io::Result<()> {
+    const CORS: &str = "Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: POST, OPTIONS\r\nAccess-Control-Allow-Headers: Content-Type\r\n";
+    let reply = async |tcp: &mut TcpStream, status: &str, body: &[u8]| {
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\
+             Cache-Control: no-store\r\n{CORS}Connection: close\r\n\r\n",
+            body.len()
+        );
+        tcp.write_all(head.as_bytes()).await?;
+        tcp.write_all(body).await?;
+        tcp.flush().await?;
+        let _ = tcp.shutdown(std::net::Shutdown::Write);
+        io::Result::Ok(())
+    };
+    if req.method == "OPTIONS" {
+        return reply(tcp, "204 No Content", b"").await;
+    }
+    let Some(offers) = offers else {
+        return reply(tcp, "404 Not Found", b"no WebRTC links here\n").await;
+    };
+    let len = req
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n <= MAX_OFFER);
+    let Some(len) = len else {
+        return reply(tcp, "400 Bad Request", b"an offer needs a Content-Length of at most 16 KiB\n").await;
+    };
+    let mut body = vec![0u8; len];
+    tcp.read_exact(&mut body).await?;
+    let Ok(offer) = String::from_utf8(body) else {
+        return reply(tcp, "400 Bad Request", b"offer is not UTF-8\n").await;
+    };
+    match (offers.0)(offer).await {
+        Ok(answer) => reply(tcp, "200 OK", answer.as_bytes()).await,
+        Err(e) => {
+            tracing::info!(error = %e, "WebRTC offer refused");
+            reply(tcp, "400 Bad Request", format!("{e}\n").as_bytes()).await
+        }
+    }
 }
 
 /// RFC 6455's Sec-WebSocket-Accept for a Sec-WebSocket-Key.

@@ -14,6 +14,10 @@
 //! last), exactly as a native runtime drains `Node::poll_output`. Time is the page's
 //! `performance.now()` in milliseconds; the seed comes from `crypto.getRandomValues`.
 //!
+//! A WebRTC link (the driver's RTCPeerConnection with one ordered data channel, its offer
+//! POSTed to `http://<addr>/offer`) is bound by the DTLS certificate fingerprints of the
+//! two SDPs ([`Peer::connected_webrtc`]), exactly as runtimes/webrtc binds its links.
+//!
 //! A WebSocket link's binding (PROTOCOL.md, "WebSocket links"): the driver draws a
 //! 32-byte nonce, puts it in the URL (`/link?b=<hex>`), and hands it to
 //! [`Peer::connected`]; the bridge certifies `SHA-256(prefix || nonce)` in its CERTS, and
@@ -45,6 +49,39 @@ pub fn ws_binding(nonce: &[u8; 32]) -> [u8; 32] {
     Digest::update(&mut h, BINDING_PREFIX);
     Digest::update(&mut h, nonce);
     h.finalize().into()
+}
+
+/// The SHA-256 DTLS certificate fingerprint of an SDP (its `a=fingerprint:sha-256` lines,
+/// which must all agree; other hash functions are ignored).
+pub fn sdp_fingerprint(sdp: &str) -> Result<[u8; 32], String> {
+    let mut found: Option<[u8; 32]> = None;
+    for line in sdp.lines() {
+        let Some(rest) = line.trim().strip_prefix("a=fingerprint:") else {
+            continue;
+        };
+        let Some((hash, value)) = rest.trim().split_once(' ') else {
+            return Err("malformed a=fingerprint line".into());
+        };
+        if !hash.eq_ignore_ascii_case("sha-256") {
+            continue;
+        }
+        let digits: String = value.trim().split(':').collect();
+        let fp = unhex::<32>(&digits).map_err(|_| "malformed SHA-256 fingerprint".to_string())?;
+        match found {
+            Some(f) if f != fp => return Err("two different SHA-256 fingerprints".into()),
+            _ => found = Some(fp),
+        }
+    }
+    found.ok_or_else(|| "no SHA-256 fingerprint in the SDP".into())
+}
+
+/// A WebRTC link's binding: our certificate's fingerprint (from our SDP) and the peer's
+/// (from its SDP), as runtimes/webrtc builds it from str0m.
+pub fn webrtc_binding(local_sdp: &str, remote_sdp: &str) -> Result<LinkBinding, String> {
+    Ok(LinkBinding {
+        local: sdp_fingerprint(local_sdp).map_err(|e| format!("our SDP: {e}"))?,
+        remote: sdp_fingerprint(remote_sdp).map_err(|e| format!("the peer's SDP: {e}"))?,
+    })
 }
 
 /// Most bytes handed to JavaScript in one `transmit` output.
@@ -269,6 +306,28 @@ impl Peer {
         Ok(())
     }
 
+    /// The WebRTC data channel of connection `conn` opened. `local_sdp` is the offer the
+    /// driver made (`pc.localDescription.sdp`), `remote_sdp` the answer it set: their
+    /// SHA-256 `a=fingerprint` lines are the link's binding, as a native WebRTC link's
+    /// (the peer's CERTS must sign the answer's fingerprint, which the browser's DTLS
+    /// checked against the certificate the peer presented). Refuses SDP without exactly
+    /// one SHA-256 fingerprint; the driver then closes the connection.
+    pub fn connected_webrtc(
+        &mut self,
+        conn: f64,
+        local_sdp: &str,
+        remote_sdp: &str,
+        now_ms: f64,
+    ) -> Result<(), JsError> {
+        let binding = webrtc_binding(local_sdp, remote_sdp).map_err(|e| JsError::new(&e))?;
+        self.node.handle_input(Input::Connected {
+            now: instant(now_ms),
+            conn: ConnId(conn as u64),
+            binding,
+        });
+        Ok(())
+    }
+
     /// A binary message arrived on connection `conn`.
     pub fn data(&mut self, conn: f64, bytes: &[u8], now_ms: f64) {
         self.node.handle_input(Input::Data {
@@ -433,6 +492,18 @@ impl Peer {
         );
     }
 
+    /// How many ORDB circuits are built (cheap: the page asks after every drain to time
+    /// its first circuit, since the DHT's own circuits emit no `CircuitBuilt`).
+    pub fn ordb_count(&self) -> u32 {
+        self.node.ordb_circuits() as u32
+    }
+
+    /// The chunk size of files seeded by onionpeer (bytes): the page turns the byte
+    /// ranges it kept of an interrupted download into the chunk ranges `get` takes.
+    pub fn chunk_size() -> u32 {
+        u32::from(onionpeer_core::ordb::CHUNK_SIZE)
+    }
+
     /// What the page shows: id, open objects, ORDB circuits, routing table, counters.
     pub fn state(&self) -> JsValue {
         let (links, circuits, streams, exits) = self.node.census();
@@ -483,6 +554,26 @@ mod tests {
 
     const WS_BINDING_ZERO_NONCE: &str =
         "8fefdd252a600332ea557de065a87898e598a7430622f8d941445ea763d4ee37";
+
+    #[test]
+    fn sdp_fingerprint_reads_sha256_lines() {
+        let fp = "AB:".repeat(31) + "CD";
+        let sdp = format!(
+            "v=0\r\na=fingerprint:sha-1 00:11\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n\
+             a=fingerprint:sha-256 {fp}\r\na=fingerprint:SHA-256 {}\r\n",
+            fp.to_lowercase()
+        );
+        let got = sdp_fingerprint(&sdp).unwrap();
+        assert_eq!(got[0], 0xab);
+        assert_eq!(got[31], 0xcd);
+        assert!(sdp_fingerprint("v=0\r\n").is_err());
+        assert!(sdp_fingerprint("a=fingerprint:sha-256 AB:CD\r\n").is_err());
+        let other = "AB:".repeat(31) + "CE";
+        let two = format!("a=fingerprint:sha-256 {fp}\na=fingerprint:sha-256 {other}\n");
+        assert!(sdp_fingerprint(&two).is_err());
+        let b = webrtc_binding(&sdp, &format!("a=fingerprint:sha-256 {other}")).unwrap();
+        assert_eq!((b.local[31], b.remote[31]), (0xcd, 0xce));
+    }
 
     #[test]
     fn unhex_checks_length_and_digits() {

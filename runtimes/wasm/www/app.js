@@ -2,13 +2,23 @@
 // page (Peersm bootstrap: DB_FIND_PEER to the bridge, then a FIND_NODE lookup of our own
 // id), and show links, circuits and ORDB circuits. Everything the page shows is also in
 // `window.onionpeerState`, which the real-browser test reads.
+//
+// `?transport=webrtc`: every link is a WebRTC data channel (offers POSTed to the node's
+// `/offer`); otherwise WebSockets.
 
 import { startPeer } from "./driver.js";
+import { Peer } from "./onionpeer_wasm.js";
 import { ChunkStore, sha256Hex } from "./chunks.js";
 
 const $ = (id) => document.getElementById(id);
+const transport = new URLSearchParams(location.search).get("transport") === "webrtc" ? "webrtc" : "ws";
 const state = {
   phase: "loading",
+  transport,
+  // Links opened by kind, and bytes moved over links (the driver's counts).
+  opened: { ws: 0, webrtc: 0 },
+  bytesIn: 0,
+  bytesOut: 0,
   peerId: null,
   bridge: null,
   // Milliseconds since navigation start (performance.now()).
@@ -77,6 +87,8 @@ function render() {
   state.ordbPaths = s.ordbPaths;
   state.table = s.table;
   state.counters = s.counters;
+  state.bytesIn = driver.bytesIn;
+  state.bytesOut = driver.bytesOut;
   if (s.ordbCircuits > 0) {
     mark("ordbCircuit");
     $("get").disabled = false;
@@ -138,6 +150,9 @@ function onEvent(e) {
     case "PeerFound":
       state.peersFound.push(e.peer);
       mark("peerFound");
+      // The bridge's DB_FOUND_PEER came back over our first circuit (the DHT's one-hop
+      // circuits emit no CircuitBuilt): the first circuit was built by now.
+      mark("firstCircuit");
       log(`bridge introduced peer ${short(e.peer.id)} at ${e.peer.addr}`);
       break;
     case "DhtLookupDone":
@@ -182,8 +197,10 @@ function onContent(e) {
       st.size = e.size;
       st.mime = e.mime;
       st.phase = "downloading";
-      dl.media = MediaFeed.open(e.mime);
+      // Playback needs every byte in order: not for a resumed download.
+      dl.media = st.heldBytes === 0 ? MediaFeed.open(e.mime) : null;
       st.media = dl.media !== null;
+      localStorage.setItem(`onionpeer-dl-${dl.name}`, JSON.stringify({ size: e.size, mime: e.mime }));
       log(`download ${dl.name.slice(0, 8)}…: ${e.size} bytes, ${e.mime}`);
       break;
     case "ContentReadable":
@@ -192,13 +209,16 @@ function onContent(e) {
       for (;;) {
         const r = driver.peer.read_content(e.handle);
         if (!r) break;
-        if (r.offset !== st.bytes) {
-          st.error = `read at ${r.offset}, expected ${st.bytes}`;
+        if (r.offset < dl.readEnd) {
+          st.error = `read at ${r.offset}, before ${dl.readEnd}`;
         }
-        const index = dl.pieces++;
+        dl.readEnd = r.offset + r.data.length;
+        dl.pieces++;
         st.bytes += r.data.length;
         const data = r.data;
-        dl.writes = dl.writes.then(() => window.onionpeerChunks && window.onionpeerChunks.put(dl.name, index, data));
+        const offset = r.offset;
+        // Keyed by offset: a reload keeps what was stored (see `get`).
+        dl.writes = dl.writes.then(() => window.onionpeerChunks && window.onionpeerChunks.put(dl.name, offset, data));
         if (dl.media) dl.media.push(data);
       }
       break;
@@ -234,11 +254,12 @@ function onContent(e) {
 
 async function finish(dl, st) {
   await dl.writes;
-  const blob = await window.onionpeerChunks.blob(dl.name, dl.pieces, st.mime || "application/octet-stream");
-  if (!blob) throw new Error("a chunk is missing from the store");
+  const blob = await window.onionpeerChunks.assemble(dl.name, st.size, st.mime || "application/octet-stream");
+  if (!blob) throw new Error("a piece is missing from the store");
   st.sha256 = await sha256Hex(blob);
   st.stored = blob.size;
   st.rate = st.bytes / (st.ms / 1000);
+  localStorage.removeItem(`onionpeer-dl-${dl.name}`);
   st.phase = blob.size === st.size ? "done" : "failed";
   if (st.phase === "failed") st.error = `stored ${blob.size} of ${st.size} bytes`;
   $("progress").value = $("progress").max;
@@ -268,8 +289,12 @@ class MediaFeed {
     this.buffer = null;
     const ms = new MediaSource();
     const video = $("player");
+    video.muted = true;
     video.src = URL.createObjectURL(ms);
     video.hidden = false;
+    this.video = video;
+    this.played = false;
+    state.media = { mime, appended: 0, errors: [] };
     ms.addEventListener("sourceopen", () => {
       this.ms = ms;
       this.buffer = ms.addSourceBuffer(mime);
@@ -290,12 +315,19 @@ class MediaFeed {
 
   pump() {
     if (!this.buffer || this.buffer.updating) return;
+    if (!this.played && this.buffer.buffered.length > 0) {
+      // Start as soon as something is buffered (muted: autoplay is allowed).
+      this.played = true;
+      this.video.play().catch((e) => state.media.errors.push(`play: ${e}`));
+    }
     const next = this.queue.shift();
     if (next) {
       try {
         this.buffer.appendBuffer(next);
+        state.media.appended += next.length;
       } catch (e) {
         log(`media: ${e}`);
+        state.media.errors.push(String(e));
         this.buffer = null;
       }
     } else if (this.ended && this.ms.readyState === "open") {
@@ -304,17 +336,42 @@ class MediaFeed {
   }
 }
 
-// Fetch `name` (hex hash_name): resolves with its record in state.downloads.
-function get(name) {
+// The chunk ranges, flat [start, end, ...], wholly inside the byte ranges kept of an
+// interrupted download (its pieces are keyed by offset; chunks are `chunk_size` bytes,
+// the last one possibly shorter: it counts when the kept bytes reach the file's end).
+function heldChunks(ranges, size) {
+  const cs = Peer.chunk_size();
+  const held = [];
+  for (const [a, b] of ranges) {
+    const first = Math.ceil(a / cs);
+    const end = size !== null && b >= size ? Math.ceil(size / cs) : Math.floor(b / cs);
+    if (end > first) held.push(first, end);
+  }
+  return held;
+}
+
+// Fetch `name` (hex hash_name): resolves with its record in state.downloads. What the
+// chunk store kept of an earlier, interrupted download of it (a reload) is not fetched
+// again (`held`), unless `fresh`.
+async function get(name, { fresh = false } = {}) {
   name = name.trim().toLowerCase();
+  const st = { phase: "asking", size: null, mime: null, verified: 0, total: 0, bytes: 0, heldBytes: 0, heldChunks: 0, sha256: null, ms: null, rate: null, error: null };
+  state.downloads[name] = st;
+  const cs = window.onionpeerChunks;
+  let held = [];
+  if (cs && fresh) await cs.remove(name);
+  else if (cs) {
+    const known = JSON.parse(localStorage.getItem(`onionpeer-dl-${name}`) || "null");
+    held = heldChunks(await cs.ranges(name), known ? known.size : null);
+    for (let i = 0; i < held.length; i += 2) st.heldChunks += held[i + 1] - held[i];
+    st.heldBytes = known ? Math.min(known.size, st.heldChunks * Peer.chunk_size()) : st.heldChunks * Peer.chunk_size();
+    if (st.heldChunks > 0) log(`resuming ${name.slice(0, 8)}…: ${st.heldChunks} chunks kept from before`);
+  }
   return new Promise((done) => {
-    const st = { phase: "asking", size: null, mime: null, verified: 0, total: 0, bytes: 0, sha256: null, ms: null, rate: null, error: null };
-    state.downloads[name] = st;
     try {
-      const handle = driver.peer.get(name, new Float64Array(0), performance.now());
-      // A fresh download: drop what an earlier one stored, before its chunks go in.
-      const writes = window.onionpeerChunks ? window.onionpeerChunks.remove(name) : Promise.resolve();
-      downloads.set(handle, { name, start: performance.now(), pieces: 0, writes, done, media: null });
+      const handle = driver.peer.get(name, new Float64Array(held), performance.now());
+      const writes = Promise.resolve();
+      downloads.set(handle, { name, start: performance.now(), pieces: 0, readEnd: 0, writes, done, media: null });
       $("dl-status").textContent = "asking the ORDBs";
       log(`get ${name.slice(0, 8)}… (download ${handle})`);
     } catch (e) {
@@ -363,12 +420,18 @@ async function main() {
     mark("start");
     const res = await fetch("./node.json", { cache: "no-store" });
     state.bridge = await res.json();
-    driver = await startPeer((e) => onEvent(e));
+    driver = await startPeer((e) => onEvent(e), 0, transport);
+    driver.afterDrain = () => {
+      if (state.times.ordbCircuit === undefined && driver.peer.ordb_count() > 0) mark("ordbCircuit");
+    };
     // Remember where each link goes, for the links table.
     const poll = driver.peer.poll.bind(driver.peer);
     driver.peer.poll = () => {
       const out = poll();
-      if (out.kind === "connect" && out.addr) state.links[out.conn] = { peer: out.id, addr: out.addr, state: "connecting" };
+      if (out.kind === "connect" && out.addr) {
+        state.links[out.conn] = { peer: out.id, addr: out.addr, state: "connecting", kind: transport };
+        state.opened[transport]++;
+      }
       return out;
     };
     mark("wasmReady");

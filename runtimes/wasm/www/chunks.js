@@ -1,6 +1,7 @@
-// The browser peer's chunk store: chunks of a file kept in IndexedDB by (hash_name,
+// The browser peer's chunk store: pieces of a file kept in IndexedDB by (hash_name,
 // index), so a download survives a reload and a finished file can be seeded again.
-// Used by the page's download once the core has `Command::Get` (ORDB distribution).
+// The page's downloads key each piece by its byte offset in the file (`index`): what
+// the core read out verified, in any sizes; `ranges` and `assemble` work on those.
 
 const DB = "onionpeer";
 const STORE = "chunks";
@@ -53,6 +54,41 @@ export class ChunkStore {
       parts.push(c);
     }
     return new Blob(parts, { type });
+  }
+
+  // Every piece of `name` as {index, bytes}, ascending by index.
+  async pieces(name) {
+    const tx = this.db.transaction(STORE, "readonly");
+    const rows = await req(tx.objectStore(STORE).index("name").getAll(IDBKeyRange.only(name)));
+    return rows.map((r) => ({ index: r.index, bytes: r.bytes })).sort((a, b) => a.index - b.index);
+  }
+
+  // The byte ranges [start, end) held of `name` (pieces keyed by offset), merged.
+  async ranges(name) {
+    const out = [];
+    for (const p of await this.pieces(name)) {
+      const end = p.index + p.bytes.length;
+      const last = out[out.length - 1];
+      if (last && p.index <= last[1]) last[1] = Math.max(last[1], end);
+      else out.push([p.index, end]);
+    }
+    return out;
+  }
+
+  // The file of `size` bytes from pieces keyed by offset (overlaps allowed), or null if
+  // a byte is missing.
+  async assemble(name, size, type = "application/octet-stream") {
+    const parts = [];
+    let covered = 0;
+    for (const p of await this.pieces(name)) {
+      const end = p.index + p.bytes.length;
+      if (end <= covered) continue;
+      if (p.index > covered) return null;
+      parts.push(p.bytes.subarray(covered - p.index, Math.min(p.bytes.length, size - p.index)));
+      covered = Math.min(end, size);
+      if (covered >= size) break;
+    }
+    return covered === size ? new Blob(parts, { type }) : null;
   }
 
   async remove(name) {

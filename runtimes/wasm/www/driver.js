@@ -1,21 +1,36 @@
-// The browser peer's driver: owns the WebSockets and the timer, feeds the core (a wasm
-// `Peer`) and carries out what `peer.poll()` asks for. No protocol logic lives here.
+// The browser peer's driver: owns the WebSockets, the WebRTC peer connections and the
+// timer, feeds the core (a wasm `Peer`) and carries out what `peer.poll()` asks for. No
+// protocol logic lives here.
 //
-// Every link is a WebSocket to `ws://<addr>/link?b=<nonce>`: the bridge's WebSocket
-// port, or a native peer's OR port (which tells WebSocket from TLS by the first byte).
-// The nonce binds the link (PROTOCOL.md, "WebSocket links").
+// Links are of one kind per page (`transport`):
+// - "ws": a WebSocket to `ws://<addr>/link?b=<nonce>`: the bridge's WebSocket port, or a
+//   native peer's OR port (which tells WebSocket from TLS by the first byte). The nonce
+//   binds the link (PROTOCOL.md, "WebSocket links").
+// - "webrtc": an RTCPeerConnection with one reliable ordered data channel ("onionpeer"),
+//   its offer POSTed to `http://<addr>/offer` (the same address) and the answer set; once
+//   the channel opens, both SDPs go to `Peer.connected_webrtc`, whose core binds the link
+//   to their DTLS fingerprints (the peer's CERTS must sign the answer's). Binary messages
+//   carry the cell stream, at most 16 KiB each.
 
 import init, { Peer } from "./onionpeer_wasm.js";
 
 const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 
+// Largest data channel message sent (what every implementation takes).
+const RTC_MESSAGE = 16 * 1024;
+
 export class Driver {
-  constructor(peer, onEvent) {
+  constructor(peer, onEvent, transport = "ws", certificate = null) {
     this.peer = peer;
     this.onEvent = onEvent;
-    this.sockets = new Map(); // conn -> WebSocket
+    this.transport = transport;
+    this.certificate = certificate;
+    this.sockets = new Map(); // conn -> WebSocket or WebRTC link
     this.timer = null;
     this.wakeAt = null;
+    // Bytes in and out over links, for the page's figures.
+    this.bytesIn = 0;
+    this.bytesOut = 0;
   }
 
   now() {
@@ -24,6 +39,7 @@ export class Driver {
 
   // Drain every output until the timeout, which is always last.
   drain() {
+    if (this.stopped) return;
     for (;;) {
       const out = this.peer.poll();
       switch (out.kind) {
@@ -45,6 +61,7 @@ export class Driver {
           break;
         case "timeout":
           this.arm(out.at_ms);
+          if (this.afterDrain) this.afterDrain();
           return;
         default:
           console.error("unknown output", out);
@@ -76,6 +93,10 @@ export class Driver {
       });
       return;
     }
+    if (this.transport === "webrtc") {
+      this.connectRtc(conn, out.addr);
+      return;
+    }
     const nonce = crypto.getRandomValues(new Uint8Array(32));
     let ws;
     try {
@@ -98,6 +119,7 @@ export class Driver {
     };
     ws.onmessage = (m) => {
       if (!(m.data instanceof ArrayBuffer)) return;
+      this.bytesIn += m.data.byteLength;
       this.peer.data(conn, new Uint8Array(m.data), this.now());
       this.drain();
     };
@@ -108,6 +130,81 @@ export class Driver {
       this.drain();
     };
     ws.onerror = () => {};
+  }
+
+  // A WebRTC link to the node whose signalling endpoint is `http://addr/offer`.
+  connectRtc(conn, addr) {
+    let pc, dc;
+    try {
+      pc = new RTCPeerConnection({ iceServers: [], certificates: this.certificate ? [this.certificate] : undefined });
+      dc = pc.createDataChannel("onionpeer", { ordered: true });
+    } catch (e) {
+      console.error("RTCPeerConnection", e);
+      queueMicrotask(() => {
+        this.peer.closed(conn, true, this.now());
+        this.drain();
+      });
+      return;
+    }
+    dc.binaryType = "arraybuffer";
+    const link = { rtc: true, pc, dc, pending: [], localSdp: null, remoteSdp: null, done: false };
+    this.sockets.set(conn, link);
+    // Report the end once, unless the core closed it itself.
+    const end = (error) => {
+      if (link.done) return;
+      link.done = true;
+      try {
+        pc.close();
+      } catch {}
+      if (this.sockets.get(conn) !== link) return;
+      this.sockets.delete(conn);
+      this.peer.closed(conn, error, this.now());
+      this.drain();
+    };
+    dc.onopen = () => {
+      if (link.done) return;
+      try {
+        this.peer.connected_webrtc(conn, link.localSdp, link.remoteSdp, this.now());
+      } catch (e) {
+        console.error(`link ${conn}: ${e}`);
+        end(true);
+        return;
+      }
+      const pending = link.pending;
+      link.pending = null;
+      for (const d of pending) this.rtcSend(link, d);
+      this.drain();
+    };
+    dc.onmessage = (m) => {
+      if (link.done || !(m.data instanceof ArrayBuffer)) return;
+      this.bytesIn += m.data.byteLength;
+      this.peer.data(conn, new Uint8Array(m.data), this.now());
+      this.drain();
+    };
+    dc.onclose = () => end(link.pending !== null);
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === "failed" || pc.connectionState === "closed") end(true);
+    };
+    (async () => {
+      await pc.setLocalDescription(await pc.createOffer());
+      link.localSdp = pc.localDescription.sdp;
+      // One POST, no trickle: the node learns our address from our connectivity checks.
+      // A text/plain body keeps it a "simple" cross-origin request (no preflight).
+      const res = await fetch(`http://${addr}/offer`, { method: "POST", body: link.localSdp, cache: "no-store" });
+      const answer = await res.text();
+      if (!res.ok) throw new Error(`offer refused: ${res.status} ${answer.trim()}`);
+      if (link.done) return;
+      link.remoteSdp = answer;
+      await pc.setRemoteDescription({ type: "answer", sdp: answer });
+    })().catch((e) => {
+      console.error(`link ${conn} to ${addr}: ${e}`);
+      end(true);
+    });
+  }
+
+  rtcSend(link, data) {
+    if (link.dc.readyState !== "open") return;
+    for (let i = 0; i < data.length; i += RTC_MESSAGE) link.dc.send(data.subarray(i, Math.min(data.length, i + RTC_MESSAGE)));
   }
 
   send(conn, data) {
@@ -122,7 +219,9 @@ export class Driver {
     if (!ws) return;
     for (const c of chunks) {
       if (c.length === 0) continue;
+      this.bytesOut += c.length;
       if (ws.pending) ws.pending.push(c);
+      else if (ws.rtc) this.rtcSend(ws, c);
       else if (ws.readyState === WebSocket.OPEN) ws.send(c);
     }
   }
@@ -130,16 +229,37 @@ export class Driver {
   close(conn) {
     const ws = this.sockets.get(conn);
     this.sockets.delete(conn);
-    if (ws) ws.close();
+    if (!ws) return;
+    if (ws.rtc) {
+      ws.done = true;
+      try {
+        ws.dc.close();
+        ws.pc.close();
+      } catch {}
+    } else ws.close();
+  }
+
+  // Stop: close every link and the timer (the page starts another peer after).
+  stop() {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.stopped = true;
+    for (const conn of [...this.sockets.keys()]) this.close(conn);
   }
 }
 
-// Start a peer: load the wasm, draw a seed, return the driver.
-export async function startPeer(onEvent, ordbCircuits = 0) {
+// Start a peer: load the wasm, draw a seed, return the driver. `transport`: "ws" or
+// "webrtc" (every link of the page is of that kind).
+export async function startPeer(onEvent, ordbCircuits = 0, transport = "ws") {
   await init();
+  let certificate = null;
+  if (transport === "webrtc") {
+    // One DTLS certificate for every link of the page (a fresh one per link is slower).
+    certificate = await RTCPeerConnection.generateCertificate({ name: "ECDSA", namedCurve: "P-256" });
+  }
   const seed = crypto.getRandomValues(new Uint8Array(32));
   const peer = new Peer(seed, performance.now(), Date.now(), ordbCircuits);
-  const driver = new Driver(peer, onEvent);
+  const driver = new Driver(peer, onEvent, transport, certificate);
   driver.drain();
   return driver;
 }

@@ -202,6 +202,30 @@ impl Deref for NodeHandle {
 
 /// Start a node on the global smol executor.
 pub fn spawn_node(config: DriverConfig) -> Result<NodeHandle, NodeError> {
+    spawn_node_with_web(config, None)
+}
+
+/// Start a node that also serves `web` (WebSocket links, the page): its HTTP ports and,
+/// with `web.on_or_port`, its OR port answer WebRTC offers POSTed to `/offer`, so a
+/// browser reaches it over WebRTC at the address it would open a WebSocket to.
+pub fn spawn_node_with_web(
+    config: DriverConfig,
+    mut web: Option<onionpeer_smol::ws::Web>,
+) -> Result<NodeHandle, NodeError> {
+    // The handler needs the node, which does not exist yet: it is filled in below.
+    let answerer: Arc<std::sync::OnceLock<WeakAnswerer>> = Arc::default();
+    if let Some(web) = &mut web {
+        let slot = answerer.clone();
+        web.site.offers = Some(onionpeer_smol::ws::OfferHandler(Arc::new(move |offer| {
+            let a = slot.get().cloned();
+            Box::pin(async move {
+                match a {
+                    Some(a) => a.answer(offer).await,
+                    None => Err(io::Error::other("node not started")),
+                }
+            })
+        })));
+    }
     let fingerprint = config.endpoint.fingerprint();
     let signal_addr = config.signalling.as_ref().and_then(|l| l.local_addr().ok());
     let links = RtcLinks {
@@ -214,9 +238,10 @@ pub fn spawn_node(config: DriverConfig) -> Result<NodeHandle, NodeError> {
     let inner = onionpeer_smol::driver::spawn_node(onionpeer_smol::driver::DriverConfig {
         node: config.node,
         listener: config.listener,
-        web: None,
+        web,
         transport: Some(Box::new(links)),
     })?;
+    let _ = answerer.set(WeakAnswerer(inner.downgrade()));
     if let Some(l) = config.signalling {
         let weak = WeakAnswerer(inner.downgrade());
         inner.keep_task(smol::spawn(crate::signal::serve_signalling(l, weak)));
