@@ -425,9 +425,7 @@ async fn peer(a: PeerArgs) -> Result<()> {
     print_node("peer", node.relay_target().ok_or("peer has no address")?);
     if let Some(file) = a.seed {
         let data = std::fs::read(&file)?;
-        let mime = a
-            .mime
-            .unwrap_or_else(|| "application/octet-stream".into());
+        let mime = a.mime.unwrap_or_else(|| "application/octet-stream".into());
         let node = node.clone();
         smol::spawn(async move {
             if let Err(e) = seed_when_joined(&node, data, mime).await {

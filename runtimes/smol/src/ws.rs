@@ -383,7 +383,12 @@ async fn answer_offer(
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| *n <= MAX_OFFER);
     let Some(len) = len else {
-        return reply(tcp, "400 Bad Request", b"an offer needs a Content-Length of at most 16 KiB\n").await;
+        return reply(
+            tcp,
+            "400 Bad Request",
+            b"an offer needs a Content-Length of at most 16 KiB\n",
+        )
+        .await;
     };
     let mut body = vec![0u8; len];
     tcp.read_exact(&mut body).await?;
