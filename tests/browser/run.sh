@@ -61,6 +61,8 @@ peers="${PEERS:-4}"
 base="${PORT_BASE:-19000}"
 export RUST_LOG="${RUST_LOG:-warn}"
 
+# The logs exist before their writers start: the waits below read them at once.
+touch "$work/bridge.log"
 "$bin" bridge --or-port "127.0.0.1:$base" --ws "127.0.0.1:$((base + 80))" \
   --webrtc "127.0.0.1:$((base + 90))" \
   --site "$root/target/onionpeer-site" >"$work/bridge.log" 2>&1 &
@@ -87,6 +89,7 @@ for i in $(seq "$peers"); do
   [ "$i" = 1 ] && extra=(--seed "$work/seed.bin")
   [ "$i" = 2 ] && extra=(--seed "$work/video.webm" --mime "$video_mime")
   [ "$i" = 3 ] && extra=(--seed "$work/resume.bin")
+  touch "$work/peer$i.log"
   "$bin" peer --or-port "127.0.0.1:$((base + i))" --bridge "$line" \
     --browser-webrtc "127.0.0.1:$((base + 40 + i))" "${extra[@]}" >"$work/peer$i.log" 2>&1 &
   pids+=($!)

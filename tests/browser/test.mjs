@@ -243,6 +243,12 @@ try {
       errors: after.errors,
       download: pick({ ...got, wantSha256: sha(want), byteExact: got.file.equals(want) }),
     };
+    // The same over WebSockets in the same conditions (page cached, file fetched before),
+    // for a fair rate comparison.
+    await page.goto(url);
+    const sw = await joined(page);
+    const again = await download(page, process.env.SEED_HASH, true);
+    c.wsAgain = { ms: timesOf(sw.times), download: pick({ ...again, wantSha256: sha(want), byteExact: again.file.equals(want) }) };
   }
   const t = s.times;
   const result = {
@@ -303,13 +309,15 @@ try {
     checks.push([c.phase !== "failed" && c.ordbCircuits > 0, "C: the WebRTC page did not join"]);
     checks.push([c.transport === "webrtc" && c.opened.ws === 0 && c.opened.webrtc > 0 && c.linksUp > 0, `C: links were not WebRTC only (${JSON.stringify(c.opened)}, ${c.linksUp} up)`]);
     checks.push([c.download.phase === "done" && c.download.byteExact && c.download.sha256 === c.download.wantSha256, `C: the WebRTC download ended ${c.download.phase} (${c.download.error})`]);
+    checks.push([c.wsAgain.download.phase === "done" && c.wsAgain.download.byteExact, `C: the WebSocket download after it ended ${c.wsAgain.download.phase} (${c.wsAgain.download.error})`]);
   }
   for (const [ok, what] of checks) if (!ok) failed = failed ?? what;
   const mb = (x) => (x && x.rate ? (x.rate / 1e6).toFixed(2) : "–");
   console.log(
-    `FIGURES download over WebSocket (A) ${mb(a)} MB/s, over WebRTC (C) ${mb(c && c.download)} MB/s; ` +
+    `FIGURES download over WebSocket (A) ${mb(a)} MB/s, over WebRTC (C) ${mb(c && c.download)} MB/s, over WebSocket again after C ${mb(c && c.wsAgain.download)} MB/s; ` +
       `page load -> wasm ${t.wasmReady?.toFixed(0)} ms, first link ${t.firstLink?.toFixed(0)} ms, first circuit ${t.firstCircuit?.toFixed(0)} ms, first ORDB circuit ${t.ordbCircuit?.toFixed(0)} ms (WebSocket)` +
       (c ? `; WebRTC: wasm ${c.ms.wasmReady?.toFixed(0)} ms, first link ${c.ms.firstLink?.toFixed(0)} ms, first circuit ${c.ms.firstCircuit?.toFixed(0)} ms, first ORDB circuit ${c.ms.ordbCircuit?.toFixed(0)} ms` : "") +
+      (c ? `; WebSocket again: wasm ${c.wsAgain.ms.wasmReady?.toFixed(0)} ms, first link ${c.wsAgain.ms.firstLink?.toFixed(0)} ms, first circuit ${c.wsAgain.ms.firstCircuit?.toFixed(0)} ms, first ORDB circuit ${c.wsAgain.ms.ordbCircuit?.toFixed(0)} ms` : "") +
       (d ? `; resume: ${d.firstBytes} bytes before the reload, ${d.heldChunks} chunks kept, ${d.bytes} of ${d.size} fetched after` : ""),
   );
 } catch (e) {
