@@ -205,7 +205,8 @@ function onContent(e) {
       break;
     case "ContentReadable":
       // Take every in-order verified byte now (reading slides the download's window);
-      // the chunk store writes follow in order.
+      // the chunk store writes follow in order, one transaction per batch.
+      const batch = [];
       for (;;) {
         const r = driver.peer.read_content(e.handle);
         if (!r) break;
@@ -215,12 +216,13 @@ function onContent(e) {
         dl.readEnd = r.offset + r.data.length;
         dl.pieces++;
         st.bytes += r.data.length;
-        const data = r.data;
-        const offset = r.offset;
         // Keyed by offset: a reload keeps what was stored (see `get`).
-        dl.writes = dl.writes.then(() => window.onionpeerChunks && window.onionpeerChunks.put(dl.name, offset, data));
-        if (dl.media) dl.media.push(data);
+        batch.push([r.offset, r.data]);
+        if (dl.media) dl.media.push(r.data);
       }
+      // Started at once: IndexedDB runs read-write transactions on a store in the order
+      // they were made, so the writes stay in order without waiting for each other.
+      if (batch.length && window.onionpeerChunks) dl.writes = Promise.all([dl.writes, window.onionpeerChunks.putAll(dl.name, batch)]);
       break;
     case "ContentProgress":
       st.verified = e.verified;

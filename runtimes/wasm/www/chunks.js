@@ -32,6 +32,21 @@ export class ChunkStore {
     await req(tx.objectStore(STORE).put({ name, index, bytes }));
   }
 
+  // Several pieces of `name` ([index, bytes] pairs) in one transaction: a download's
+  // writes keep up with its reads, so a reload loses little.
+  async putAll(name, pieces) {
+    // Relaxed: a commit need not reach the disk before it completes (much faster; what
+    // a crash loses is fetched again).
+    const tx = this.db.transaction(STORE, "readwrite", { durability: "relaxed" });
+    const store = tx.objectStore(STORE);
+    for (const [index, bytes] of pieces) store.put({ name, index, bytes });
+    await new Promise((ok, err) => {
+      tx.oncomplete = () => ok();
+      tx.onerror = () => err(tx.error);
+      tx.onabort = () => err(tx.error);
+    });
+  }
+
   async get(name, index) {
     const tx = this.db.transaction(STORE, "readonly");
     const row = await req(tx.objectStore(STORE).get([name, index]));
