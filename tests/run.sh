@@ -57,7 +57,7 @@ status=${PIPESTATUS[0]}
 set -e
 
 log "real browser: the core in wasm, in Debian's headless Chromium, joins a loopback network"
-# Installs chromium, nodejs/npm, wasm-bindgen-cli and playwright-core when missing; runs in
+# Installs chromium, nodejs/npm, ffmpeg, wasm-bindgen-cli and playwright-core when missing; runs in
 # a private network namespace when root (tests/browser/run.sh).
 set +e
 tests/browser/run.sh

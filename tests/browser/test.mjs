@@ -249,6 +249,16 @@ try {
     const sw = await joined(page);
     const again = await download(page, process.env.SEED_HASH, true);
     c.wsAgain = { ms: timesOf(sw.times), download: pick({ ...again, wantSha256: sha(want), byteExact: again.file.equals(want) }) };
+    // The identity binding: a page that hands its core another fingerprint than the one
+    // the peer's DTLS certificate has (`tamper=1`) gets no link up: the peers' CERTS sign
+    // their real fingerprints, so every link is refused (BadCertificates).
+    await page.goto(`${url}?transport=webrtc&tamper=1`);
+    await page
+      .waitForFunction(() => (window.onionpeerState?.linkDowns ?? []).filter((r) => r === "BadCertificates").length >= 1, null, { timeout: 20_000, polling: 100 })
+      .catch(() => {});
+    await new Promise((r) => setTimeout(r, 1000));
+    const bad = await page.evaluate(() => JSON.parse(JSON.stringify(window.onionpeerState)));
+    c.tampered = { linksUp: bad.linksUp, opened: bad.opened, refused: bad.linkDowns.filter((r) => r === "BadCertificates").length, linkDowns: bad.linkDowns.slice(0, 5) };
   }
   const t = s.times;
   const result = {
@@ -310,6 +320,7 @@ try {
     checks.push([c.transport === "webrtc" && c.opened.ws === 0 && c.opened.webrtc > 0 && c.linksUp > 0, `C: links were not WebRTC only (${JSON.stringify(c.opened)}, ${c.linksUp} up)`]);
     checks.push([c.download.phase === "done" && c.download.byteExact && c.download.sha256 === c.download.wantSha256, `C: the WebRTC download ended ${c.download.phase} (${c.download.error})`]);
     checks.push([c.wsAgain.download.phase === "done" && c.wsAgain.download.byteExact, `C: the WebSocket download after it ended ${c.wsAgain.download.phase} (${c.wsAgain.download.error})`]);
+    checks.push([c.tampered.refused > 0 && c.tampered.linksUp === 0, `C: links with a wrong fingerprint were not refused (${JSON.stringify(c.tampered)})`]);
   }
   for (const [ok, what] of checks) if (!ok) failed = failed ?? what;
   const mb = (x) => (x && x.rate ? (x.rate / 1e6).toFixed(2) : "–");
@@ -340,5 +351,5 @@ console.log(
     (process.env.SEED_HASH ? "; downloaded a native peer's file and seeded one a native peer downloaded, byte-exact" : "") +
     (process.env.VIDEO_HASH ? "; played a WebM through MSE" : "") +
     (process.env.RESUME_HASH ? "; resumed a download over a reload" : "") +
-    (process.env.SEED_HASH && process.env.WEBRTC !== "0" ? "; joined and downloaded over WebRTC only" : ""),
+    (process.env.SEED_HASH && process.env.WEBRTC !== "0" ? "; joined and downloaded over WebRTC only, and a wrong fingerprint was refused" : ""),
 );

@@ -11,7 +11,8 @@ import { Peer } from "./onionpeer_wasm.js";
 import { ChunkStore, sha256Hex } from "./chunks.js";
 
 const $ = (id) => document.getElementById(id);
-const transport = new URLSearchParams(location.search).get("transport") === "webrtc" ? "webrtc" : "ws";
+const params = new URLSearchParams(location.search);
+const transport = params.get("transport") === "webrtc" ? "webrtc" : "ws";
 const state = {
   phase: "loading",
   transport,
@@ -24,6 +25,8 @@ const state = {
   // Milliseconds since navigation start (performance.now()).
   times: {},
   linksUp: 0,
+  // Why links went down (LinkCloseReason names).
+  linkDowns: [],
   links: {},
   circuitsBuilt: 0,
   circuitsClosed: 0,
@@ -137,6 +140,7 @@ function onEvent(e) {
       break;
     case "LinkDown":
       if (state.links[e.conn]) state.links[e.conn].state = `down (${e.reason})`;
+      state.linkDowns.push(e.reason);
       log(`link ${e.conn} down: ${e.reason}`);
       break;
     case "CircuitBuilt":
@@ -423,6 +427,9 @@ async function main() {
     const res = await fetch("./node.json", { cache: "no-store" });
     state.bridge = await res.json();
     driver = await startPeer((e) => onEvent(e), 0, transport);
+    // Test only: the real-browser test checks that a WebRTC link whose fingerprint is not
+    // the one the peer's CERTS signs is refused.
+    driver.tamper = params.get("tamper") === "1";
     driver.afterDrain = () => {
       if (state.times.ordbCircuit === undefined && driver.peer.ordb_count() > 0) mark("ordbCircuit");
     };

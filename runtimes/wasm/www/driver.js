@@ -163,8 +163,11 @@ export class Driver {
     };
     dc.onopen = () => {
       if (link.done) return;
+      // Test only (`?tamper=1`): hand the core another fingerprint than the one DTLS
+      // checked, as if the peer's certificate were not the one its CERTS signs.
+      const remote = this.tamper ? link.remoteSdp.replace(/(a=fingerprint:sha-256 )(.)/gi, (_, p, c) => p + (c === "0" ? "1" : "0")) : link.remoteSdp;
       try {
-        this.peer.connected_webrtc(conn, link.localSdp, link.remoteSdp, this.now());
+        this.peer.connected_webrtc(conn, link.localSdp, remote, this.now());
       } catch (e) {
         console.error(`link ${conn}: ${e}`);
         end(true);
