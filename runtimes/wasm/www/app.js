@@ -209,8 +209,7 @@ function onContent(e) {
       break;
     case "ContentReadable":
       // Take every in-order verified byte now (reading slides the download's window);
-      // the chunk store writes follow in order, one transaction per batch.
-      const batch = [];
+      // the chunk store writes follow in order (see `store`).
       for (;;) {
         const r = driver.peer.read_content(e.handle);
         if (!r) break;
@@ -221,12 +220,9 @@ function onContent(e) {
         dl.pieces++;
         st.bytes += r.data.length;
         // Keyed by offset: a reload keeps what was stored (see `get`).
-        batch.push([r.offset, r.data]);
+        store(dl, r.offset, r.data);
         if (dl.media) dl.media.push(r.data);
       }
-      // Started at once: IndexedDB runs read-write transactions on a store in the order
-      // they were made, so the writes stay in order without waiting for each other.
-      if (batch.length && window.onionpeerChunks) dl.writes = Promise.all([dl.writes, window.onionpeerChunks.putAll(dl.name, batch)]);
       break;
     case "ContentProgress":
       st.verified = e.verified;
@@ -239,6 +235,7 @@ function onContent(e) {
       downloads.delete(e.handle);
       st.ms = performance.now() - dl.start;
       if (!e.ok) {
+        flush(dl); // kept for a later try
         st.phase = "failed";
         st.error = e.error;
         $("dl-status").textContent = `failed: ${e.error}`;
@@ -258,7 +255,31 @@ function onContent(e) {
   }
 }
 
+// Queue a piece for the chunk store: written in batches (~256 KiB, or 50 ms after the
+// first piece), one relaxed transaction each, started at once — IndexedDB runs read-write
+// transactions on a store in the order they were made. Few large transactions keep up
+// with the download, so a reload loses little.
+function store(dl, offset, data) {
+  if (!window.onionpeerChunks) return;
+  dl.batch = dl.batch || [];
+  dl.batch.push([offset, data]);
+  dl.batchBytes = (dl.batchBytes || 0) + data.length;
+  if (dl.batchBytes >= 256 * 1024) flush(dl);
+  else if (!dl.batchTimer) dl.batchTimer = setTimeout(() => flush(dl), 50);
+}
+
+function flush(dl) {
+  if (dl.batchTimer) clearTimeout(dl.batchTimer);
+  dl.batchTimer = null;
+  if (!dl.batch || !dl.batch.length) return;
+  const batch = dl.batch;
+  dl.batch = [];
+  dl.batchBytes = 0;
+  dl.writes = Promise.all([dl.writes, window.onionpeerChunks.putAll(dl.name, batch)]);
+}
+
 async function finish(dl, st) {
+  flush(dl);
   await dl.writes;
   const blob = await window.onionpeerChunks.assemble(dl.name, st.size, st.mime || "application/octet-stream");
   if (!blob) throw new Error("a piece is missing from the store");
