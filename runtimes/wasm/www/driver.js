@@ -39,7 +39,6 @@ export class Driver {
 
   // Drain every output until the timeout, which is always last.
   drain() {
-    if (this.stopped) return;
     for (;;) {
       const out = this.peer.poll();
       switch (out.kind) {
@@ -240,14 +239,6 @@ export class Driver {
         ws.pc.close();
       } catch {}
     } else ws.close();
-  }
-
-  // Stop: close every link and the timer (the page starts another peer after).
-  stop() {
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-    this.stopped = true;
-    for (const conn of [...this.sockets.keys()]) this.close(conn);
   }
 }
 
