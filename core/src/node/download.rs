@@ -29,7 +29,10 @@ use crate::cells::relay::{
     DbEnd, DbEndReason, DbQuery, DbSendme, HashName, Progress, RelayMsg, StreamId,
 };
 use crate::circuit::CircKey;
-use crate::ordb::{DlAction, DlCircuit, DownloadConfig, Downloader, GetId, Verified};
+use super::counters::Count;
+use crate::ordb::{
+    DlAction, DlCircuit, DownloadConfig, Downloader, DropReason, GetId, Verified,
+};
 
 /// DB_DATA cells received on a stream between two DB_SENDMEs.
 pub const DB_SENDME_EVERY: u16 = 50;
@@ -285,7 +288,11 @@ impl Node {
                         }
                     }
                 }
-                DlAction::ReplaceCircuit { circuit, .. } => {
+                DlAction::ReplaceCircuit { circuit, reason } => {
+                    self.counters.bump(match reason {
+                        DropReason::Tampering(_) => Count::DownloadTampering,
+                        _ => Count::DownloadCircuitReplaced,
+                    });
                     let key = CircKey(circuit.0);
                     if self.is_ordb_circuit(key) {
                         self.destroy_circuit(key, DestroyReason::FINISHED, None);
