@@ -210,7 +210,10 @@ pub fn scatter_svg(
         )
         .map_err(err)?;
     chart
-        .draw_series(LineSeries::new([(x0, 80.0), (x1, 80.0)], RED.stroke_width(1)))
+        .draw_series(LineSeries::new(
+            [(x0, 80.0), (x1, 80.0)],
+            RED.stroke_width(1),
+        ))
         .map_err(err)?;
     if let Some(x) = mark_x {
         chart
@@ -281,11 +284,24 @@ mod tests {
         time_series_svg(&ts, "load", "bytes", &[("a", &a), ("b", &b)]).unwrap();
         assert!(std::fs::read_to_string(&ts).unwrap().contains("<polyline"));
         let sc = dir.join("scatter.svg");
-        scatter_svg(&sc, "rate", "s", "%", &[(1.0, 90.0), (2.0, 70.0)], Some(1.5)).unwrap();
+        scatter_svg(
+            &sc,
+            "rate",
+            "s",
+            "%",
+            &[(1.0, 90.0), (2.0, 70.0)],
+            Some(1.5),
+        )
+        .unwrap();
         assert!(std::fs::read_to_string(&sc).unwrap().contains("<circle"));
         let bars = dir.join("bars.svg");
-        bars_svg(&bars, "served", "MB", &[("seeder".into(), 3.0), ("peers".into(), 7.0)])
-            .unwrap();
+        bars_svg(
+            &bars,
+            "served",
+            "MB",
+            &[("seeder".into(), 3.0), ("peers".into(), 7.0)],
+        )
+        .unwrap();
         assert!(std::fs::read_to_string(&bars).unwrap().contains("<rect"));
         cdf_svg(&dir.join("empty.svg"), "none", "ms", &[]).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();

@@ -379,7 +379,14 @@ pub fn record(e: &SwarmEvent, m: &mut Metrics) {
     match e {
         SwarmEvent::Seeded { bytes } => m.count("swarm/seeded_bytes", *bytes),
         SwarmEvent::Asked { resume } => {
-            m.count(if *resume { "swarm/resumed" } else { "swarm/asked" }, 1);
+            m.count(
+                if *resume {
+                    "swarm/resumed"
+                } else {
+                    "swarm/asked"
+                },
+                1,
+            );
         }
         SwarmEvent::Done { exact, .. } => {
             m.count(
@@ -402,8 +409,12 @@ pub struct HostFigures {
     pub served: BTreeMap<String, (HostRole, u64)>,
     /// `DownloadTampering` summed over hosts.
     pub tampering: u64,
-    /// `DownloadCircuitReplaced` summed over hosts.
-    pub replaced: u64,
+    /// `DownloadCircuitSlow` summed over hosts.
+    pub slow: u64,
+    /// `DownloadCircuitStalled` summed over hosts.
+    pub stalled: u64,
+    /// `DownloadCircuitStrikes` summed over hosts.
+    pub strikes: u64,
 }
 
 impl HostFigures {
@@ -415,7 +426,9 @@ impl HostFigures {
             self.served.insert(name.to_string(), (role, served));
         }
         self.tampering += c.get(Count::DownloadTampering);
-        self.replaced += c.get(Count::DownloadCircuitReplaced);
+        self.slow += c.get(Count::DownloadCircuitSlow);
+        self.stalled += c.get(Count::DownloadCircuitStalled);
+        self.strikes += c.get(Count::DownloadCircuitStrikes);
     }
 }
 
@@ -506,7 +519,10 @@ pub fn finish(
         .sum();
     metrics.count("swarm/downloaders", rows.len() as u64);
     metrics.count("swarm/completed", dones.len() as u64);
-    metrics.count("swarm/exact", rows.iter().filter(|r| r.exact).count() as u64);
+    metrics.count(
+        "swarm/exact",
+        rows.iter().filter(|r| r.exact).count() as u64,
+    );
     metrics.count("swarm/size", c.size);
     metrics.count("swarm/seeder_bytes_served", seeder_bytes);
     metrics.count("swarm/peer_bytes_served", peer_bytes);
@@ -515,7 +531,9 @@ pub fn finish(
         hosts.served.keys().filter(|h| **h != c.seeder).count() as u64,
     );
     metrics.count("swarm/tamper_detections", hosts.tampering);
-    metrics.count("swarm/circuits_replaced", hosts.replaced);
+    metrics.count("swarm/circuits_slow", hosts.slow);
+    metrics.count("swarm/circuits_stalled", hosts.stalled);
+    metrics.count("swarm/circuits_strikes", hosts.strikes);
     metrics.count("swarm/down_bps", down_bps);
     metrics.count("swarm/up_bps", up_bps);
     if let Some(f) = formed {
@@ -555,11 +573,18 @@ pub fn finish(
             .filter(|r| r.asked_s <= t && r.done_s.is_none_or(|d| d > t))
             .count() as f64
     };
-    let holders_at = |t: f64| 1.0 + rows.iter().filter(|r| r.done_s.is_some_and(|d| d <= t)).count() as f64;
+    let holders_at = |t: f64| {
+        1.0 + rows
+            .iter()
+            .filter(|r| r.done_s.is_some_and(|d| d <= t))
+            .count() as f64
+    };
     let mut agg = Vec::with_capacity(n_bins);
     let mut demand = Vec::with_capacity(n_bins);
     let mut supply = Vec::with_capacity(n_bins);
-    let mut tcsv = String::from("t_s,read_MBps,downloaders_active,demand_capacity_MBps,holders,holder_uplink_MBps\n");
+    let mut tcsv = String::from(
+        "t_s,read_MBps,downloaders_active,demand_capacity_MBps,holders,holder_uplink_MBps\n",
+    );
     for (i, b) in s.bins.iter().enumerate() {
         let t = i as f64 * bin;
         let mid = t + bin / 2.0;
@@ -640,7 +665,7 @@ pub fn finish(
     let fmt = |x: Option<f64>| x.map_or("null".to_string(), |v| format!("{v:.3}"));
     let comp = p("swarm_completion_s");
     let json = format!(
-        "{{\"size\":{},\"downloaders\":{},\"completed\":{},\"byte_exact\":{},\"completion_s_p50\":{},\"completion_s_p90\":{},\"pct_of_bottleneck_mean\":{},\"pct_of_bottleneck_after_formed_mean\":{},\"swarm_formed_s\":{},\"seeder_bytes_served\":{},\"peer_bytes_served\":{},\"tamper_detections\":{},\"circuits_replaced\":{},\"resumes\":{},\"down_bps\":{},\"up_bps\":{}}}\n",
+        "{{\"size\":{},\"downloaders\":{},\"completed\":{},\"byte_exact\":{},\"completion_s_p50\":{},\"completion_s_p90\":{},\"pct_of_bottleneck_mean\":{},\"pct_of_bottleneck_after_formed_mean\":{},\"swarm_formed_s\":{},\"seeder_bytes_served\":{},\"peer_bytes_served\":{},\"tamper_detections\":{},\"circuits_slow\":{},\"circuits_stalled\":{},\"circuits_strikes\":{},\"resumes\":{},\"down_bps\":{},\"up_bps\":{}}}\n",
         c.size,
         rows.len(),
         dones.len(),
@@ -653,7 +678,9 @@ pub fn finish(
         seeder_bytes,
         peer_bytes,
         hosts.tampering,
-        hosts.replaced,
+        hosts.slow,
+        hosts.stalled,
+        hosts.strikes,
         c_("swarm/resumed"),
         down_bps,
         up_bps
@@ -707,12 +734,12 @@ pub fn render(metrics: &Metrics, s: &mut String) {
         mean("swarm_pct_of_bottleneck").unwrap_or(0.0),
         mean("swarm_pct_of_bottleneck_after_formed").unwrap_or(0.0),
         v("swarm_pct_of_bottleneck_after_formed").len(),
-        formed.map_or("never".to_string(), |t| format!("at {:.1} s", *t as f64 / 1e3)),
+        formed.map_or("never".to_string(), |t| format!(
+            "at {:.1} s",
+            *t as f64 / 1e3
+        )),
     );
-    let (sb, pb) = (
-        c("swarm/seeder_bytes_served"),
-        c("swarm/peer_bytes_served"),
-    );
+    let (sb, pb) = (c("swarm/seeder_bytes_served"), c("swarm/peer_bytes_served"));
     let total = (sb + pb).max(1) as f64;
     let _ = writeln!(
         s,
@@ -725,8 +752,10 @@ pub fn render(metrics: &Metrics, s: &mut String) {
     );
     let _ = writeln!(
         s,
-        "  tampering detected {} (circuits dropped), other circuits replaced {}",
+        "  tampering detected {} (circuits dropped); circuits replaced as slow {}, stalled {}, after strikes {}",
         c("swarm/tamper_detections"),
-        c("swarm/circuits_replaced")
+        c("swarm/circuits_slow"),
+        c("swarm/circuits_stalled"),
+        c("swarm/circuits_strikes")
     );
 }

@@ -461,7 +461,8 @@ impl Workload {
             }
             Event::ContentInfo { .. } | Event::ContentReadable(_) | Event::ContentDone { .. } => {
                 let mut e = |ev| emit(out, ev);
-                self.swarm.on_event(now, event, &self.name, node, dir, &mut e);
+                self.swarm
+                    .on_event(now, event, &self.name, node, dir, &mut e);
             }
             Event::LinkUp { .. }
             | Event::LinkDown { .. }

@@ -100,9 +100,12 @@ counters! {
     OrdbBytesServed,
     /// A download dropped an ORDB circuit that delivered data failing verification.
     DownloadTampering,
-    /// A download dropped an ORDB circuit as slow, stalled or failing (not tampering)
-    /// and asked for a new one.
-    DownloadCircuitReplaced,
+    /// A download dropped an ORDB circuit far slower than its others.
+    DownloadCircuitSlow,
+    /// A download dropped an ORDB circuit whose GET got no data for the stall timeout.
+    DownloadCircuitStalled,
+    /// A download dropped an ORDB circuit after repeated UNAVAILABLE or hash-less answers.
+    DownloadCircuitStrikes,
 }
 
 /// The counters of one node.
