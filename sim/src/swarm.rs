@@ -80,7 +80,7 @@ fn first_wrong(offset: u64, buf: &[u8]) -> Option<u64> {
     let mut i = 0usize;
     while i < buf.len() {
         let at = offset + i as u64;
-        if at % 8 == 0 && buf.len() - i >= 8 {
+        if at.is_multiple_of(8) && buf.len() - i >= 8 {
             let want = splitmix(at / 8).to_le_bytes();
             if buf[i..i + 8] != want {
                 let k = (0..8).find(|&k| buf[i + k] != want[k]).unwrap_or(0);
@@ -537,7 +537,7 @@ pub fn finish(
     metrics.count("swarm/down_bps", down_bps);
     metrics.count("swarm/up_bps", up_bps);
     if let Some(f) = formed {
-        metrics.count("swarm/formed_ms", (f.as_nanos() / 1_000_000) as u64);
+        metrics.count("swarm/formed_ms", f.as_nanos() / 1_000_000);
     }
     let Some(out) = out else {
         return Ok(());
