@@ -460,6 +460,12 @@ impl SimPeer {
                 // A peer that joins later (churn, `join`) bootstraps at once.
                 app.add_task(spec.now, &Action::new("bootstrap"));
             }
+            if role == HostRole::Downloader && spec.now > Instant::ZERO {
+                // A downloader back after a crash or restart resumes its download (with
+                // `held`: what it had read) once it has ORDB circuits again.
+                let later = spec.now + std::time::Duration::from_secs(10);
+                app.add_task(later, &Action::new("get").with("resume", true));
+            }
             SimPeer::Node(Box::new(NodeHost {
                 node,
                 role,

@@ -44,6 +44,12 @@ pub const SWARM_ACTIONS: [&str; 2] = ["seed", "get"];
 /// Bytes of one chunk (a DB_DATA payload) of a seeded file.
 const CHUNK: u64 = 486;
 
+/// What a resumed download holds of `read` bytes: the whole chunks (a partial last chunk
+/// is read again).
+fn held_bytes(read: u64) -> u64 {
+    read / CHUNK * CHUNK
+}
+
 /// Width of a throughput bin, seconds.
 pub const BIN_S: u64 = 5;
 
@@ -106,17 +112,22 @@ pub enum SwarmJob {
         bytes: u64,
     },
     /// Fetch what was seeded.
-    Get,
+    Get {
+        /// Only resume a download this host started in an earlier life (restarts).
+        resume_only: bool,
+    },
 }
 
 impl SwarmJob {
     /// The job an action describes, if it is a swarm action.
-    pub fn from_action(kind: &str, bytes: Option<u64>) -> Option<SwarmJob> {
+    pub fn from_action(kind: &str, bytes: Option<u64>, resume: bool) -> Option<SwarmJob> {
         match kind {
             "seed" => Some(SwarmJob::Seed {
                 bytes: bytes.unwrap_or(1_000_000),
             }),
-            "get" => Some(SwarmJob::Get),
+            "get" => Some(SwarmJob::Get {
+                resume_only: resume,
+            }),
             _ => None,
         }
     }
@@ -174,12 +185,14 @@ pub struct DlRecord {
     pub info: Option<Instant>,
     /// When the last byte was read.
     pub done: Option<Instant>,
-    /// Bytes read in order so far.
+    /// Bytes read in order so far (what the application kept: it survives restarts).
     pub read: u64,
     /// The first byte that differed from the content.
     pub wrong_at: Option<u64>,
     /// Errors that made it resume.
     pub failures: u32,
+    /// Times the host came back (restart) and resumed it.
+    pub restarts: u32,
 }
 
 /// The swarm's global record (in the shared directory).
@@ -242,21 +255,31 @@ impl SwarmApp {
                 }
                 None
             }
-            SwarmJob::Get => {
+            SwarmJob::Get { resume_only } => {
                 if self.active.is_some() {
                     return None;
                 }
                 let name = dir.borrow().swarm.content.as_ref().map(|c| c.name.clone());
                 let Some(name) = name else {
-                    return Some(WAIT_FOR_SEED);
+                    return (!resume_only).then_some(WAIT_FOR_SEED);
                 };
-                dir.borrow_mut()
-                    .swarm
-                    .downloads
-                    .entry(me.to_string())
-                    .or_default()
-                    .asked = Some(now);
-                self.ask(now, name, 0, node, emit);
+                // A host that asked before (in an earlier life: a restart) resumes from
+                // what it read, as the CLI resumes from its `.part` file; one that has
+                // finished does nothing.
+                let read = {
+                    let mut d = dir.borrow_mut();
+                    let r = d.swarm.downloads.entry(me.to_string()).or_default();
+                    if r.done.is_some() || (*resume_only && r.asked.is_none()) {
+                        return None;
+                    }
+                    if r.asked.is_some() {
+                        r.restarts += 1;
+                    }
+                    r.asked.get_or_insert(now);
+                    r.read = held_bytes(r.read);
+                    r.read
+                };
+                self.ask(now, name, read, node, emit);
                 None
             }
         }
@@ -360,6 +383,7 @@ impl SwarmApp {
                     }
                     Err(e) => {
                         r.failures += 1;
+                        r.read = held_bytes(r.read);
                         let read = r.read;
                         drop(d);
                         emit(AppEvent::Swarm(SwarmEvent::Failed {
@@ -445,6 +469,7 @@ struct Row {
     after_formed: bool,
     exact: bool,
     failures: u32,
+    restarts: u32,
 }
 
 fn secs(t: Instant) -> f64 {
@@ -496,6 +521,7 @@ pub fn finish(
                 after_formed: formed.is_some_and(|f| asked >= f),
                 exact: r.done.is_some() && r.read == c.size && r.wrong_at.is_none(),
                 failures: r.failures,
+                restarts: r.restarts,
             }
         })
         .collect();
@@ -519,6 +545,10 @@ pub fn finish(
         .sum();
     metrics.count("swarm/downloaders", rows.len() as u64);
     metrics.count("swarm/completed", dones.len() as u64);
+    metrics.count(
+        "swarm/restarts",
+        rows.iter().map(|r| u64::from(r.restarts)).sum(),
+    );
     metrics.count(
         "swarm/exact",
         rows.iter().filter(|r| r.exact).count() as u64,
@@ -545,13 +575,13 @@ pub fn finish(
     std::fs::create_dir_all(out).map_err(|e| PlotError(e.to_string()))?;
     // Per-download CSV.
     let mut csv = String::from(
-        "host,asked_s,info_s,done_s,completion_s,rate_Bps,pct_of_bottleneck,after_swarm_formed,byte_exact,resumes\n",
+        "host,asked_s,info_s,done_s,completion_s,rate_Bps,pct_of_bottleneck,after_swarm_formed,byte_exact,resumes,restarts\n",
     );
     let opt = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.3}"));
     for r in &rows {
         let _ = writeln!(
             csv,
-            "{},{:.3},{},{},{},{},{},{},{},{}",
+            "{},{:.3},{},{},{},{},{},{},{},{},{}",
             r.host,
             r.asked_s,
             opt(r.info_s),
@@ -561,7 +591,8 @@ pub fn finish(
             opt(r.pct_capacity),
             r.after_formed,
             r.exact,
-            r.failures
+            r.failures,
+            r.restarts
         );
     }
     write(out.join("swarm_downloads.csv"), &csv)?;
@@ -665,7 +696,7 @@ pub fn finish(
     let fmt = |x: Option<f64>| x.map_or("null".to_string(), |v| format!("{v:.3}"));
     let comp = p("swarm_completion_s");
     let json = format!(
-        "{{\"size\":{},\"downloaders\":{},\"completed\":{},\"byte_exact\":{},\"completion_s_p50\":{},\"completion_s_p90\":{},\"pct_of_bottleneck_mean\":{},\"pct_of_bottleneck_after_formed_mean\":{},\"swarm_formed_s\":{},\"seeder_bytes_served\":{},\"peer_bytes_served\":{},\"tamper_detections\":{},\"circuits_slow\":{},\"circuits_stalled\":{},\"circuits_strikes\":{},\"resumes\":{},\"down_bps\":{},\"up_bps\":{}}}\n",
+        "{{\"size\":{},\"downloaders\":{},\"completed\":{},\"byte_exact\":{},\"completion_s_p50\":{},\"completion_s_p90\":{},\"pct_of_bottleneck_mean\":{},\"pct_of_bottleneck_after_formed_mean\":{},\"swarm_formed_s\":{},\"seeder_bytes_served\":{},\"peer_bytes_served\":{},\"tamper_detections\":{},\"circuits_slow\":{},\"circuits_stalled\":{},\"circuits_strikes\":{},\"resumes\":{},\"restarts\":{},\"down_bps\":{},\"up_bps\":{}}}\n",
         c.size,
         rows.len(),
         dones.len(),
@@ -682,6 +713,7 @@ pub fn finish(
         hosts.stalled,
         hosts.strikes,
         c_("swarm/resumed"),
+        c_("swarm/restarts"),
         down_bps,
         up_bps
     );
@@ -702,12 +734,13 @@ pub fn render(metrics: &Metrics, s: &mut String) {
     }
     let _ = writeln!(
         s,
-        "swarm: {} B seeded; {n} downloaders, completed {}, byte-exact {}, corrupt {}, resumes {}",
+        "swarm: {} B seeded; {n} downloaders, completed {}, byte-exact {}, corrupt {}, resumes {} (after {} restarts of a downloader)",
         c("swarm/size"),
         c("swarm/completed"),
         c("swarm/exact"),
         c("swarm/done_corrupt"),
-        c("swarm/resumed")
+        c("swarm/resumed"),
+        c("swarm/restarts")
     );
     let v = |k: &str| metrics.samples.get(k).map_or(&[][..], |v| v.as_slice());
     let mut comp: Vec<f64> = v("swarm_completion_s").to_vec();

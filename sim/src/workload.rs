@@ -220,7 +220,11 @@ impl Workload {
             },
             kind => match DhtJob::from_action(kind, action.str("via"), action.str("target")) {
                 Some(j) => Job::Dht(j),
-                None => match SwarmJob::from_action(kind, action.u64("bytes")) {
+                None => match SwarmJob::from_action(
+                    kind,
+                    action.u64("bytes"),
+                    action.bool("resume").unwrap_or(false),
+                ) {
                     Some(j) => Job::Swarm(j),
                     None => return,
                 },

@@ -1,6 +1,7 @@
 //! Content distribution, small (`swarm_small`: 34 hosts, 1 MB seeded once, 5 downloaders,
-//! 4 tampering peers): every download completes byte-exact, tampering is caught, other
-//! peers serve part of the bytes, and a run is a pure function of its seed.
+//! 4 tampering peers, 2 downloaders restarted mid-download): every download completes
+//! byte-exact, restarted ones resume with `held`, tampering is caught, and a run is a pure
+//! function of its seed.
 
 use std::path::Path;
 
@@ -22,6 +23,9 @@ fn swarm_small_downloads_complete_byte_exact_and_tampering_is_caught() {
         report.metrics.counts
     );
     assert!(c("swarm/seeder_bytes_served") > 0);
+    // dl0 and dl3 restart mid-download and resume with what they had read.
+    assert_eq!(c("swarm/restarts"), 2);
+    assert!(c("swarm/resumed") >= 2);
     let again = run_scenario(&path, &RunOptions::default()).unwrap();
     assert_eq!(report.trace_hash, again.trace_hash, "same seed, same trace");
 }
