@@ -3,13 +3,16 @@
 //! every byte they read is checked against the seeded content.
 //!
 //! Actions:
-//! - `seed` (for `host`, or every host of `role`, default `downloader`... in practice one
-//!   `host` of role `seeder`): seed `bytes` (default 1 MB) of deterministic content
-//!   ([`content_byte`]); the directory remembers its hash_name, size and seeder.
+//! - `seed` (normally for one `host`, of role `seeder`): seed `bytes` (default 1 MB) of
+//!   deterministic content ([`content_byte`]); the directory remembers its hash_name,
+//!   size and seeder.
 //! - `get` (every host of `role`, default `downloader`, each at a random time within
 //!   `spread_ms`): fetch the seeded content with `Command::Get`. A `get` before anything
 //!   was seeded waits and tries again every 5 s. A download that ends in error is asked
-//!   again at once with `held` = the chunks already read (a resume), and counted.
+//!   again at once with `held` = the whole chunks already read (a resume). A downloader
+//!   back from a `restart` (new identity, empty store) asks again 10 s later with `held`
+//!   = the whole chunks it had read: the record of what it read lives in the directory,
+//!   as `onionpeer get` keeps its `.part` file.
 //!
 //! Roles: `seeder` and `downloader` are Peersm peers that churn never picks (churn picks
 //! from its own `role`, normally `peer`); `tamperer` is a peer whose ORDB function flips
