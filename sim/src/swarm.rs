@@ -20,10 +20,10 @@
 //!
 //! What is measured ([`SwarmState`], kept in the shared directory, turned into metrics,
 //! CSV, JSON and plots by [`finish`]): per-download request, info and completion times,
-//! bytes read and the first wrong byte if any; bytes read by all downloaders per second;
-//! at the end, the node counters `OrdbBytesServed` (DB_DATA bytes served from a node's
-//! own store: the seeder's versus the other peers'), `DownloadTampering` and
-//! `DownloadCircuitReplaced`.
+//! bytes read and the first wrong byte if any; bytes read by all downloaders per
+//! [`BIN_S`] seconds; at the end, the node counters `OrdbBytesServed` (DB_DATA bytes
+//! served from a node's own store: the seeder's versus the other peers'),
+//! `DownloadTampering` and `DownloadCircuitSlow` / `Stalled` / `Strikes`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
