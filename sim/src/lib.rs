@@ -35,6 +35,7 @@ pub mod queue;
 pub mod run;
 pub mod scenario;
 pub mod seed;
+pub mod swarm;
 pub mod topology;
 pub mod trace;
 pub mod workload;

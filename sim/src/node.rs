@@ -66,6 +66,12 @@ pub enum HostRole {
     EvilBridge,
     /// An honest Peersm peer that scenario actions address apart (fed by an evil bridge).
     Victim,
+    /// A Peersm peer that seeds content (`seed` action); never churned.
+    Seeder,
+    /// A Peersm peer that downloads content (`get` action); never churned.
+    Downloader,
+    /// A Peersm peer whose ORDB function flips a byte of every DB_DATA it relays.
+    Tamperer,
 }
 
 impl HostRole {
@@ -82,6 +88,9 @@ impl HostRole {
             "colluder" => HostRole::Colluder,
             "evil_bridge" => HostRole::EvilBridge,
             "victim" => HostRole::Victim,
+            "seeder" => HostRole::Seeder,
+            "downloader" => HostRole::Downloader,
+            "tamperer" => HostRole::Tamperer,
             _ => HostRole::Client,
         }
     }
@@ -100,6 +109,9 @@ impl HostRole {
                 | HostRole::Colluder
                 | HostRole::EvilBridge
                 | HostRole::Victim
+                | HostRole::Seeder
+                | HostRole::Downloader
+                | HostRole::Tamperer
         )
     }
 
@@ -122,6 +134,9 @@ impl HostRole {
             HostRole::Colluder => "colluder",
             HostRole::EvilBridge => "evil_bridge",
             HostRole::Victim => "victim",
+            HostRole::Seeder => "seeder",
+            HostRole::Downloader => "downloader",
+            HostRole::Tamperer => "tamperer",
         }
     }
 
@@ -159,6 +174,8 @@ pub struct Directory {
     by_peer: BTreeMap<PeerId, String>,
     /// Names announced with a `store` action, and who announced them.
     pub stored: Vec<(HashName, String)>,
+    /// What the swarm actions seeded and measured.
+    pub swarm: crate::swarm::SwarmState,
 }
 
 impl Directory {
@@ -427,6 +444,7 @@ impl SimPeer {
                 // a bridge of a 10,000-peer network is dialed by thousands of peers, and
                 // a peer meets hundreds over an hour of lookups.
                 config.limits.max_links = 16_384;
+                p.ordb.tamper_relayed_data = role == HostRole::Tamperer;
                 config.peersm = Some(p);
             }
             let mut node = Node::new(config, spec.now).expect("node keys from a seed");
@@ -441,6 +459,12 @@ impl SimPeer {
             if role.is_peersm() && !role.is_bridge() && spec.now > Instant::ZERO {
                 // A peer that joins later (churn, `join`) bootstraps at once.
                 app.add_task(spec.now, &Action::new("bootstrap"));
+            }
+            if role == HostRole::Downloader && spec.now > Instant::ZERO {
+                // A downloader back after a crash or restart resumes its download (with
+                // `held`: what it had read) once it has ORDB circuits again.
+                let later = spec.now + std::time::Duration::from_secs(10);
+                app.add_task(later, &Action::new("get").with("resume", true));
             }
             SimPeer::Node(Box::new(NodeHost {
                 node,
@@ -496,6 +520,8 @@ impl SimPeer {
             let role = n.role;
             let default = if crate::dht::DHT_ACTIONS.contains(&action.kind.as_str()) {
                 "peer"
+            } else if crate::swarm::SWARM_ACTIONS.contains(&action.kind.as_str()) {
+                "downloader"
             } else {
                 "client"
             };

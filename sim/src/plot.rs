@@ -175,6 +175,97 @@ pub fn routing_table_svg(
     Ok(())
 }
 
+/// Write points (x, y) to `path` as SVG dots, with a dashed vertical line at `mark_x`
+/// (e.g. when the swarm formed) and a horizontal one at y = 80 (the goal).
+pub fn scatter_svg(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    points: &[(f64, f64)],
+    mark_x: Option<f64>,
+) -> Result<(), PlotError> {
+    let ((x0, x1), (_, y1)) = bounds(points.iter().copied().chain(mark_x.map(|x| (x, 0.0))));
+    let y1 = y1.max(100.0) * 1.05;
+    let root = SVGBackend::new(path, (640, 400)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(45)
+        .build_cartesian_2d(x0..x1, 0.0..y1)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(
+            points
+                .iter()
+                .map(|&(x, y)| Circle::new((x, y), 3, BLUE.filled())),
+        )
+        .map_err(err)?;
+    chart
+        .draw_series(LineSeries::new(
+            [(x0, 80.0), (x1, 80.0)],
+            RED.stroke_width(1),
+        ))
+        .map_err(err)?;
+    if let Some(x) = mark_x {
+        chart
+            .draw_series(LineSeries::new([(x, 0.0), (x, y1)], BLACK.mix(0.5)))
+            .map_err(err)?;
+    }
+    root.present().map_err(err)
+}
+
+/// Write labelled bars to `path` as SVG.
+pub fn bars_svg(
+    path: &Path,
+    title: &str,
+    y_label: &str,
+    bars: &[(String, f64)],
+) -> Result<(), PlotError> {
+    let n = bars.len().max(1);
+    let y1 = bars.iter().map(|b| b.1).fold(1e-9, f64::max) * 1.1;
+    let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(60)
+        .y_label_area_size(55)
+        .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..y1)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n)
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                labels.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(y_label)
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            let x = i as f64;
+            Rectangle::new([(x - 0.35, 0.0), (x + 0.35, b.1)], BLUE.filled())
+        }))
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +283,26 @@ mod tests {
         let b = [(0.0, 0.0), (1.0, 0.0)];
         time_series_svg(&ts, "load", "bytes", &[("a", &a), ("b", &b)]).unwrap();
         assert!(std::fs::read_to_string(&ts).unwrap().contains("<polyline"));
+        let sc = dir.join("scatter.svg");
+        scatter_svg(
+            &sc,
+            "rate",
+            "s",
+            "%",
+            &[(1.0, 90.0), (2.0, 70.0)],
+            Some(1.5),
+        )
+        .unwrap();
+        assert!(std::fs::read_to_string(&sc).unwrap().contains("<circle"));
+        let bars = dir.join("bars.svg");
+        bars_svg(
+            &bars,
+            "served",
+            "MB",
+            &[("seeder".into(), 3.0), ("peers".into(), 7.0)],
+        )
+        .unwrap();
+        assert!(std::fs::read_to_string(&bars).unwrap().contains("<rect"));
         cdf_svg(&dir.join("empty.svg"), "none", "ms", &[]).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -104,7 +104,11 @@ pub fn run(scenario: &Scenario, base: &Path, opts: &RunOptions) -> Result<Report
     world.run_until(scenario.end());
     let mut node_counters = std::collections::BTreeMap::new();
     let mut active = 0;
+    let mut swarm_hosts = crate::swarm::HostFigures::default();
     for (name, host) in world.hosts() {
+        if let (Some(node), Some(role)) = (host.node(), host.role()) {
+            swarm_hosts.add(name, role, node);
+        }
         if let Some(node) = host.node() {
             let nonzero: std::collections::BTreeMap<String, u64> = node
                 .counters()
@@ -143,6 +147,20 @@ pub fn run(scenario: &Scenario, base: &Path, opts: &RunOptions) -> Result<Report
         }
         report.routing_table = Some((d.table_host, d.table_text));
     }
+    let (down, up) = swarm_capacity(&scenario, base);
+    let swarm_out = opts.plots.clone().or_else(|| {
+        let t = opts.trace.as_ref()?;
+        Some(t.parent().unwrap_or(Path::new(".")).to_path_buf())
+    });
+    crate::swarm::finish(
+        &dir,
+        &swarm_hosts,
+        down,
+        up,
+        &mut report.metrics,
+        swarm_out.as_deref(),
+    )
+    .map_err(SimError::Plot)?;
     if active > 0 {
         report
             .metrics
@@ -153,6 +171,17 @@ pub fn run(scenario: &Scenario, base: &Path, opts: &RunOptions) -> Result<Report
         report.write_plots(dir).map_err(SimError::Plot)?;
     }
     Ok(report)
+}
+
+/// The smallest down and up capacity of the topology's nodes, bytes/s (the swarm
+/// scenarios give every host the same).
+fn swarm_capacity(scenario: &Scenario, base: &Path) -> (u64, u64) {
+    let Ok(t) = scenario.topology.resolve(base, scenario.seed) else {
+        return (0, 0);
+    };
+    let down = t.nodes.iter().map(|n| n.down_bps).min().unwrap_or(0);
+    let up = t.nodes.iter().map(|n| n.up_bps).min().unwrap_or(0);
+    (down, up)
 }
 
 /// What the DHT looks like at the end of a run.
@@ -448,6 +477,7 @@ pub fn record_metrics(ctx: &HookCtx<'_>, event: &SimEvent, m: &mut Metrics) {
             AppEvent::Corrupt { .. } => m.count("stream_corrupt", 1),
             AppEvent::NoPath => m.count("no_path", 1),
             AppEvent::Refused(e) => m.count(&format!("refused/{e}"), 1),
+            AppEvent::Swarm(e) => crate::swarm::record(e, m),
             AppEvent::Bootstrapped { ms, ordb } => {
                 m.count("dht_bootstraps", 1);
                 m.sample("bootstrap_ms", *ms);
@@ -539,6 +569,7 @@ pub fn render_summary(report: &Report) -> String {
     ];
     write_percentiles(&mut s, report, &rows, "", 17, 10);
     render_dht(report, &mut s);
+    crate::swarm::render(&report.metrics, &mut s);
     let fails = failures(report);
     let _ = writeln!(
         s,

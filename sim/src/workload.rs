@@ -32,6 +32,7 @@ use crate::host::{HostOutput, Instant};
 use crate::node::{HostRole, SharedDirectory, SimEvent, end_reason_name, pattern_byte};
 use crate::scenario::Action;
 use crate::seed::derive_seed;
+use crate::swarm::{SwarmApp, SwarmEvent, SwarmJob};
 
 /// Something the workload measured or ran into.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +108,8 @@ pub enum AppEvent {
         /// The asker is a `victim` (bootstrapped through a colluding bridge).
         victim: bool,
     },
+    /// A content-distribution event (see [`crate::swarm`]).
+    Swarm(SwarmEvent),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +126,7 @@ enum Job {
         bytes: u64,
     },
     Dht(DhtJob),
+    Swarm(SwarmJob),
 }
 
 #[derive(Debug)]
@@ -162,6 +166,7 @@ pub struct Workload {
     streams: BTreeMap<StreamHandle, StreamJob>,
     closes: BTreeSet<(Instant, CircuitHandle)>,
     dht: DhtApp,
+    swarm: SwarmApp,
     /// Streams finished intact.
     pub streams_done: u64,
 }
@@ -187,6 +192,7 @@ impl Workload {
             streams: BTreeMap::new(),
             closes: BTreeSet::new(),
             dht: DhtApp::default(),
+            swarm: SwarmApp::default(),
             streams_done: 0,
         }
     }
@@ -214,7 +220,14 @@ impl Workload {
             },
             kind => match DhtJob::from_action(kind, action.str("via"), action.str("target")) {
                 Some(j) => Job::Dht(j),
-                None => return,
+                None => match SwarmJob::from_action(
+                    kind,
+                    action.u64("bytes"),
+                    action.bool("resume").unwrap_or(false),
+                ) {
+                    Some(j) => Job::Swarm(j),
+                    None => return,
+                },
             },
         };
         let every = action.u64("every_ms").map(Duration::from_millis);
@@ -295,6 +308,18 @@ impl Workload {
                 let mut e = |ev| emit(out, ev);
                 self.dht
                     .start(now, j, &self.name, &mut self.rng, node, dir, &mut e);
+                return;
+            }
+            Job::Swarm(j) => {
+                let mut e = |ev| emit(out, ev);
+                if let Some(wait) = self.swarm.start(now, j, &self.name, node, dir, &mut e) {
+                    self.tasks.push(Task {
+                        job: job.clone(),
+                        every: None,
+                        left: Some(1),
+                        next: now + wait,
+                    });
+                }
                 return;
             }
         };
@@ -438,15 +463,17 @@ impl Workload {
                 let mut e = |ev| emit(out, ev);
                 self.dht.on_event(now, event, &self.name, node, dir, &mut e);
             }
+            Event::ContentInfo { .. } | Event::ContentReadable(_) | Event::ContentDone { .. } => {
+                let mut e = |ev| emit(out, ev);
+                self.swarm
+                    .on_event(now, event, &self.name, node, dir, &mut e);
+            }
             Event::LinkUp { .. }
             | Event::LinkDown { .. }
             | Event::ClockSkew { .. }
             | Event::PeerFound(_)
             | Event::OrdbAnswered { .. }
-            | Event::ContentInfo { .. }
-            | Event::ContentReadable(_)
-            | Event::ContentProgress { .. }
-            | Event::ContentDone { .. } => {}
+            | Event::ContentProgress { .. } => {}
         }
     }
 
@@ -472,7 +499,7 @@ impl Workload {
                     self.closes.insert((now + hold, h));
                 }
             }
-            Job::Dht(_) => {}
+            Job::Dht(_) | Job::Swarm(_) => {}
             Job::Stream { service, bytes, .. } => {
                 let started = c.started;
                 let role = dir

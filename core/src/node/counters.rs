@@ -95,6 +95,17 @@ counters! {
     /// A content reply (DB_CONNECTED, DB_DATA, ...) for a request no one made here, or
     /// one the bounded reply buffer could not keep.
     OrdbReplyDropped,
+    /// Bytes of DB_DATA payload this node served from its own chunk store (not relayed):
+    /// what it contributed as a seeder. Grows by the bytes, not by one.
+    OrdbBytesServed,
+    /// A download dropped an ORDB circuit that delivered data failing verification.
+    DownloadTampering,
+    /// A download dropped an ORDB circuit far slower than its others.
+    DownloadCircuitSlow,
+    /// A download dropped an ORDB circuit whose GET got no data for the stall timeout.
+    DownloadCircuitStalled,
+    /// A download dropped an ORDB circuit after repeated UNAVAILABLE or hash-less answers.
+    DownloadCircuitStrikes,
 }
 
 /// The counters of one node.
@@ -115,6 +126,11 @@ impl Counters {
     /// Add one to `c`.
     pub fn bump(&mut self, c: Count) {
         self.counts[c as usize] = self.counts[c as usize].saturating_add(1);
+    }
+
+    /// Add `n` to `c` (for counters of bytes).
+    pub fn add(&mut self, c: Count, n: u64) {
+        self.counts[c as usize] = self.counts[c as usize].saturating_add(n);
     }
 
     /// The value of `c`.

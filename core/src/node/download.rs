@@ -23,13 +23,14 @@ use alloc::vec::Vec;
 use super::Node;
 use super::Timer;
 use super::api::{Command, CommandError, CommandOk, DownloadHandle, Event};
+use super::counters::Count;
 use crate::Instant;
 use crate::cells::channel::DestroyReason;
 use crate::cells::relay::{
     DbEnd, DbEndReason, DbQuery, DbSendme, HashName, Progress, RelayMsg, StreamId,
 };
 use crate::circuit::CircKey;
-use crate::ordb::{DlAction, DlCircuit, DownloadConfig, Downloader, GetId, Verified};
+use crate::ordb::{DlAction, DlCircuit, DownloadConfig, Downloader, DropReason, GetId, Verified};
 
 /// DB_DATA cells received on a stream between two DB_SENDMEs.
 pub const DB_SENDME_EVERY: u16 = 50;
@@ -285,7 +286,13 @@ impl Node {
                         }
                     }
                 }
-                DlAction::ReplaceCircuit { circuit, .. } => {
+                DlAction::ReplaceCircuit { circuit, reason } => {
+                    self.counters.bump(match reason {
+                        DropReason::Tampering(_) => Count::DownloadTampering,
+                        DropReason::Slow => Count::DownloadCircuitSlow,
+                        DropReason::Stalled => Count::DownloadCircuitStalled,
+                        DropReason::Strikes => Count::DownloadCircuitStrikes,
+                    });
                     let key = CircKey(circuit.0);
                     if self.is_ordb_circuit(key) {
                         self.destroy_circuit(key, DestroyReason::FINISHED, None);

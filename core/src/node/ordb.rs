@@ -656,6 +656,10 @@ impl Node {
             };
             match step {
                 ServeStep::Send { msg, .. } => {
+                    if let RelayMsg::DbData(d) = &msg {
+                        self.counters
+                            .add(Count::OrdbBytesServed, d.data.len() as u64);
+                    }
                     if !self.circ_send(leg.circ, Some(leg.sid), msg) {
                         if let Some(o) = self.ordb.as_mut() {
                             o.serving.remove(&(leg.circ, leg.sid));
