@@ -446,7 +446,8 @@ impl Workload {
             | Event::ContentInfo { .. }
             | Event::ContentReadable(_)
             | Event::ContentProgress { .. }
-            | Event::ContentDone { .. } => {}
+            | Event::ContentDone { .. }
+            | Event::SignalReceived { .. } => {}
         }
     }
 

@@ -95,6 +95,15 @@ counters! {
     /// A content reply (DB_CONNECTED, DB_DATA, ...) for a request no one made here, or
     /// one the bounded reply buffer could not keep.
     OrdbReplyDropped,
+    /// A PEER_SIGNAL that broke the fragment rules (out of order, wrong circuit, unknown
+    /// kind, a loop) or a reassembly restarted: dropped.
+    SignalBad,
+    /// A PEER_SIGNAL for a peer we cannot reach, or an answer with no route: dropped.
+    SignalNoRoute,
+    /// A PEER_SIGNAL introduction refused by a limit (routes, circuits).
+    SignalRefused,
+    /// A signal reassembly or reply path dropped by a bound or its lifetime.
+    SignalDropped,
 }
 
 /// The counters of one node.
