@@ -131,6 +131,7 @@ impl Reassembler {
     }
 
     /// Bytes buffered in all reassemblies.
+    #[cfg(test)]
     pub(crate) fn buffered(&self) -> usize {
         self.partial.values().map(|p| p.buf.len()).sum()
     }
