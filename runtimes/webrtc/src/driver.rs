@@ -107,7 +107,7 @@ impl LinkTransport for RtcLinks {
     }
 
     fn dials(&self, addr: &SocketAddr) -> bool {
-        self.dial.is_webrtc(addr)
+        self.dial.is_webrtc(addr) || self.signaller.routes(addr)
     }
 
     fn dial(&mut self, addr: SocketAddr) -> io::Result<(LinkKey, Exchange)> {
@@ -204,6 +204,7 @@ impl Deref for NodeHandle {
 pub fn spawn_node(config: DriverConfig) -> Result<NodeHandle, NodeError> {
     let fingerprint = config.endpoint.fingerprint();
     let signal_addr = config.signalling.as_ref().and_then(|l| l.local_addr().ok());
+    let signaller = config.signaller.clone();
     let links = RtcLinks {
         endpoint: config.endpoint,
         signaller: config.signaller,
@@ -221,11 +222,13 @@ pub fn spawn_node(config: DriverConfig) -> Result<NodeHandle, NodeError> {
         let weak = WeakAnswerer(inner.downgrade());
         inner.keep_task(smol::spawn(crate::signal::serve_signalling(l, weak)));
     }
+    signaller.attach(inner.downgrade());
+    crate::netsignal::answer_network_offers(&inner);
     Ok(NodeHandle { inner, fingerprint })
 }
 
 /// Answer `offer` through the node's task (see [`NodeHandle::accept_offer`]).
-async fn accept_offer(
+pub(crate) async fn accept_offer(
     node: &onionpeer_smol::driver::NodeHandle,
     offer: String,
 ) -> io::Result<String> {
@@ -270,6 +273,18 @@ impl NodeHandle {
     /// [`crate::signal::serve_signalling`] (a bridge's, for example).
     pub async fn accept_offer(&self, offer: String) -> io::Result<String> {
         accept_offer(&self.inner, offer).await
+    }
+
+    /// WebRTC peer connections the node holds (open or opening).
+    pub async fn webrtc_links(&self) -> usize {
+        self.inner
+            .with_transport(|t| {
+                t.as_any_mut()
+                    .downcast_mut::<RtcLinks>()
+                    .map_or(0, |l| l.endpoint.len())
+            })
+            .await
+            .unwrap_or(0)
     }
 
     /// The smol driver's handle.
