@@ -8,6 +8,7 @@
 mod config;
 mod content;
 mod demo;
+mod webrtc_peer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use onionpeer_core::node::api::{BootstrapVia, Command, CommandOk, Event};
 use onionpeer_core::node::api::{FirstHop, RelayTarget};
 use onionpeer_core::node::exit_policy::ExitPolicy;
 use onionpeer_smol::dirclient::{DirClient, DirPaths};
-use onionpeer_smol::driver::{NodeHandle, spawn_client, spawn_peer, spawn_relay};
+use onionpeer_smol::driver::{NodeHandle, spawn_client, spawn_relay};
 use onionpeer_smol::proxy::{CircuitPool, FixedPath, PathSource, serve_socks};
 use onionpeer_smol::ws::{Site, Web};
 
@@ -160,7 +161,10 @@ struct PeerArgs {
     get: Option<String>,
     /// Where `--get` writes the file [default: the hash_name in the current directory].
     #[arg(short = 'o', long, value_name = "FILE")]
-    output: Option<PathBuf>,
+    output: Option<PathBuf>,    /// Link over WebRTC: HTTP signalling endpoint and UDP socket at this address (see
+    /// `onionpeer_webrtc::driver::spawn_peer`); every node of the network must use it.
+    #[arg(long, value_name = "ADDR")]
+    webrtc: Option<SocketAddr>,
 }
 
 /// `onionpeer bridge`.
@@ -179,7 +183,10 @@ struct BridgeArgs {
     /// Directory of the page (built by runtimes/wasm/build.sh)
     /// [default: target/onionpeer-site].
     #[arg(long, value_name = "DIR")]
-    site: Option<PathBuf>,
+    site: Option<PathBuf>,    /// Link over WebRTC: HTTP signalling endpoint and UDP socket at this address (see
+    /// `onionpeer_webrtc::driver::spawn_peer`); every node of the network must use it.
+    #[arg(long, value_name = "ADDR")]
+    webrtc: Option<SocketAddr>,
 }
 
 fn main() {
@@ -399,8 +406,8 @@ async fn peer(a: PeerArgs) -> Result<()> {
         on_or_port: true,
         ..Web::default()
     };
-    let node = spawn_peer(or_port, false, Some(web)).await?;
-    print_node("peer", node.relay_target().ok_or("peer has no address")?);
+    let node = webrtc_peer::spawn_peer(a.webrtc, or_port, false, Some(web)).await?;
+    print_node("peer", webrtc_peer::target(&node).ok_or("peer has no address")?);
     if let Some(file) = a.seed {
         let data = std::fs::read(&file)?;
         let node = node.clone();
@@ -557,10 +564,10 @@ async fn bridge(a: BridgeArgs) -> Result<()> {
         on_or_port: true,
         site: Site::from_dir(site),
     };
-    let node = spawn_peer(or_port, true, Some(web)).await?;
+    let node = webrtc_peer::spawn_peer(a.webrtc, or_port, true, Some(web)).await?;
     print_node(
         "bridge",
-        node.relay_target().ok_or("bridge has no address")?,
+        webrtc_peer::target(&node).ok_or("bridge has no address")?,
     );
     println!("websocket links on ws://{}/link", addrs[0]);
     for addr in &addrs {

@@ -202,6 +202,15 @@ impl Deref for NodeHandle {
 
 /// Start a node on the global smol executor.
 pub fn spawn_node(config: DriverConfig) -> Result<NodeHandle, NodeError> {
+    spawn_node_with_web(config, None)
+}
+
+/// Start a node that also takes browser links over WebSocket and serves the page (a
+/// bridge's `--ws`): see `onionpeer_smol::ws`.
+pub fn spawn_node_with_web(
+    config: DriverConfig,
+    web: Option<onionpeer_smol::ws::Web>,
+) -> Result<NodeHandle, NodeError> {
     let fingerprint = config.endpoint.fingerprint();
     let signal_addr = config.signalling.as_ref().and_then(|l| l.local_addr().ok());
     let signaller = config.signaller.clone();
@@ -215,7 +224,7 @@ pub fn spawn_node(config: DriverConfig) -> Result<NodeHandle, NodeError> {
     let inner = onionpeer_smol::driver::spawn_node(onionpeer_smol::driver::DriverConfig {
         node: config.node,
         listener: config.listener,
-        web: None,
+        web,
         transport: Some(Box::new(links)),
     })?;
     if let Some(l) = config.signalling {
@@ -342,6 +351,45 @@ pub async fn spawn_relay(
         sign_fingerprint: None,
     })
     .map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// Start a Peersm peer (or with `bridge`, a bridge) whose links are WebRTC: its HTTP
+/// signalling endpoint and UDP socket at `webrtc` (its PEER record advertises that
+/// address), its OR port at `or_port` for TLS links (and WebSocket ones with `web`).
+/// Every link it dials is WebRTC (HTTP signalling to the peer's endpoint, or through
+/// the network for peers introduced to its [`crate::netsignal::NetworkSignaller`]), so
+/// the peers it meets must be WebRTC peers too.
+pub async fn spawn_peer(
+    webrtc: SocketAddr,
+    or_port: SocketAddr,
+    bridge: bool,
+    web: Option<onionpeer_smol::ws::Web>,
+) -> io::Result<(NodeHandle, crate::netsignal::NetworkSignaller)> {
+    use onionpeer_core::node::config::{PeersmConfig, Role};
+    let cert = onionpeer_smol::tls::LinkCert::generate()?;
+    let listener =
+        TlsListener::bind(or_port, onionpeer_smol::tls::TlsResponder::new(cert)?).await?;
+    let (signalling, endpoint) = bind_webrtc(webrtc).await?;
+    let mut node = NodeConfig::new(os_seed()?, Role::RELAY, 0);
+    let mut peersm = PeersmConfig::new(signalling.local_addr()?);
+    peersm.bridge = bridge;
+    node.peersm = Some(peersm);
+    let signaller =
+        crate::netsignal::NetworkSignaller::new(Some(Arc::new(crate::signal::HttpSignaller)));
+    let handle = spawn_node_with_web(
+        DriverConfig {
+            node,
+            listener: Some(listener),
+            endpoint,
+            signalling: Some(signalling),
+            signaller: Arc::new(signaller.clone()),
+            dial: DialPolicy::AllWebRtc,
+            sign_fingerprint: None,
+        },
+        web,
+    )
+    .map_err(|e| io::Error::other(e.to_string()))?;
+    Ok((handle, signaller))
 }
 
 /// Start an onion proxy (a client node: builds circuits, relays nothing) whose links are
