@@ -77,7 +77,9 @@ fn bridge_introduces_two_peers_offer_and_answer_cross_it() {
         net.node(bridge).peer_id(),
     );
     // An offer longer than three cells.
-    let offer: Vec<u8> = (0..1500u32).map(|i| b"v=0 o=- a=fingerprint"[i as usize % 21]).collect();
+    let offer: Vec<u8> = (0..1500u32)
+        .map(|i| b"v=0 o=- a=fingerprint"[i as usize % 21])
+        .collect();
     signal(
         &mut net,
         a,
@@ -91,7 +93,11 @@ fn bridge_introduces_two_peers_offer_and_answer_cross_it() {
     );
     net.drive_bounded(200_000, |n| !signals(n, b).is_empty());
     assert_eq!(signals(&net, b), vec![(ida, 42, SignalKind::OFFER, offer)]);
-    assert_eq!(net.node(bridge).signal_census().0, 1, "one route at the bridge");
+    assert_eq!(
+        net.node(bridge).signal_census().0,
+        1,
+        "one route at the bridge"
+    );
 
     let answer = b"v=0 answer".repeat(60);
     signal(
@@ -106,7 +112,10 @@ fn bridge_introduces_two_peers_offer_and_answer_cross_it() {
         },
     );
     net.drive_bounded(200_000, |n| !signals(n, a).is_empty());
-    assert_eq!(signals(&net, a), vec![(idb, 42, SignalKind::ANSWER, answer)]);
+    assert_eq!(
+        signals(&net, a),
+        vec![(idb, 42, SignalKind::ANSWER, answer)]
+    );
     for ix in [a, b, bridge] {
         let c = net.node(ix).counters();
         for k in [
@@ -133,7 +142,11 @@ fn bridge_introduces_two_peers_offer_and_answer_cross_it() {
         },
     );
     net.drive_bounded(200_000, |n| signals(n, b).len() == 2);
-    assert_eq!(net.node(bridge).signal_census().0, 1, "the old route expired");
+    assert_eq!(
+        net.node(bridge).signal_census().0,
+        1,
+        "the old route expired"
+    );
 }
 
 #[test]
@@ -180,8 +193,24 @@ fn introducer_refuses_unknown_targets_and_unrouted_answers() {
         kind,
         sdp,
     };
-    assert!(net.taped(a).command(now, bad(me, SignalKind::OFFER, b"x".to_vec())).is_err());
-    assert!(net.taped(a).command(now, bad(stranger, SignalKind(7), b"x".to_vec())).is_err());
-    assert!(net.taped(a).command(now, bad(stranger, SignalKind::OFFER, vec![])).is_err());
-    assert!(net.taped(a).command(now, bad(stranger, SignalKind::OFFER, vec![0; 8193])).is_err());
+    assert!(
+        net.taped(a)
+            .command(now, bad(me, SignalKind::OFFER, b"x".to_vec()))
+            .is_err()
+    );
+    assert!(
+        net.taped(a)
+            .command(now, bad(stranger, SignalKind(7), b"x".to_vec()))
+            .is_err()
+    );
+    assert!(
+        net.taped(a)
+            .command(now, bad(stranger, SignalKind::OFFER, vec![]))
+            .is_err()
+    );
+    assert!(
+        net.taped(a)
+            .command(now, bad(stranger, SignalKind::OFFER, vec![0; 8193]))
+            .is_err()
+    );
 }

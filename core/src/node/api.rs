@@ -243,7 +243,7 @@ pub enum Command {
     /// Stop a download (DB_END FINISHED on its GETs); no further event.
     CancelGet(DownloadHandle),
     /// Peersm: send a WebRTC offer or answer (SDP) to peer `to` through the network
-    /// (PEER_SIGNAL, PROTOCOL.md 3.1 and 8.6). An offer goes on our one-hop circuit to
+    /// (PEER_SIGNAL, PROTOCOL.md 3.1 and 12). An offer goes on our one-hop circuit to
     /// `via` (a peer with a circuit to `to`, a bridge say) or, without `via`, straight to
     /// `to`; an answer goes back the way its offer came. The peer's reply arrives as
     /// [`Event::SignalReceived`]. Answered with [`CommandOk::Done`].

@@ -791,7 +791,12 @@ impl Node {
     /// one-hop peer circuits, else now to its last hop. False when there is no such
     /// circuit.
     pub(super) fn send_on_client_circ(&mut self, key: CircKey, cell: RelayCell) -> bool {
-        if let Some(peer) = self.peersm.as_ref().and_then(|p| p.by_circ.get(&key)).copied() {
+        if let Some(peer) = self
+            .peersm
+            .as_ref()
+            .and_then(|p| p.by_circ.get(&key))
+            .copied()
+        {
             self.send_on(&peer, key, cell);
             return true;
         }

@@ -2,7 +2,7 @@
 //! WebRTC offers and answers carried as PEER_SIGNAL cells between two peers through a
 //! peer both share a circuit with, so two peers of the network can open a direct link
 //! without any signalling server. PROTOCOL.md section 3.1 has the wire rules, section
-//! 8.6 the node's.
+//! 12 the node's.
 //!
 //! Roles (one node can play all three):
 //! - **Sender** ([`Command::Signal`](super::api::Command::Signal)): splits the SDP into
@@ -121,7 +121,8 @@ impl Reassembler {
     /// Drop reassemblies started before `now - lifetime`; how many.
     fn expire(&mut self, now: Instant) -> usize {
         let before = self.partial.len();
-        self.partial.retain(|_, p| p.started + SIGNAL_LIFETIME > now);
+        self.partial
+            .retain(|_, p| p.started + SIGNAL_LIFETIME > now);
         before - self.partial.len()
     }
 
@@ -271,7 +272,11 @@ impl Node {
         let s = &mut self.signals;
         if m.kind == SignalKind::OFFER {
             if s.replies.len() >= MAX_REPLY_PATHS {
-                let first = s.replies.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k);
+                let first = s
+                    .replies
+                    .iter()
+                    .min_by_key(|(_, (_, t))| *t)
+                    .map(|(k, _)| *k);
                 if let Some(k) = first {
                     s.replies.remove(&k);
                     self.counters.bump(Count::SignalDropped);

@@ -39,7 +39,8 @@ pub struct SeedArgs {
     store: Option<PathBuf>,
     /// The disk store's budget in MiB.
     #[arg(long, default_value_t = 1024)]
-    store_mib: usize,    /// Link over WebRTC: HTTP signalling endpoint and UDP socket at this address
+    store_mib: usize,
+    /// Link over WebRTC: HTTP signalling endpoint and UDP socket at this address
     /// (127.0.0.1:0: any port); the bridge and the other peers must use WebRTC too.
     #[arg(long, value_name = "ADDR")]
     webrtc: Option<SocketAddr>,
@@ -67,7 +68,8 @@ pub struct GetArgs {
     store: Option<PathBuf>,
     /// The disk store's budget in MiB.
     #[arg(long, default_value_t = 1024)]
-    store_mib: usize,    /// Link over WebRTC: HTTP signalling endpoint and UDP socket at this address
+    store_mib: usize,
+    /// Link over WebRTC: HTTP signalling endpoint and UDP socket at this address
     /// (127.0.0.1:0: any port); the bridge and the other peers must use WebRTC too.
     #[arg(long, value_name = "ADDR")]
     webrtc: Option<SocketAddr>,

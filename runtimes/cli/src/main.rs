@@ -161,7 +161,8 @@ struct PeerArgs {
     get: Option<String>,
     /// Where `--get` writes the file [default: the hash_name in the current directory].
     #[arg(short = 'o', long, value_name = "FILE")]
-    output: Option<PathBuf>,    /// Link over WebRTC: HTTP signalling endpoint and UDP socket at this address (see
+    output: Option<PathBuf>,
+    /// Link over WebRTC: HTTP signalling endpoint and UDP socket at this address (see
     /// `onionpeer_webrtc::driver::spawn_peer`); every node of the network must use it.
     #[arg(long, value_name = "ADDR")]
     webrtc: Option<SocketAddr>,
@@ -183,7 +184,8 @@ struct BridgeArgs {
     /// Directory of the page (built by runtimes/wasm/build.sh)
     /// [default: target/onionpeer-site].
     #[arg(long, value_name = "DIR")]
-    site: Option<PathBuf>,    /// Link over WebRTC: HTTP signalling endpoint and UDP socket at this address (see
+    site: Option<PathBuf>,
+    /// Link over WebRTC: HTTP signalling endpoint and UDP socket at this address (see
     /// `onionpeer_webrtc::driver::spawn_peer`); every node of the network must use it.
     #[arg(long, value_name = "ADDR")]
     webrtc: Option<SocketAddr>,
@@ -407,7 +409,10 @@ async fn peer(a: PeerArgs) -> Result<()> {
         ..Web::default()
     };
     let node = webrtc_peer::spawn_peer(a.webrtc, or_port, false, Some(web)).await?;
-    print_node("peer", webrtc_peer::target(&node).ok_or("peer has no address")?);
+    print_node(
+        "peer",
+        webrtc_peer::target(&node).ok_or("peer has no address")?,
+    );
     if let Some(file) = a.seed {
         let data = std::fs::read(&file)?;
         let node = node.clone();

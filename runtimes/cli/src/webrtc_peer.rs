@@ -21,7 +21,8 @@ pub async fn spawn_peer(
     match webrtc {
         None => onionpeer_smol::driver::spawn_peer(or_port, bridge, web).await,
         Some(addr) => {
-            let (node, _) = onionpeer_webrtc::driver::spawn_peer(addr, or_port, bridge, web).await?;
+            let (node, _) =
+                onionpeer_webrtc::driver::spawn_peer(addr, or_port, bridge, web).await?;
             Ok(node.smol_handle().clone())
         }
     }

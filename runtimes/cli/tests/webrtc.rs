@@ -59,7 +59,14 @@ fn get(hash: &str, out: &Path, bridge: &str) -> Child {
     onionpeer()
         .args(["get", hash, "-o"])
         .arg(out)
-        .args(["--bridge", bridge, "--timeout", "90", "--webrtc", "127.0.0.1:0"])
+        .args([
+            "--bridge",
+            bridge,
+            "--timeout",
+            "90",
+            "--webrtc",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -71,7 +78,13 @@ fn seed_and_get_over_webrtc_links() {
     let dir = std::env::temp_dir().join(format!("onionpeer-webrtc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let rtc = ["--webrtc", "127.0.0.1:0", "--or-port", "127.0.0.1:0"];
-    let mut args = vec!["bridge", "--ws", "127.0.0.1:0", "--site", dir.to_str().unwrap()];
+    let mut args = vec![
+        "bridge",
+        "--ws",
+        "127.0.0.1:0",
+        "--site",
+        dir.to_str().unwrap(),
+    ];
     args.extend(rtc);
     let (_bridge, line) = start(&args, "relay line:");
     let mut peers = Vec::new();

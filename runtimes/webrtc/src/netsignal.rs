@@ -145,9 +145,11 @@ impl Signaller for NetworkSignaller {
                 ))
             }
             (None, Some(f)) => f.exchange(addr, offer),
-            (None, None) => Box::pin(async move {
-                Err(io::Error::other(format!("no signalling route to {addr}")))
-            }),
+            (None, None) => {
+                Box::pin(
+                    async move { Err(io::Error::other(format!("no signalling route to {addr}"))) },
+                )
+            }
         }
     }
 

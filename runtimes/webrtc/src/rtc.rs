@@ -450,7 +450,8 @@ impl RtcEndpoint {
     /// Wait until a socket has datagrams.
     pub async fn readable(&self) -> io::Result<()> {
         use smol::future::FutureExt as _;
-        type Ready<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<()>> + Send + 'a>>;
+        type Ready<'a> =
+            std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<()>> + Send + 'a>>;
         let mut ready: Ready<'_> = Box::pin(self.sockets[0].0.readable());
         for (s, _) in &self.sockets[1..] {
             ready = Box::pin(ready.or(s.readable()));

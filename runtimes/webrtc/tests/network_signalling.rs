@@ -35,9 +35,12 @@ async fn peer(
     signaller: Arc<dyn Signaller>,
     sign_fingerprint: Option<[u8; 32]>,
 ) -> NodeHandle {
-    let listener = TlsListener::bind(any(), TlsResponder::new(LinkCert::generate().unwrap()).unwrap())
-        .await
-        .unwrap();
+    let listener = TlsListener::bind(
+        any(),
+        TlsResponder::new(LinkCert::generate().unwrap()).unwrap(),
+    )
+    .await
+    .unwrap();
     let role = if exit { Role::EXIT } else { Role::RELAY };
     let mut node = NodeConfig::new(os_seed().unwrap(), role, 0);
     if exit {
@@ -240,4 +243,3 @@ fn forged_fingerprint_in_the_carried_answer_is_refused() {
         );
     });
 }
-

@@ -79,7 +79,9 @@ impl PeerSignal {
         sdp: &[u8],
     ) -> core::result::Result<impl Iterator<Item = PeerSignal>, EncodeError> {
         if sdp.is_empty() || sdp.len() > MAX_SIGNAL_LEN {
-            return Err(EncodeError::TooLong("PEER_SIGNAL: SDP must be 1..=8192 bytes"));
+            return Err(EncodeError::TooLong(
+                "PEER_SIGNAL: SDP must be 1..=8192 bytes",
+            ));
         }
         let total = sdp.len() as u16;
         Ok(sdp
@@ -128,10 +130,7 @@ impl RelayBody for PeerSignal {
             })
         })
     }
-    fn encode_body<W: Writer + ?Sized>(
-        &self,
-        w: &mut W,
-    ) -> core::result::Result<(), EncodeError> {
+    fn encode_body<W: Writer + ?Sized>(&self, w: &mut W) -> core::result::Result<(), EncodeError> {
         PeerSignal::check(self.total, self.offset, self.data.len())
             .map_err(EncodeError::Invalid)?;
         w.write_u8(self.kind.0);

@@ -1051,15 +1051,10 @@ fn peer_signal_layout_and_limits() {
 #[test]
 fn peer_signal_fragments_cover_the_sdp_in_order() {
     let sdp: Vec<u8> = (0..1500u32).map(|i| i as u8).collect();
-    let frags: Vec<PeerSignal> = PeerSignal::fragments(
-        SignalKind::OFFER,
-        3,
-        PeerId([2; 20]),
-        PeerId([1; 20]),
-        &sdp,
-    )
-    .unwrap()
-    .collect();
+    let frags: Vec<PeerSignal> =
+        PeerSignal::fragments(SignalKind::OFFER, 3, PeerId([2; 20]), PeerId([1; 20]), &sdp)
+            .unwrap()
+            .collect();
     assert_eq!(frags.len(), 4);
     let mut whole = Vec::new();
     for (i, f) in frags.iter().enumerate() {
@@ -1071,7 +1066,9 @@ fn peer_signal_fragments_cover_the_sdp_in_order() {
         assert_eq!(RelayCell::decode(&body).unwrap(), cell);
     }
     assert_eq!(whole, sdp);
-    assert!(PeerSignal::fragments(SignalKind::OFFER, 0, PeerId([0; 20]), PeerId([0; 20]), &[]).is_err());
+    assert!(
+        PeerSignal::fragments(SignalKind::OFFER, 0, PeerId([0; 20]), PeerId([0; 20]), &[]).is_err()
+    );
     assert!(
         PeerSignal::fragments(
             SignalKind::OFFER,

@@ -57,7 +57,10 @@ fn reassemblies_are_bounded_and_expire() {
         assert_eq!(p.dropped, usize::from(s >= MAX_REASSEMBLIES as u32));
         assert!(r.len() <= MAX_REASSEMBLIES);
     }
-    assert_eq!(r.expire(T0 + SIGNAL_LIFETIME + Duration::from_secs(1)), MAX_REASSEMBLIES);
+    assert_eq!(
+        r.expire(T0 + SIGNAL_LIFETIME + Duration::from_secs(1)),
+        MAX_REASSEMBLIES
+    );
     assert_eq!(r.len(), 0);
 }
 
@@ -76,7 +79,11 @@ fn fuzz_reassembly_stays_bounded() {
             };
             let total = 1 + u16::from_be_bytes([a, b]) % (MAX_SIGNAL_LEN as u16);
             // Half the fragments start an SDP, so completions happen.
-            let offset = if c & 1 == 0 { 0 } else { u16::from_be_bytes([c, d]) % total };
+            let offset = if c & 1 == 0 {
+                0
+            } else {
+                u16::from_be_bytes([c, d]) % total
+            };
             let len = (1 + usize::from(e) * 2)
                 .min(usize::from(total - offset))
                 .min(crate::cells::relay::MAX_SIGNAL_FRAGMENT);
