@@ -346,6 +346,17 @@ fn fmt_node_event(e: &Event, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         Event::ContentDone { handle, result } => {
             write!(f, "ContentDone d{} {result:?}", handle.0)
         }
+        Event::SignalReceived {
+            from,
+            session,
+            kind,
+            sdp,
+        } => write!(
+            f,
+            "SignalReceived {from} s{session} kind={} {} bytes",
+            kind.0,
+            sdp.len()
+        ),
     }
 }
 

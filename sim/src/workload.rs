@@ -473,7 +473,8 @@ impl Workload {
             | Event::ClockSkew { .. }
             | Event::PeerFound(_)
             | Event::OrdbAnswered { .. }
-            | Event::ContentProgress { .. } => {}
+            | Event::ContentProgress { .. }
+            | Event::SignalReceived { .. } => {}
         }
     }
 

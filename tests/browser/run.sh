@@ -2,8 +2,8 @@
 # The real-browser test: a loopback onionpeer network (a bridge and four peers, from the
 # `onionpeer` binary) and Debian's headless Chromium loading the bridge's page, whose
 # browser peer (the core in wasm) must join through the bridge and keep ORDB circuits.
-# Every native node also takes browser links over WebRTC (the bridge `--webrtc`, peers
-# `--browser-webrtc`). Scenarios (test.mjs): A native seeds → browser downloads (over
+# Every native node also takes browser links over WebRTC (`--browser-webrtc`; native
+# nodes link to each other over TLS). Scenarios (test.mjs): A native seeds → browser downloads (over
 # WebSocket), B browser seeds → native downloads, M a WebM played through MSE, D a
 # download resumed over a page reload, C the browser joins and downloads over WebRTC only.
 # Everything runs in a private network namespace (`unshare -n`, lo only) when we are
@@ -64,7 +64,7 @@ export RUST_LOG="${RUST_LOG:-warn}"
 # The logs exist before their writers start: the waits below read them at once.
 touch "$work/bridge.log"
 "$bin" bridge --or-port "127.0.0.1:$base" --ws "127.0.0.1:$((base + 80))" \
-  --webrtc "127.0.0.1:$((base + 90))" \
+  --browser-webrtc "127.0.0.1:$((base + 90))" \
   --site "$root/target/onionpeer-site" >"$work/bridge.log" 2>&1 &
 pids+=($!)
 line=""

@@ -11,7 +11,7 @@ use core::net::{IpAddr, SocketAddr};
 use crate::Instant;
 use crate::cells::channel::DestroyReason;
 use crate::cells::relay::EndReason;
-use crate::cells::relay::{HashName, PeerRecord, Progress};
+use crate::cells::relay::{HashName, PeerRecord, Progress, SignalKind};
 use crate::crypto::identity::PeerId;
 use crate::dht::Key;
 
@@ -242,6 +242,23 @@ pub enum Command {
     },
     /// Stop a download (DB_END FINISHED on its GETs); no further event.
     CancelGet(DownloadHandle),
+    /// Peersm: send a WebRTC offer or answer (SDP) to peer `to` through the network
+    /// (PEER_SIGNAL, PROTOCOL.md 3.1 and 12). An offer goes on our one-hop circuit to
+    /// `via` (a peer with a circuit to `to`, a bridge say) or, without `via`, straight to
+    /// `to`; an answer goes back the way its offer came. The peer's reply arrives as
+    /// [`Event::SignalReceived`]. Answered with [`CommandOk::Done`].
+    Signal {
+        /// The peer the SDP is for.
+        to: PeerId,
+        /// The introducer, or `None` to send on our own circuit to `to`.
+        via: Option<PeerId>,
+        /// The exchange's id: chosen by the offerer, repeated by the answer.
+        session: u32,
+        /// [`SignalKind::OFFER`] or [`SignalKind::ANSWER`].
+        kind: SignalKind,
+        /// The SDP (1..=8192 bytes).
+        sdp: Vec<u8>,
+    },
 }
 
 /// An application's handle on a download ([`Command::Get`], [`Command::GetLive`]).
@@ -460,6 +477,18 @@ pub enum Event {
         handle: DownloadHandle,
         /// How.
         result: Result<(), crate::ordb::DlError>,
+    },
+    /// A peer's WebRTC offer or answer reached us through the network (whole). Answer an
+    /// offer with [`Command::Signal`] (kind ANSWER, same `session`, `to: from`).
+    SignalReceived {
+        /// The sender (as it claims: the link handshake proves the answerer's identity).
+        from: PeerId,
+        /// The exchange's id.
+        session: u32,
+        /// Offer or answer.
+        kind: SignalKind,
+        /// The SDP.
+        sdp: Vec<u8>,
     },
 }
 

@@ -564,6 +564,7 @@ impl Node {
                 }
             }
             RelayMsg::Drop(_) => {}
+            RelayMsg::PeerSignal(m) if self.peersm.is_some() => self.on_peer_signal(key, m),
             msg @ (RelayMsg::DhtFound(_) | RelayMsg::DhtPing(_) | RelayMsg::DbFoundPeer(_))
                 if self.peersm.is_some() =>
             {
@@ -616,6 +617,7 @@ impl Node {
                 }
             }
             RelayMsg::Drop(_) => {}
+            RelayMsg::PeerSignal(m) if self.peersm.is_some() => self.on_peer_signal(key, m),
             msg @ (RelayMsg::DhtPing(_)
             | RelayMsg::DhtFindNode(_)
             | RelayMsg::DhtFindValue(_)

@@ -106,6 +106,15 @@ counters! {
     DownloadCircuitStalled,
     /// A download dropped an ORDB circuit after repeated UNAVAILABLE or hash-less answers.
     DownloadCircuitStrikes,
+    /// A PEER_SIGNAL that broke the fragment rules (out of order, wrong circuit, unknown
+    /// kind, a loop) or a reassembly restarted: dropped.
+    SignalBad,
+    /// A PEER_SIGNAL for a peer we cannot reach, or an answer with no route: dropped.
+    SignalNoRoute,
+    /// A PEER_SIGNAL introduction refused by a limit (routes, circuits).
+    SignalRefused,
+    /// A signal reassembly or reply path dropped by a bound or its lifetime.
+    SignalDropped,
 }
 
 /// The counters of one node.

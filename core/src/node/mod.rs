@@ -24,6 +24,7 @@ mod links;
 mod ordb;
 mod ordb_lists;
 mod peersm;
+mod signal;
 mod streams;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -100,6 +101,8 @@ pub struct Node {
     ordb: Option<alloc::boxed::Box<ordb::OrdbState>>,
     /// Downloads through the ORDBs (`Command::Get`).
     downloads: download::Downloads,
+    /// Peer introduction: WebRTC offers and answers carried through the network.
+    signals: signal::SignalState,
 }
 
 impl core::fmt::Debug for Node {
@@ -148,6 +151,7 @@ impl Node {
             peersm,
             ordb,
             downloads: download::Downloads::default(),
+            signals: signal::SignalState::default(),
         };
         node.arm_dht_tick();
         Ok(node)
@@ -298,6 +302,15 @@ impl Node {
             cmd @ (Command::Get { .. } | Command::GetLive { .. } | Command::CancelGet(_)) => {
                 self.download_command(cmd)
             }
+            Command::Signal {
+                to,
+                via,
+                session,
+                kind,
+                sdp,
+            } => self
+                .signal_command(to, via, session, kind, &sdp)
+                .map(|()| CommandOk::Done),
         }
     }
 

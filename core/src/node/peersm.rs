@@ -703,7 +703,7 @@ impl Node {
     // ---- sending requests ------------------------------------------------------------
 
     /// The circuit to `rec`'s peer, built or being built; opens one if needed.
-    fn circ_to(&mut self, rec: &PeerRecord) -> Option<CircKey> {
+    pub(super) fn circ_to(&mut self, rec: &PeerRecord) -> Option<CircKey> {
         let p = self.peersm.as_ref()?;
         if let Some(c) = p.circs.get(&rec.id) {
             return Some(c.key);
@@ -767,6 +767,44 @@ impl Node {
         };
         p.requests.insert((key, sid), request);
         Some(sid)
+    }
+
+    /// What we know of peer `id`'s record: a circuit of ours to it, the routing table,
+    /// the peers registered with us, our bridge, or ORDB candidates.
+    pub(super) fn peer_record_of(&self, id: &PeerId) -> Option<PeerRecord> {
+        let p = self.peersm.as_ref()?;
+        if let Some(c) = p.circs.get(id) {
+            return Some(c.record.clone());
+        }
+        if let Some(e) = p.table.get(id) {
+            return Some(e.record.clone());
+        }
+        p.registered
+            .iter()
+            .chain(p.bridge_tries.as_ref().map(|(b, _, _)| b))
+            .chain(p.heard.iter())
+            .find(|r| r.id == *id)
+            .cloned()
+    }
+
+    /// Send `cell` on our client circuit `key`: queued until built when it is one of our
+    /// one-hop peer circuits, else now to its last hop. False when there is no such
+    /// circuit.
+    pub(super) fn send_on_client_circ(&mut self, key: CircKey, cell: RelayCell) -> bool {
+        if let Some(peer) = self
+            .peersm
+            .as_ref()
+            .and_then(|p| p.by_circ.get(&key))
+            .copied()
+        {
+            self.send_on(&peer, key, cell);
+            return true;
+        }
+        let hop = match self.circuits.get(&key) {
+            Some(Circuit::Client(c)) if c.is_built() => c.last_hop(),
+            _ => return false,
+        };
+        self.send_relay_outbound(key, hop, &cell, false).is_some()
     }
 
     /// Send a request to `rec`'s peer on a fresh stream id; false if it cannot be sent.
@@ -1303,6 +1341,7 @@ impl Node {
             .circs
             .values()
             .filter(|c| c.built && c.queued.is_empty())
+            .filter(|c| !self.signals.is_busy(c.key, self.now))
             .filter(|c| {
                 p.requests
                     .range((c.key, StreamId::MIN)..=(c.key, StreamId::MAX))

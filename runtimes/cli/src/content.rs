@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use onionpeer_core::node::api::{BootstrapVia, Command, RelayTarget};
 use onionpeer_smol::content::{self, CHUNK_SIZE, GetUpdate};
-use onionpeer_smol::driver::{NodeHandle, spawn_peer};
+use onionpeer_smol::driver::NodeHandle;
 use onionpeer_smol::store::DiskStore;
 use smol::future::FutureExt as _;
 
@@ -40,6 +40,10 @@ pub struct SeedArgs {
     /// The disk store's budget in MiB.
     #[arg(long, default_value_t = 1024)]
     store_mib: usize,
+    /// Link over WebRTC: HTTP signalling endpoint and UDP socket at this address
+    /// (127.0.0.1:0: any port); the bridge and the other peers must use WebRTC too.
+    #[arg(long, value_name = "ADDR")]
+    webrtc: Option<SocketAddr>,
 }
 
 /// `onionpeer get`.
@@ -65,6 +69,10 @@ pub struct GetArgs {
     /// The disk store's budget in MiB.
     #[arg(long, default_value_t = 1024)]
     store_mib: usize,
+    /// Link over WebRTC: HTTP signalling endpoint and UDP socket at this address
+    /// (127.0.0.1:0: any port); the bridge and the other peers must use WebRTC too.
+    #[arg(long, value_name = "ADDR")]
+    webrtc: Option<SocketAddr>,
 }
 
 /// Use a disk store under `dir` on `node`, when asked for.
@@ -120,8 +128,11 @@ pub async fn seed(a: SeedArgs) -> Result<()> {
         std::fs::read(&a.file).map_err(|e| format!("cannot read {}: {e}", a.file.display()))?;
     let bridge = parse_relay_line(&a.bridge)?;
     let or_port = a.or_port.unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
-    let node = spawn_peer(or_port, false, None).await?;
-    print_node("peer", node.relay_target().ok_or("peer has no address")?);
+    let node = crate::webrtc_peer::spawn_peer(a.webrtc, or_port, false, None).await?;
+    print_node(
+        "peer",
+        crate::webrtc_peer::target(&node).ok_or("peer has no address")?,
+    );
     use_store(&node, a.store, a.store_mib).await?;
     join(&node, &bridge, Duration::from_secs(120)).await?;
     let size = data.len();
@@ -178,7 +189,7 @@ pub async fn get(a: GetArgs) -> Result<()> {
         eprintln!("resuming: {held_chunks} chunks already held");
     }
     let or_port = a.or_port.unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
-    let node = spawn_peer(or_port, false, None).await?;
+    let node = crate::webrtc_peer::spawn_peer(a.webrtc, or_port, false, None).await?;
     use_store(&node, a.store, a.store_mib).await?;
     join(&node, &bridge, Duration::from_secs(120)).await?;
     let held = if held_chunks > 0 {

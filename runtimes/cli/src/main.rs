@@ -8,6 +8,7 @@
 mod config;
 mod content;
 mod demo;
+mod webrtc_peer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use onionpeer_core::node::api::{BootstrapVia, Command, CommandOk, Event};
 use onionpeer_core::node::api::{FirstHop, RelayTarget};
 use onionpeer_core::node::exit_policy::ExitPolicy;
 use onionpeer_smol::dirclient::{DirClient, DirPaths};
-use onionpeer_smol::driver::{NodeHandle, spawn_client, spawn_peer, spawn_relay};
+use onionpeer_smol::driver::{NodeHandle, spawn_client, spawn_relay};
 use onionpeer_smol::proxy::{CircuitPool, FixedPath, PathSource, serve_socks};
 use onionpeer_smol::ws::{Site, Web};
 
@@ -168,6 +169,10 @@ struct PeerArgs {
     /// address (port 0: any), their offers POSTed to `/offer` on the OR port.
     #[arg(long, value_name = "ADDR")]
     browser_webrtc: Option<SocketAddr>,
+    /// Link over WebRTC: HTTP signalling endpoint and UDP socket at this address (see
+    /// `onionpeer_webrtc::driver::spawn_peer`); every node of the network must use it.
+    #[arg(long, value_name = "ADDR")]
+    webrtc: Option<SocketAddr>,
 }
 
 /// `onionpeer bridge`.
@@ -187,9 +192,13 @@ struct BridgeArgs {
     /// [default: target/onionpeer-site].
     #[arg(long, value_name = "DIR")]
     site: Option<PathBuf>,
-    /// Also take WebRTC links (from browsers, and native peers): offers POSTed to
-    /// `/offer` on this TCP address and on the --ws/--http/OR ports, data channels on a
-    /// UDP socket on this address's port.
+    /// Also take WebRTC links from browsers (the rest of the network stays on TLS):
+    /// offers POSTed to `/offer` on this TCP address and on the --ws/--http/OR ports,
+    /// data channels on a UDP socket on this address's port.
+    #[arg(long, value_name = "ADDR", conflicts_with = "webrtc")]
+    browser_webrtc: Option<SocketAddr>,
+    /// Link over WebRTC: HTTP signalling endpoint and UDP socket at this address (see
+    /// `onionpeer_webrtc::driver::spawn_peer`); every node of the network must use it.
     #[arg(long, value_name = "ADDR")]
     webrtc: Option<SocketAddr>,
 }
@@ -418,11 +427,14 @@ async fn peer(a: PeerArgs) -> Result<()> {
                 "browser WebRTC links on udp {} (offers: POST /offer on the OR port)",
                 endpoint.local_addr()
             );
-            webrtc_peer(or_port, false, web, endpoint, None).await?
+            browser_webrtc_peer(or_port, false, web, endpoint, None).await?
         }
-        None => spawn_peer(or_port, false, Some(web)).await?,
+        None => webrtc_peer::spawn_peer(a.webrtc, or_port, false, Some(web)).await?,
     };
-    print_node("peer", node.relay_target().ok_or("peer has no address")?);
+    print_node(
+        "peer",
+        webrtc_peer::target(&node).ok_or("peer has no address")?,
+    );
     if let Some(file) = a.seed {
         let data = std::fs::read(&file)?;
         let mime = a.mime.unwrap_or_else(|| "application/octet-stream".into());
@@ -450,7 +462,7 @@ async fn peer(a: PeerArgs) -> Result<()> {
 /// A Peersm peer (or bridge) on the TLS OR port `or_port` that also takes WebRTC links
 /// on `endpoint` (offers through `web`'s HTTP ports, and `signalling` if given). It
 /// dials TLS only: its DHT address is the OR port.
-async fn webrtc_peer(
+async fn browser_webrtc_peer(
     or_port: SocketAddr,
     bridge: bool,
     web: Web,
@@ -614,7 +626,7 @@ async fn bridge(a: BridgeArgs) -> Result<()> {
         on_or_port: true,
         site: Site::from_dir(site),
     };
-    let node = match a.webrtc {
+    let node = match a.browser_webrtc {
         Some(addr) => {
             let (signalling, endpoint) = onionpeer_webrtc::driver::bind_webrtc(addr).await?;
             println!(
@@ -622,13 +634,13 @@ async fn bridge(a: BridgeArgs) -> Result<()> {
                 signalling.local_addr()?,
                 endpoint.local_addr()
             );
-            webrtc_peer(or_port, true, web, endpoint, Some(signalling)).await?
+            browser_webrtc_peer(or_port, true, web, endpoint, Some(signalling)).await?
         }
-        None => spawn_peer(or_port, true, Some(web)).await?,
+        None => webrtc_peer::spawn_peer(a.webrtc, or_port, true, Some(web)).await?,
     };
     print_node(
         "bridge",
-        node.relay_target().ok_or("bridge has no address")?,
+        webrtc_peer::target(&node).ok_or("bridge has no address")?,
     );
     println!("websocket links on ws://{}/link", addrs[0]);
     for addr in &addrs {

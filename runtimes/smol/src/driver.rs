@@ -1171,7 +1171,8 @@ impl Driver {
             | Event::ContentInfo { .. }
             | Event::ContentReadable(_)
             | Event::ContentProgress { .. }
-            | Event::ContentDone { .. } => {}
+            | Event::ContentDone { .. }
+            | Event::SignalReceived { .. } => {}
         }
         self.subscribers.retain(|s| s.try_send(e.clone()).is_ok());
     }

@@ -107,7 +107,7 @@ impl LinkTransport for RtcLinks {
     }
 
     fn dials(&self, addr: &SocketAddr) -> bool {
-        self.dial.is_webrtc(addr)
+        self.dial.is_webrtc(addr) || self.signaller.routes(addr)
     }
 
     fn dial(&mut self, addr: SocketAddr) -> io::Result<(LinkKey, Exchange)> {
@@ -228,6 +228,7 @@ pub fn spawn_node_with_web(
     }
     let fingerprint = config.endpoint.fingerprint();
     let signal_addr = config.signalling.as_ref().and_then(|l| l.local_addr().ok());
+    let signaller = config.signaller.clone();
     let links = RtcLinks {
         endpoint: config.endpoint,
         signaller: config.signaller,
@@ -246,11 +247,13 @@ pub fn spawn_node_with_web(
         let weak = WeakAnswerer(inner.downgrade());
         inner.keep_task(smol::spawn(crate::signal::serve_signalling(l, weak)));
     }
+    signaller.attach(inner.downgrade());
+    crate::netsignal::answer_network_offers(&inner);
     Ok(NodeHandle { inner, fingerprint })
 }
 
 /// Answer `offer` through the node's task (see [`NodeHandle::accept_offer`]).
-async fn accept_offer(
+pub(crate) async fn accept_offer(
     node: &onionpeer_smol::driver::NodeHandle,
     offer: String,
 ) -> io::Result<String> {
@@ -295,6 +298,18 @@ impl NodeHandle {
     /// [`crate::signal::serve_signalling`] (a bridge's, for example).
     pub async fn accept_offer(&self, offer: String) -> io::Result<String> {
         accept_offer(&self.inner, offer).await
+    }
+
+    /// WebRTC peer connections the node holds (open or opening).
+    pub async fn webrtc_links(&self) -> usize {
+        self.inner
+            .with_transport(|t| {
+                t.as_any_mut()
+                    .downcast_mut::<RtcLinks>()
+                    .map_or(0, |l| l.endpoint.len())
+            })
+            .await
+            .unwrap_or(0)
     }
 
     /// The smol driver's handle.
@@ -352,6 +367,45 @@ pub async fn spawn_relay(
         sign_fingerprint: None,
     })
     .map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// Start a Peersm peer (or with `bridge`, a bridge) whose links are WebRTC: its HTTP
+/// signalling endpoint and UDP socket at `webrtc` (its PEER record advertises that
+/// address), its OR port at `or_port` for TLS links (and WebSocket ones with `web`).
+/// Every link it dials is WebRTC (HTTP signalling to the peer's endpoint, or through
+/// the network for peers introduced to its [`crate::netsignal::NetworkSignaller`]), so
+/// the peers it meets must be WebRTC peers too.
+pub async fn spawn_peer(
+    webrtc: SocketAddr,
+    or_port: SocketAddr,
+    bridge: bool,
+    web: Option<onionpeer_smol::ws::Web>,
+) -> io::Result<(NodeHandle, crate::netsignal::NetworkSignaller)> {
+    use onionpeer_core::node::config::{PeersmConfig, Role};
+    let cert = onionpeer_smol::tls::LinkCert::generate()?;
+    let listener =
+        TlsListener::bind(or_port, onionpeer_smol::tls::TlsResponder::new(cert)?).await?;
+    let (signalling, endpoint) = bind_webrtc(webrtc).await?;
+    let mut node = NodeConfig::new(os_seed()?, Role::RELAY, 0);
+    let mut peersm = PeersmConfig::new(signalling.local_addr()?);
+    peersm.bridge = bridge;
+    node.peersm = Some(peersm);
+    let signaller =
+        crate::netsignal::NetworkSignaller::new(Some(Arc::new(crate::signal::HttpSignaller)));
+    let handle = spawn_node_with_web(
+        DriverConfig {
+            node,
+            listener: Some(listener),
+            endpoint,
+            signalling: Some(signalling),
+            signaller: Arc::new(signaller.clone()),
+            dial: DialPolicy::AllWebRtc,
+            sign_fingerprint: None,
+        },
+        web,
+    )
+    .map_err(|e| io::Error::other(e.to_string()))?;
+    Ok((handle, signaller))
 }
 
 /// Start an onion proxy (a client node: builds circuits, relays nothing) whose links are

@@ -7,12 +7,15 @@
 //!   its identity key (the type-5 certificate), exactly as a TLS link's certificate.
 //! - [`signal`]: offer/answer exchange: the [`signal::Signaller`] trait, HTTP POST
 //!   signalling ([`signal::HttpSignaller`], [`signal::serve_signalling`]).
+//! - [`netsignal`]: offers and answers carried through the onionpeer network itself
+//!   (PEER_SIGNAL through a peer both share a circuit with): [`netsignal::NetworkSignaller`].
 //! - [`driver`]: the node runs on `onionpeer_smol::driver`, with the endpoint plugged in
 //!   as its `LinkTransport` (WebRTC links, and optionally TLS ones), and the
 //!   application's [`driver::NodeHandle`]. A SOCKS port over it is
 //!   `onionpeer_smol::proxy` (with `NodeHandle::smol_handle`).
 
 pub mod driver;
+pub mod netsignal;
 pub mod rtc;
 pub mod signal;
 

@@ -45,6 +45,20 @@ const RECV_BATCH: usize = 256;
 const STRAY_MAX: usize = 16;
 /// How long such a datagram is worth a retry.
 const STRAY_AGE: Duration = Duration::from_millis(500);
+/// UDP sockets an endpoint opens at most (see [`RtcEndpoint::accept_offer`]).
+const MAX_SOCKETS: usize = 8;
+
+/// The host candidates' addresses in an SDP (`a=candidate:... <ip> <port> typ ...`).
+fn candidate_addrs(sdp: &str) -> Vec<SocketAddr> {
+    sdp.lines()
+        .filter_map(|l| l.trim().strip_prefix("a=candidate:"))
+        .filter_map(|c| {
+            let f: Vec<&str> = c.split_whitespace().collect();
+            let ip: std::net::IpAddr = f.get(4)?.parse().ok()?;
+            Some(SocketAddr::new(ip, f.get(5)?.parse().ok()?))
+        })
+        .collect()
+}
 
 /// Identifies one peer connection of an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -88,6 +102,10 @@ struct Peer {
     channel: Option<ChannelId>,
     /// Where the peer's packets come from.
     remote: Option<SocketAddr>,
+    /// The peer's candidates, from its SDP.
+    cands: Vec<SocketAddr>,
+    /// Which of the endpoint's sockets the connection uses.
+    sock: usize,
     /// When str0m next wants a timeout.
     wake: Instant,
     /// Closing: forget the peer once this passes (or str0m says it is dead).
@@ -100,15 +118,16 @@ struct Peer {
 
 /// A node's WebRTC endpoint: its UDP socket, DTLS certificate and peer connections.
 pub struct RtcEndpoint {
-    socket: Async<UdpSocket>,
+    /// The node's socket first, then the extra ones answers needed.
+    sockets: Vec<(Async<UdpSocket>, SocketAddr)>,
     local: SocketAddr,
     cert: DtlsCert,
     fingerprint: [u8; 32],
     peers: BTreeMap<RtcKey, Peer>,
     next_key: u64,
     events: VecDeque<RtcEvent>,
-    /// Datagrams that came before their connection could accept them.
-    stray: VecDeque<(Instant, SocketAddr, Vec<u8>)>,
+    /// Datagrams that came before their connection could accept them (socket, source).
+    stray: VecDeque<(Instant, usize, SocketAddr, Vec<u8>)>,
     buf: Vec<u8>,
     open_timeout: Duration,
 }
@@ -154,7 +173,7 @@ impl RtcEndpoint {
         let fingerprint = fingerprint_bytes(probe.direct_api().local_dtls_fingerprint())
             .ok_or_else(|| io::Error::other("DTLS fingerprint is not SHA-256"))?;
         Ok(RtcEndpoint {
-            socket,
+            sockets: vec![(socket, local)],
             local,
             cert,
             fingerprint,
@@ -187,15 +206,23 @@ impl RtcEndpoint {
         self.peers.is_empty()
     }
 
-    fn new_rtc(&self, now: Instant) -> io::Result<Rtc> {
+    fn new_rtc(&self, now: Instant, sock: usize) -> io::Result<Rtc> {
         let mut rtc = RtcConfig::new().set_dtls_cert(self.cert.clone()).build(now);
-        let cand = Candidate::host(self.local, "udp")
+        let local = self.sockets.get(sock).map_or(self.local, |s| s.1);
+        let cand = Candidate::host(local, "udp")
             .map_err(|e| io::Error::other(format!("host candidate: {e}")))?;
         rtc.add_local_candidate(cand);
         Ok(rtc)
     }
 
-    fn insert(&mut self, rtc: Rtc, pending: Option<SdpPendingOffer>, now: Instant) -> RtcKey {
+    fn insert(
+        &mut self,
+        rtc: Rtc,
+        pending: Option<SdpPendingOffer>,
+        now: Instant,
+        sock: usize,
+        cands: Vec<SocketAddr>,
+    ) -> RtcKey {
         let key = RtcKey(self.next_key);
         self.next_key += 1;
         self.peers.insert(
@@ -205,6 +232,8 @@ impl RtcEndpoint {
                 pending,
                 channel: None,
                 remote: None,
+                cands,
+                sock,
                 wake: now,
                 close_by: None,
                 open_by: Some(now + self.open_timeout),
@@ -217,7 +246,7 @@ impl RtcEndpoint {
     /// Start a connection as the offerer: its key and the offer SDP to signal.
     pub fn offer(&mut self) -> io::Result<(RtcKey, String)> {
         let now = Instant::now();
-        let mut rtc = self.new_rtc(now)?;
+        let mut rtc = self.new_rtc(now, 0)?;
         let mut change = rtc.sdp_api();
         change.add_channel_with_config(ChannelConfig {
             label: CHANNEL_LABEL.into(),
@@ -227,7 +256,7 @@ impl RtcEndpoint {
             .apply()
             .ok_or_else(|| io::Error::other("no SDP change to offer"))?;
         let sdp = offer.to_sdp_string();
-        Ok((self.insert(rtc, Some(pending), now), sdp))
+        Ok((self.insert(rtc, Some(pending), now, 0, Vec::new()), sdp))
     }
 
     /// The answer to an offer we made arrived.
@@ -240,6 +269,7 @@ impl RtcEndpoint {
             .pending
             .take()
             .ok_or_else(|| io::Error::other("no offer pending"))?;
+        peer.cands = candidate_addrs(answer);
         let answer = SdpAnswer::from_sdp_string(answer).map_err(io::Error::other)?;
         peer.rtc
             .sdp_api()
@@ -250,17 +280,46 @@ impl RtcEndpoint {
     }
 
     /// Answer a peer's offer: the new connection's key and the answer SDP.
+    ///
+    /// Datagrams are told apart by their addresses only, so two connections between the
+    /// same two sockets (a peer's link to us and ours to it) would steal each other's
+    /// DTLS and SCTP packets. When one of ours already uses a socket with the offer's
+    /// candidates, the answer takes another socket (opened on demand, at most 8).
     pub fn accept_offer(&mut self, offer: &str) -> io::Result<(RtcKey, String)> {
         let now = Instant::now();
+        let cands = candidate_addrs(offer);
+        let sock = self.socket_for(&cands)?;
         let offer = SdpOffer::from_sdp_string(offer).map_err(io::Error::other)?;
-        let mut rtc = self.new_rtc(now)?;
+        let mut rtc = self.new_rtc(now, sock)?;
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)
             .map_err(io::Error::other)?;
-        let key = self.insert(rtc, None, now);
+        let key = self.insert(rtc, None, now, sock, cands);
         self.drive(key);
         Ok((key, answer.to_sdp_string()))
+    }
+
+    /// A socket none of our connections to `cands` uses; opens one if needed.
+    fn socket_for(&mut self, cands: &[SocketAddr]) -> io::Result<usize> {
+        let used = |i: usize| {
+            self.peers.values().any(|p| {
+                p.sock == i
+                    && (p.remote.is_some_and(|r| cands.contains(&r))
+                        || p.cands.iter().any(|c| cands.contains(c)))
+            })
+        };
+        if let Some(i) = (0..self.sockets.len()).find(|&i| !used(i)) {
+            return Ok(i);
+        }
+        if self.sockets.len() >= MAX_SOCKETS {
+            return Err(io::Error::other("too many connections to one peer"));
+        }
+        let udp = bind_udp(SocketAddr::new(self.local.ip(), 0))?;
+        let at = udp.local_addr()?;
+        self.sockets.push((Async::new(udp)?, at));
+        tracing::debug!(%at, "extra UDP socket for a second connection to a peer");
+        Ok(self.sockets.len() - 1)
     }
 
     /// Write `data` on the connection's channel; false when it is not open or its
@@ -388,16 +447,29 @@ impl RtcEndpoint {
         }
     }
 
-    /// Wait until the socket has datagrams.
+    /// Wait until a socket has datagrams.
     pub async fn readable(&self) -> io::Result<()> {
-        self.socket.readable().await
+        use smol::future::FutureExt as _;
+        type Ready<'a> =
+            std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<()>> + Send + 'a>>;
+        let mut ready: Ready<'_> = Box::pin(self.sockets[0].0.readable());
+        for (s, _) in &self.sockets[1..] {
+            ready = Box::pin(ready.or(s.readable()));
+        }
+        ready.await
     }
 
     /// Read what the socket holds (up to a batch) and hand each datagram to the
     /// connection that accepts it.
     pub fn recv(&mut self) {
+        for sock in 0..self.sockets.len() {
+            self.recv_on(sock);
+        }
+    }
+
+    fn recv_on(&mut self, sock: usize) {
         for _ in 0..RECV_BATCH {
-            let (n, source) = match self.socket.get_ref().recv_from(&mut self.buf) {
+            let (n, source) = match self.sockets[sock].0.get_ref().recv_from(&mut self.buf) {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -406,7 +478,7 @@ impl RtcEndpoint {
                 }
             };
             let datagram = std::mem::take(&mut self.buf);
-            let taken = self.dispatch(source, &datagram[..n]);
+            let taken = self.dispatch(sock, source, &datagram[..n]);
             if !taken {
                 // Often a DTLS ClientHello that overtook the STUN check which makes its
                 // source known: keep it a moment rather than wait for a retransmit.
@@ -414,16 +486,20 @@ impl RtcEndpoint {
                     self.stray.pop_front();
                 }
                 self.stray
-                    .push_back((Instant::now(), source, datagram[..n].to_vec()));
-            } else if self.stray.iter().any(|(_, s, _)| *s == source) {
+                    .push_back((Instant::now(), sock, source, datagram[..n].to_vec()));
+            } else if self
+                .stray
+                .iter()
+                .any(|(_, k, s, _)| *k == sock && *s == source)
+            {
                 let now = Instant::now();
                 let strays: Vec<_> = self.stray.drain(..).collect();
-                for (at, from, d) in strays {
+                for (at, k, from, d) in strays {
                     if now.duration_since(at) > STRAY_AGE {
                         continue;
                     }
-                    if from != source || !self.dispatch(from, &d) {
-                        self.stray.push_back((at, from, d));
+                    if k != sock || from != source || !self.dispatch(k, from, &d) {
+                        self.stray.push_back((at, k, from, d));
                     }
                 }
             }
@@ -432,7 +508,7 @@ impl RtcEndpoint {
     }
 
     /// Hand one datagram to the connection that accepts it; false if none does.
-    fn dispatch(&mut self, source: SocketAddr, datagram: &[u8]) -> bool {
+    fn dispatch(&mut self, sock: usize, source: SocketAddr, datagram: &[u8]) -> bool {
         let Ok(contents) = datagram.try_into() else {
             return true;
         };
@@ -441,11 +517,15 @@ impl RtcEndpoint {
             Receive {
                 proto: Protocol::Udp,
                 source,
-                destination: self.local,
+                destination: self.sockets.get(sock).map_or(self.local, |s| s.1),
                 contents,
             },
         );
-        let Some((key, peer)) = self.peers.iter_mut().find(|(_, p)| p.rtc.accepts(&input)) else {
+        let Some((key, peer)) = self
+            .peers
+            .iter_mut()
+            .find(|(_, p)| p.sock == sock && p.rtc.accepts(&input))
+        else {
             tracing::trace!(%source, "datagram for no connection (yet)");
             return false;
         };
@@ -487,7 +567,8 @@ impl RtcEndpoint {
                     break;
                 }
                 Output::Transmit(t) => {
-                    if let Err(e) = self.socket.get_ref().send_to(&t.contents, t.destination) {
+                    let socket = &self.sockets[peer.sock.min(self.sockets.len() - 1)].0;
+                    if let Err(e) = socket.get_ref().send_to(&t.contents, t.destination) {
                         // UDP: a dropped datagram is retransmitted by SCTP or DTLS.
                         tracing::trace!(error = %e, "UDP send failed");
                     }

@@ -38,6 +38,16 @@ pub type AnswerFuture = Pin<Box<dyn Future<Output = io::Result<String>> + Send>>
 pub trait Signaller: Send + Sync {
     /// Send `offer` (SDP) to `addr`'s node; resolve to its answer (SDP).
     fn exchange(&self, addr: SocketAddr, offer: String) -> AnswerFuture;
+
+    /// Links to `addr` are WebRTC through this signaller whatever the dial policy says
+    /// (a peer introduced through the network).
+    fn routes(&self, _addr: &SocketAddr) -> bool {
+        false
+    }
+
+    /// The node this signaller works for, once it runs (signalling through the network
+    /// needs it).
+    fn attach(&self, _node: onionpeer_smol::driver::WeakNodeHandle) {}
 }
 
 /// Signalling by one HTTP POST to the peer's signalling endpoint.

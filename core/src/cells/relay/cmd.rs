@@ -146,6 +146,9 @@ relay_cmds! {
     DB_HASHES = 93, Required;
     /// Peersm: signed header of a live-stream segment (data validation).
     DB_SEGMENT = 94, Required;
+    /// Peersm: one fragment of a WebRTC offer or answer between two peers, passed on by a
+    /// peer both share a circuit with (circuit-level).
+    PEER_SIGNAL = 95, Forbidden;
 }
 
 impl fmt::Debug for RelayCmd {

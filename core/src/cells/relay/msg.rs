@@ -4,6 +4,7 @@ use alloc::vec::Vec;
 
 use super::cmd::RelayCmd;
 use super::peersm::*;
+use super::signal::PeerSignal;
 use super::tor::*;
 use crate::codec::{EncodeError, Reader, Result, Writer};
 
@@ -147,4 +148,6 @@ relay_msgs! {
     DbHashes(DbHashes),
     /// DB_SEGMENT.
     DbSegment(DbSegment),
+    /// PEER_SIGNAL.
+    PeerSignal(PeerSignal),
 }

@@ -413,6 +413,36 @@ fn samples() -> Vec<(&'static str, RelayCell)> {
             ),
         ),
         (
+            "peer_signal_offer_single",
+            RelayCell::new(
+                None,
+                PeerSignal {
+                    kind: SignalKind::OFFER,
+                    session: 0x0102_0304,
+                    to: PeerId([0xbb; 20]),
+                    from: PeerId([0xaa; 20]),
+                    total: 9,
+                    offset: 0,
+                    data: heapless::Vec::from_slice(b"v=0\r\no=- ").unwrap(),
+                },
+            ),
+        ),
+        (
+            "peer_signal_answer_last_fragment",
+            RelayCell::new(
+                None,
+                PeerSignal {
+                    kind: SignalKind::ANSWER,
+                    session: 7,
+                    to: PeerId([0xaa; 20]),
+                    from: PeerId([0xbb; 20]),
+                    total: 600,
+                    offset: MAX_SIGNAL_FRAGMENT as u16,
+                    data: heapless::Vec::from_slice(&[b'a'; 600 - MAX_SIGNAL_FRAGMENT]).unwrap(),
+                },
+            ),
+        ),
+        (
             "unrecognized",
             RelayCell::new(
                 sid(1),
@@ -462,6 +492,7 @@ fn every_peersm_command_is_numbered_as_designed() {
         (RelayCmd::DHT_FIND_VALUE, 92),
         (RelayCmd::DB_HASHES, 93),
         (RelayCmd::DB_SEGMENT, 94),
+        (RelayCmd::PEER_SIGNAL, 95),
     ];
     for (c, n) in want {
         assert_eq!(c.0, n);
@@ -929,7 +960,7 @@ fn dht_found_limits() {
 
 const ALL_CMDS: &[u8] = &[
     1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91,
-    92, 93, 94, 6, 7, 32, 43, 200,
+    92, 93, 94, 95, 6, 7, 32, 43, 200,
 ];
 
 #[test]
@@ -978,9 +1009,74 @@ fn fuzz_message_bodies_decode_encode_decode() {
             assert_eq!(enc2, enc);
             // Canonical where we promise it: Peersm messages other than those with
             // variable-length integers re-encode byte for byte.
-            if matches!(cmd.0, 83..=94) || cmd.0 == 200 {
+            if matches!(cmd.0, 83..=95) || cmd.0 == 200 {
                 assert_eq!(enc, body, "{cmd}");
             }
         }
     });
+}
+
+#[test]
+fn peer_signal_layout_and_limits() {
+    assert_eq!(SIGNAL_HEADER_LEN, 49);
+    assert_eq!(MAX_SIGNAL_FRAGMENT, 449);
+    let ok = |total: u16, offset: u16, len: usize| {
+        let mut b = vec![1u8];
+        b.extend_from_slice(&9u32.to_be_bytes());
+        b.extend_from_slice(&[0xbb; 20]);
+        b.extend_from_slice(&[0xaa; 20]);
+        b.extend_from_slice(&total.to_be_bytes());
+        b.extend_from_slice(&offset.to_be_bytes());
+        b.extend(core::iter::repeat_n(b'x', len));
+        RelayMsg::decode(RelayCmd::PEER_SIGNAL, &b).is_ok()
+    };
+    assert!(ok(1, 0, 1));
+    assert!(ok(8192, 8192 - 449, 449));
+    assert!(!ok(0, 0, 1), "total 0");
+    assert!(!ok(8193, 0, 1), "total above the limit");
+    assert!(!ok(10, 0, 0), "empty fragment");
+    assert!(!ok(10, 5, 6), "past total");
+    assert!(!ok(1000, 0, 450), "fragment above 449");
+    assert!(
+        RelayMsg::decode(RelayCmd::PEER_SIGNAL, &[0; 48]).is_err(),
+        "short header"
+    );
+    // A circuit-level command: stream 0 only.
+    assert_eq!(
+        RelayCmd::PEER_SIGNAL.stream_id_rule(),
+        StreamIdRule::Forbidden
+    );
+}
+
+#[test]
+fn peer_signal_fragments_cover_the_sdp_in_order() {
+    let sdp: Vec<u8> = (0..1500u32).map(|i| i as u8).collect();
+    let frags: Vec<PeerSignal> =
+        PeerSignal::fragments(SignalKind::OFFER, 3, PeerId([2; 20]), PeerId([1; 20]), &sdp)
+            .unwrap()
+            .collect();
+    assert_eq!(frags.len(), 4);
+    let mut whole = Vec::new();
+    for (i, f) in frags.iter().enumerate() {
+        assert_eq!(usize::from(f.offset), whole.len());
+        assert_eq!(f.is_last(), i == 3);
+        whole.extend_from_slice(&f.data);
+        let cell = RelayCell::new(None, f.clone());
+        let body = cell.encode_zero_padded().unwrap();
+        assert_eq!(RelayCell::decode(&body).unwrap(), cell);
+    }
+    assert_eq!(whole, sdp);
+    assert!(
+        PeerSignal::fragments(SignalKind::OFFER, 0, PeerId([0; 20]), PeerId([0; 20]), &[]).is_err()
+    );
+    assert!(
+        PeerSignal::fragments(
+            SignalKind::OFFER,
+            0,
+            PeerId([0; 20]),
+            PeerId([0; 20]),
+            &[0; MAX_SIGNAL_LEN + 1]
+        )
+        .is_err()
+    );
 }

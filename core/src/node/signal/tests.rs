@@ -1,0 +1,109 @@
+use super::*;
+use alloc::vec;
+
+fn frags(kind: SignalKind, session: u32, from: u8, sdp: &[u8]) -> Vec<PeerSignal> {
+    PeerSignal::fragments(kind, session, PeerId([0xee; 20]), PeerId([from; 20]), sdp)
+        .unwrap()
+        .collect()
+}
+
+const T0: Instant = Instant::from_millis(0);
+
+#[test]
+fn in_order_fragments_reassemble() {
+    let sdp: Vec<u8> = (0..1400u32).map(|i| (i % 251) as u8).collect();
+    let mut r = Reassembler::default();
+    let fs = frags(SignalKind::OFFER, 1, 1, &sdp);
+    assert_eq!(fs.len(), 4);
+    for (i, f) in fs.iter().enumerate() {
+        let p = r.push(CircKey(5), f, T0);
+        assert_eq!((p.bad, p.dropped), (0, 0));
+        assert_eq!(p.complete.is_some(), i == 3);
+        if let Some(whole) = p.complete {
+            assert_eq!(whole, sdp);
+        }
+    }
+    assert_eq!(r.len(), 0);
+}
+
+#[test]
+fn out_of_order_wrong_circuit_and_orphans_are_bad() {
+    let sdp = vec![b'x'; 1000];
+    let fs = frags(SignalKind::ANSWER, 2, 1, &sdp);
+    let mut r = Reassembler::default();
+    // A middle fragment with nothing started.
+    assert_eq!(r.push(CircKey(1), &fs[1], T0).bad, 1);
+    // Skipping a fragment drops the reassembly.
+    r.push(CircKey(1), &fs[0], T0);
+    assert_eq!(r.push(CircKey(1), &fs[2], T0).bad, 1);
+    assert_eq!(r.len(), 0);
+    // A fragment on another circuit drops it too.
+    r.push(CircKey(1), &fs[0], T0);
+    assert_eq!(r.push(CircKey(2), &fs[1], T0).bad, 1);
+    assert_eq!(r.len(), 0);
+    // A restart replaces the earlier one (counted).
+    r.push(CircKey(1), &fs[0], T0);
+    let p = r.push(CircKey(1), &fs[0], T0);
+    assert_eq!((p.bad, r.len()), (1, 1));
+}
+
+#[test]
+fn reassemblies_are_bounded_and_expire() {
+    let sdp = vec![b'y'; 600];
+    let mut r = Reassembler::default();
+    for s in 0..(MAX_REASSEMBLIES as u32 + 3) {
+        let first = &frags(SignalKind::OFFER, s, 9, &sdp)[0];
+        let p = r.push(CircKey(1), first, Instant::from_millis(u64::from(s)));
+        assert_eq!(p.dropped, usize::from(s >= MAX_REASSEMBLIES as u32));
+        assert!(r.len() <= MAX_REASSEMBLIES);
+    }
+    assert_eq!(
+        r.expire(T0 + SIGNAL_LIFETIME + Duration::from_secs(1)),
+        MAX_REASSEMBLIES
+    );
+    assert_eq!(r.len(), 0);
+}
+
+/// Any sequence of decodable fragments, from a few senders on a few circuits: never a
+/// panic, never more than the bounds buffered, and a completed SDP is exactly `total`
+/// long.
+#[test]
+fn fuzz_reassembly_stays_bounded() {
+    bolero::check!().for_each(|input: &[u8]| {
+        let mut r = Reassembler::default();
+        let mut now = T0;
+        for chunk in input.chunks(8) {
+            let [a, b, c, d, e, f, g, h] = match <[u8; 8]>::try_from(chunk) {
+                Ok(x) => x,
+                Err(_) => return,
+            };
+            let total = 1 + u16::from_be_bytes([a, b]) % (MAX_SIGNAL_LEN as u16);
+            // Half the fragments start an SDP, so completions happen.
+            let offset = if c & 1 == 0 {
+                0
+            } else {
+                u16::from_be_bytes([c, d]) % total
+            };
+            let len = (1 + usize::from(e) * 2)
+                .min(usize::from(total - offset))
+                .min(crate::cells::relay::MAX_SIGNAL_FRAGMENT);
+            let m = PeerSignal {
+                kind: SignalKind(f % 2),
+                session: u32::from(g % 4),
+                to: PeerId([0; 20]),
+                from: PeerId([h % 3; 20]),
+                total,
+                offset,
+                data: heapless::Vec::from_slice(&vec![h; len]).unwrap(),
+            };
+            now = now + Duration::from_millis(u64::from(h));
+            let p = r.push(CircKey(u64::from(h % 2)), &m, now);
+            if let Some(sdp) = p.complete {
+                assert_eq!(sdp.len(), usize::from(total));
+            }
+            assert!(r.len() <= MAX_REASSEMBLIES);
+            assert!(r.buffered() <= MAX_REASSEMBLIES * MAX_SIGNAL_LEN);
+            r.expire(now);
+        }
+    });
+}

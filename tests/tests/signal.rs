@@ -1,0 +1,216 @@
+//! PEER_SIGNAL on real nodes in the in-memory network: a bridge introduces two peers that
+//! share no circuit, a multi-cell offer and its answer cross it, and the introducer
+//! refuses what it cannot route.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use onionpeer_core::cells::relay::SignalKind;
+use onionpeer_core::crypto::identity::PeerId;
+use onionpeer_core::node::api::{BootstrapVia, Command, CommandOk, Event};
+use onionpeer_core::node::config::{NodeConfig, PeersmConfig, Role};
+use onionpeer_core::node::counters::Count;
+use onionpeer_tests::{Network, NodeIx};
+
+fn add_peer(net: &mut Network, n: &mut usize, name: &str, bridge: bool) -> NodeIx {
+    let mut cfg = NodeConfig::new([0; 32], Role::RELAY, 0);
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, *n as u8 + 1)), 9001);
+    let mut p = PeersmConfig::new(addr);
+    p.bridge = bridge;
+    p.dht.verify_listed = false;
+    cfg.peersm = Some(p);
+    *n += 1;
+    net.add_node(name, cfg)
+}
+
+fn settle(net: &mut Network, secs: u64) {
+    let t = net.now + Duration::from_secs(secs);
+    net.drive_until(t);
+}
+
+/// A bridge, and peers A and B bootstrapped through it (the bridge verified both, so it
+/// has its own circuits to them).
+fn three() -> (Network, NodeIx, NodeIx, NodeIx) {
+    let mut net = Network::new();
+    let mut n = 0;
+    let bridge = add_peer(&mut net, &mut n, "bridge", true);
+    let a = add_peer(&mut net, &mut n, "a", false);
+    let b = add_peer(&mut net, &mut n, "b", false);
+    let via = BootstrapVia::Bridge(net.target(bridge));
+    for ix in [a, b] {
+        let now = net.now;
+        net.taped(ix)
+            .command(now, Command::Bootstrap { via: via.clone() })
+            .unwrap();
+        net.flush(ix);
+        settle(&mut net, 20);
+    }
+    (net, bridge, a, b)
+}
+
+fn signals(net: &Network, ix: NodeIx) -> Vec<(PeerId, u32, SignalKind, Vec<u8>)> {
+    net.events_of(ix)
+        .filter_map(|e| match e {
+            Event::SignalReceived {
+                from,
+                session,
+                kind,
+                sdp,
+            } => Some((*from, *session, *kind, sdp.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn signal(net: &mut Network, ix: NodeIx, cmd: Command) {
+    let now = net.now;
+    assert_eq!(net.taped(ix).command(now, cmd), Ok(CommandOk::Done));
+    net.flush(ix);
+}
+
+#[test]
+fn bridge_introduces_two_peers_offer_and_answer_cross_it() {
+    let (mut net, bridge, a, b) = three();
+    let (ida, idb, idbr) = (
+        net.node(a).peer_id(),
+        net.node(b).peer_id(),
+        net.node(bridge).peer_id(),
+    );
+    // An offer longer than three cells.
+    let offer: Vec<u8> = (0..1500u32)
+        .map(|i| b"v=0 o=- a=fingerprint"[i as usize % 21])
+        .collect();
+    signal(
+        &mut net,
+        a,
+        Command::Signal {
+            to: idb,
+            via: Some(idbr),
+            session: 42,
+            kind: SignalKind::OFFER,
+            sdp: offer.clone(),
+        },
+    );
+    net.drive_bounded(200_000, |n| !signals(n, b).is_empty());
+    assert_eq!(signals(&net, b), vec![(ida, 42, SignalKind::OFFER, offer)]);
+    assert_eq!(
+        net.node(bridge).signal_census().0,
+        1,
+        "one route at the bridge"
+    );
+
+    let answer = b"v=0 answer".repeat(60);
+    signal(
+        &mut net,
+        b,
+        Command::Signal {
+            to: ida,
+            via: None,
+            session: 42,
+            kind: SignalKind::ANSWER,
+            sdp: answer.clone(),
+        },
+    );
+    net.drive_bounded(200_000, |n| !signals(n, a).is_empty());
+    assert_eq!(
+        signals(&net, a),
+        vec![(idb, 42, SignalKind::ANSWER, answer)]
+    );
+    for ix in [a, b, bridge] {
+        let c = net.node(ix).counters();
+        for k in [
+            Count::SignalBad,
+            Count::SignalNoRoute,
+            Count::SignalRefused,
+            Count::SignalDropped,
+            Count::MalformedRelayMessage,
+        ] {
+            assert_eq!(c.get(k), 0, "{}: {k:?}", net.name(ix));
+        }
+    }
+    // Routes and reply paths expire.
+    settle(&mut net, 40);
+    signal(
+        &mut net,
+        a,
+        Command::Signal {
+            to: idb,
+            via: Some(idbr),
+            session: 43,
+            kind: SignalKind::OFFER,
+            sdp: b"again".to_vec(),
+        },
+    );
+    net.drive_bounded(200_000, |n| signals(n, b).len() == 2);
+    assert_eq!(
+        net.node(bridge).signal_census().0,
+        1,
+        "the old route expired"
+    );
+}
+
+#[test]
+fn introducer_refuses_unknown_targets_and_unrouted_answers() {
+    let (mut net, bridge, a, b) = three();
+    let idbr = net.node(bridge).peer_id();
+    let idb = net.node(b).peer_id();
+    let stranger = PeerId([0x77; 20]);
+    signal(
+        &mut net,
+        a,
+        Command::Signal {
+            to: stranger,
+            via: Some(idbr),
+            session: 1,
+            kind: SignalKind::OFFER,
+            sdp: b"v=0".to_vec(),
+        },
+    );
+    settle(&mut net, 2);
+    assert_eq!(net.node(bridge).counters().get(Count::SignalNoRoute), 1);
+    // An answer to an offer that never crossed the bridge has no route.
+    signal(
+        &mut net,
+        a,
+        Command::Signal {
+            to: idb,
+            via: Some(idbr),
+            session: 9,
+            kind: SignalKind::ANSWER,
+            sdp: b"v=0".to_vec(),
+        },
+    );
+    settle(&mut net, 2);
+    assert_eq!(net.node(bridge).counters().get(Count::SignalNoRoute), 2);
+    assert!(signals(&net, b).is_empty());
+    // Commands the node refuses outright.
+    let now = net.now;
+    let me = net.node(a).peer_id();
+    let bad = |to, kind, sdp: Vec<u8>| Command::Signal {
+        to,
+        via: Some(idbr),
+        session: 1,
+        kind,
+        sdp,
+    };
+    assert!(
+        net.taped(a)
+            .command(now, bad(me, SignalKind::OFFER, b"x".to_vec()))
+            .is_err()
+    );
+    assert!(
+        net.taped(a)
+            .command(now, bad(stranger, SignalKind(7), b"x".to_vec()))
+            .is_err()
+    );
+    assert!(
+        net.taped(a)
+            .command(now, bad(stranger, SignalKind::OFFER, vec![]))
+            .is_err()
+    );
+    assert!(
+        net.taped(a)
+            .command(now, bad(stranger, SignalKind::OFFER, vec![0; 8193]))
+            .is_err()
+    );
+}
