@@ -95,6 +95,13 @@ counters! {
     /// A content reply (DB_CONNECTED, DB_DATA, ...) for a request no one made here, or
     /// one the bounded reply buffer could not keep.
     OrdbReplyDropped,
+    /// A DB_QUERY refused by the per-circuit query rate limit (answered DB_END
+    /// UNAVAILABLE).
+    OrdbRateLimited,
+    /// DB_DATA cells served from this node's own store (what it seeded or downloaded).
+    OrdbChunksServed,
+    /// Queries forwarded to a facilitator after an unsuccessful FIND_VALUE.
+    OrdbToFacilitator,
 }
 
 /// The counters of one node.

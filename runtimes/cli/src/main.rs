@@ -58,6 +58,12 @@ enum Cmd {
     /// Join as a Peersm peer and download a file by hash_name through the ORDBs
     /// (resumes an interrupted download from FILE.part).
     Get(content::GetArgs),
+    /// Join as a Peersm peer and publish stdin as a live stream (prints its hash_name),
+    /// serving it until stopped.
+    Live(content::LiveArgs),
+    /// Join as a Peersm peer and write a live stream to stdout (joined 2 windows behind
+    /// its newest chunk).
+    Stream(content::StreamArgs),
     /// Run a simulated network scenario (TOML) deterministically and summarize it.
     Sim(onionpeer_sim::SimArgs),
 }
@@ -150,17 +156,6 @@ struct PeerArgs {
     /// (ADDR,FINGERPRINT,NTOR_KEY[,ED_ID]).
     #[arg(long, value_name = "RELAY")]
     bridge: Option<String>,
-    /// Once joined, seed this file (a fresh key, MIME application/octet-stream) and
-    /// print `hash_name <hex>`.
-    #[arg(long, value_name = "FILE")]
-    seed: Option<PathBuf>,
-    /// Once joined, download the file of this hash_name (hex) into `--output`, print
-    /// `get done <bytes> bytes in <secs> s` (or `get failed: ...`), and keep running.
-    #[arg(long, value_name = "HEX")]
-    get: Option<String>,
-    /// Where `--get` writes the file [default: the hash_name in the current directory].
-    #[arg(short = 'o', long, value_name = "FILE")]
-    output: Option<PathBuf>,
 }
 
 /// `onionpeer bridge`.
@@ -218,6 +213,8 @@ fn main() {
             Cmd::Bridge(a) => bridge(a.merge(file.bridge)).await,
             Cmd::Seed(a) => content::seed(a).await,
             Cmd::Get(a) => content::get(a).await,
+            Cmd::Live(a) => content::live(a).await,
+            Cmd::Stream(a) => content::stream(a).await,
             Cmd::Sim(_) => Ok(()),
         }
     });
@@ -401,100 +398,7 @@ async fn peer(a: PeerArgs) -> Result<()> {
     };
     let node = spawn_peer(or_port, false, Some(web)).await?;
     print_node("peer", node.relay_target().ok_or("peer has no address")?);
-    if let Some(file) = a.seed {
-        let data = std::fs::read(&file)?;
-        let node = node.clone();
-        smol::spawn(async move {
-            if let Err(e) = seed_when_joined(&node, data).await {
-                eprintln!("onionpeer: seed: {e}");
-            }
-        })
-        .detach();
-    }
-    if let Some(name) = a.get {
-        let out = a.output.unwrap_or_else(|| PathBuf::from(&name));
-        let node = node.clone();
-        smol::spawn(async move {
-            if let Err(e) = get_when_joined(&node, &name, &out).await {
-                println!("get failed: {e}");
-            }
-        })
-        .detach();
-    }
     keep_joined(&node, bridge).await
-}
-
-/// Wait until the node keeps an ORDB circuit (so what it seeds or asks reaches ORDBs).
-async fn wait_joined(node: &NodeHandle) -> Result<()> {
-    while node.inspect(|n| n.ordb_circuits()).await? == 0 {
-        smol::Timer::after(std::time::Duration::from_millis(200)).await;
-    }
-    Ok(())
-}
-
-async fn seed_when_joined(node: &NodeHandle, data: Vec<u8>) -> Result<()> {
-    wait_joined(node).await?;
-    let cmd = Command::Seed {
-        data,
-        mime_type: "application/octet-stream".into(),
-        key: None,
-    };
-    match node.command(cmd).await? {
-        CommandOk::Content(name) => {
-            let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
-            println!("hash_name {hex}");
-            Ok(())
-        }
-        other => Err(format!("unexpected answer {other:?}").into()),
-    }
-}
-
-async fn get_when_joined(node: &NodeHandle, name: &str, out: &std::path::Path) -> Result<()> {
-    use std::io::{Seek, SeekFrom, Write};
-    let bytes = (0..name.len() / 2)
-        .map(|i| u8::from_str_radix(name.get(2 * i..2 * i + 2).unwrap_or("x"), 16))
-        .collect::<std::result::Result<Vec<u8>, _>>()
-        .map_err(|_| "--get takes a hex hash_name")?;
-    let hash_name = HashName::new(&bytes).map_err(|e| format!("bad hash_name: {e:?}"))?;
-    wait_joined(node).await?;
-    let events = node.events();
-    let start = std::time::Instant::now();
-    let handle = match node
-        .command(Command::Get {
-            hash_name,
-            held: Vec::new(),
-        })
-        .await?
-    {
-        CommandOk::Download(h) => h,
-        other => return Err(format!("unexpected answer {other:?}").into()),
-    };
-    let mut file = std::fs::File::create(out)?;
-    let mut total = 0u64;
-    loop {
-        // Read whatever is ready first: a ContentReadable may have come before we listened.
-        while let Some((offset, data)) = node.read_content(handle).await? {
-            file.seek(SeekFrom::Start(offset))?;
-            file.write_all(&data)?;
-            total += data.len() as u64;
-        }
-        match events.recv().await.map_err(|_| "node stopped")? {
-            Event::ContentDone { handle: h, result } if h == handle => {
-                file.flush()?;
-                return match result {
-                    Ok(()) => {
-                        println!(
-                            "get done {total} bytes in {:.3} s",
-                            start.elapsed().as_secs_f64()
-                        );
-                        Ok(())
-                    }
-                    Err(e) => Err(format!("{e:?}").into()),
-                };
-            }
-            _ => {}
-        }
-    }
 }
 
 /// Bootstrap through `bridge`, again soon while no ORDB circuit is up (the bridge may
