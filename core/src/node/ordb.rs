@@ -589,8 +589,13 @@ impl Node {
             return;
         };
         let tell = o.lists.mark_told(&m.hash_name, &ordbs);
+        // Passed on, the reference is us, and we are no facilitator for it.
+        let passed = DbInfo {
+            facilitator: false,
+            ..m.clone()
+        };
         for c in tell {
-            self.circ_send(c, None, m.clone().into());
+            self.circ_send(c, None, passed.clone().into());
         }
         if new {
             self.quiet_store(m.hash_name, m.progress);
@@ -717,7 +722,7 @@ impl Node {
                     .map_or(per, |h| u64::from(h.n_chunks));
                 let newest_abs = (u64::from(newest) * per + newest_len).saturating_sub(1);
                 let oldest_abs = u64::from(oldest) * per;
-                if q.chunk == 0 {
+                let first = if q.chunk == 0 {
                     // Join: 2 windows behind the newest chunk (a window is a quarter of
                     // the ring), at a segment start, not before what we hold.
                     let window = u64::from(m.ring().size() / 4);
@@ -734,7 +739,14 @@ impl Node {
                             return true;
                         }
                     }
+                };
+                // A viewer re-serving serves from a chunk it holds; what it has not got
+                // (yet) is asked upstream, where the publisher is (never ourselves: we
+                // may be the viewer asking).
+                if !o.live.contains_key(&name) && q.nb_chunks != 0 && !o.store.has(&name, first) {
+                    return false;
                 }
+                first
             }
         };
         if q.nb_chunks == 0 {

@@ -97,9 +97,9 @@ pub struct StreamArgs {
     net: NetArgs,
 }
 
-/// Start a peer as `net` says (its disk store in place, held content advertised) and
-/// print its address (on stderr when stdout carries data).
-async fn start(net: &NetArgs, stdout_is_data: bool) -> Result<NodeHandle> {
+/// Start a peer as `net` says (its disk store in place, held content advertised: the
+/// names returned) and print its address (on stderr when stdout carries data).
+async fn start(net: &NetArgs, stdout_is_data: bool) -> Result<(NodeHandle, Vec<[u8; 20]>)> {
     let or_port = net.or_port.unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
     let web = Web {
         on_or_port: true,
@@ -121,15 +121,16 @@ async fn start(net: &NetArgs, stdout_is_data: bool) -> Result<NodeHandle> {
                 n.advertise_held()
             })
             .await?;
-        for name in held {
+        for name in &held {
             if stdout_is_data {
-                eprintln!("held: {}", to_hex(&name));
+                eprintln!("held: {}", to_hex(name));
             } else {
-                println!("held: {}", to_hex(&name));
+                println!("held: {}", to_hex(name));
             }
         }
+        return Ok((node, held));
     }
-    Ok(node)
+    Ok((node, Vec::new()))
 }
 
 /// Join through `bridge` and wait (up to `limit`) for a first ORDB circuit.
@@ -177,15 +178,17 @@ pub async fn seed(a: SeedArgs) -> Result<()> {
         None => return Err("give FILE, or --store DIR to serve what DIR holds".into()),
     };
     let bridge = parse_relay_line(&a.net.bridge)?;
-    let node = start(&a.net, false).await?;
+    let (node, held) = start(&a.net, false).await?;
     join(&node, &bridge, Duration::from_secs(120)).await?;
+    // Joined: what the store held is advertised on the ORDB circuits now.
+    for name in held {
+        println!("serving: {}", to_hex(&name));
+    }
     if let (Some(data), Some(file)) = (data, &a.file) {
         let size = data.len();
         let name = content::seed(&node, data, &a.mime).await?;
         println!("seeding {} ({size} bytes)", file.display());
         println!("hash_name: {}", to_hex(&name));
-    } else {
-        println!("serving the store");
     }
     keep_joined(&node, bridge).await
 }
@@ -195,7 +198,7 @@ pub async fn seed(a: SeedArgs) -> Result<()> {
 /// until stopped (also after stdin ends).
 pub async fn live(a: LiveArgs) -> Result<()> {
     let bridge = parse_relay_line(&a.net.bridge)?;
-    let node = start(&a.net, false).await?;
+    let (node, _) = start(&a.net, false).await?;
     join(&node, &bridge, Duration::from_secs(120)).await?;
     let segment_chunks = a.segment_chunks.clamp(1, 225);
     let name = content::live(&node, &a.mime, segment_chunks).await?;
@@ -233,10 +236,11 @@ pub async fn live(a: LiveArgs) -> Result<()> {
                 })
                 .await;
             let ended = matches!(got, Some(None));
+            let timed_out = got.is_none();
             if let Some(Some(d)) = got {
                 pending.extend_from_slice(&d);
             }
-            let cut = if ended || got.is_none() {
+            let cut = if ended || timed_out {
                 pending.len()
             } else {
                 pending.len() - pending.len() % seg
@@ -267,16 +271,21 @@ pub async fn live(a: LiveArgs) -> Result<()> {
 pub async fn stream(a: StreamArgs) -> Result<()> {
     let name = from_hex(&a.hash).ok_or("HASH must be 40 hex digits")?;
     let bridge = parse_relay_line(&a.net.bridge)?;
-    let node = start(&a.net, true).await?;
+    let (node, _) = start(&a.net, true).await?;
     join(&node, &bridge, Duration::from_secs(120)).await?;
     let updates = content::stream(&node, name).await?;
     let mut out = std::io::stdout().lock();
     let mut written = 0u64;
+    let mut said = Instant::now();
     loop {
         match updates.recv().await.map_err(|_| "the download stopped")? {
             GetUpdate::Info { mime, .. } => eprintln!("live stream, {mime}"),
             GetUpdate::Progress { .. } => {}
             GetUpdate::Data { bytes, .. } => {
+                if written == 0 || said.elapsed() > Duration::from_secs(2) {
+                    eprintln!("streamed {written} bytes");
+                    said = Instant::now();
+                }
                 let take = a
                     .max_bytes
                     .map_or(bytes.len(), |m| (m - written).min(bytes.len() as u64) as usize);
@@ -342,7 +351,7 @@ pub async fn get(a: GetArgs) -> Result<()> {
     if held_chunks > 0 {
         eprintln!("resuming: {held_chunks} chunks already held");
     }
-    let node = start(&a.net, false).await?;
+    let (node, _) = start(&a.net, false).await?;
     join(&node, &bridge, Duration::from_secs(120)).await?;
     let held = if held_chunks > 0 {
         vec![(0, held_chunks)]

@@ -14,9 +14,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use onionpeer_core::cells::relay::HashName;
 use onionpeer_core::dir::{PathConfig, parse_dir_authorities};
-use onionpeer_core::node::api::{BootstrapVia, Command, CommandOk, Event};
+use onionpeer_core::node::api::{BootstrapVia, Command, Event};
 use onionpeer_core::node::api::{FirstHop, RelayTarget};
 use onionpeer_core::node::exit_policy::ExitPolicy;
 use onionpeer_smol::dirclient::{DirClient, DirPaths};

@@ -498,4 +498,81 @@ mod tests {
         assert_eq!(s.chunk(&n2, 0).unwrap().len(), 486);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// What a store held is found again by a new store over the same directory
+    /// (manifests, proofs, chunks, pinning), a torn log tail is ignored, and a log whose
+    /// manifest is not its name's is removed.
+    #[test]
+    fn a_new_store_over_the_same_directory_reloads() {
+        use onionpeer_core::ordb::{FileVerifier, ServeCursor, ServeStep, VerifyLimits};
+        let dir =
+            std::env::temp_dir().join(format!("onionpeer-store-reload-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let key = |b| onionpeer_core::crypto::identity::Ed25519Keypair::from_secret(&[b; 32]);
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i * 7) as u8).collect();
+        let seeder =
+            onionpeer_core::ordb::FileSeeder::new(&key(3), "text/plain", 5, data.clone()).unwrap();
+        let half = onionpeer_core::ordb::FileSeeder::new(&key(4), "x/y", 5, vec![1; 5000]).unwrap();
+        let (name, hname) = {
+            let mut s = DiskStore::new(&dir, 1 << 20).unwrap();
+            let name = onionpeer_core::ordb::store_file(&mut s, &seeder, true).unwrap();
+            // A downloaded (unpinned) file, 3 chunks of 11 held.
+            let hname = half.hash_name();
+            s.put_manifest(&hname, Manifest::File(half.manifest().clone()), false)
+                .unwrap();
+            for i in [0, 4, 10] {
+                s.put_chunk(&hname, i, half.chunk(i).unwrap()).unwrap();
+            }
+            (name, hname)
+        };
+        // A crash mid-record: a torn tail.
+        let log = dir.join(format!("{}.log", hex(&hname)));
+        let mut f = OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(&[REC_CHUNK, 0, 10, 0, 0]).unwrap();
+        drop(f);
+        // A log copied under another name.
+        std::fs::copy(&log, dir.join(format!("{}.log", "ab".repeat(20)))).unwrap();
+        let mut s = DiskStore::new(&dir, 1 << 20).unwrap();
+        let mut names = s.names();
+        names.sort();
+        let mut want = vec![name, hname];
+        want.sort();
+        assert_eq!(names, want);
+        assert!(!dir.join(format!("{}.log", "ab".repeat(20))).exists());
+        assert_eq!(s.chunk_count(&hname), 3);
+        assert!(s.has(&hname, 4) && !s.has(&hname, 5));
+        let held: usize = [0, 4, 10].iter().map(|&i| half.chunk(i).unwrap().len()).sum();
+        assert_eq!(s.bytes_used() - s.meta.bytes_used(), 20_000 + held);
+        // The reloaded file serves cells a downloader verifies: the proofs came back too.
+        let m = match s.manifest(&name) {
+            Some(Manifest::File(m)) => m,
+            o => panic!("{o:?}"),
+        };
+        let mut v = FileVerifier::new(&name, m.clone(), VerifyLimits::default()).unwrap();
+        let mut c = ServeCursor::new(name, 0, m.n_chunks());
+        let mut got = Vec::new();
+        loop {
+            match c.next_msg(&mut s, 1) {
+                ServeStep::Send { msg, .. } => match msg {
+                    RelayMsg::DbHashes(h) => {
+                        v.accept_hashes(&h).unwrap();
+                    }
+                    RelayMsg::DbData(d) => {
+                        v.accept_db_data(&d).unwrap();
+                        got.extend_from_slice(&d.data);
+                    }
+                    m => panic!("{m:?}"),
+                },
+                ServeStep::Done => break,
+                o => panic!("{o:?}"),
+            }
+        }
+        assert_eq!(got, data);
+        // Still pinned: a budget too small for both evicts the downloaded file only.
+        drop(s);
+        let mut s = DiskStore::new(&dir, 20_000).unwrap();
+        s.make_room(0, &[0; 20]).unwrap();
+        assert!(s.manifest(&name).is_some() && s.manifest(&hname).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
