@@ -102,10 +102,7 @@ impl TapedNode {
 
     /// See [`Node::set_chunk_store`] (not recorded: tests that give a node a prepared
     /// store do not replay).
-    pub fn set_chunk_store(
-        &mut self,
-        store: Box<dyn onionpeer_core::ordb::ChunkStore + Send>,
-    ) {
+    pub fn set_chunk_store(&mut self, store: Box<dyn onionpeer_core::ordb::ChunkStore + Send>) {
         self.node.set_chunk_store(store)
     }
 

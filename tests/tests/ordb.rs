@@ -621,7 +621,13 @@ fn a_viewer_reserves_a_live_stream_after_the_seeder_is_gone() {
     settle(&mut net, 3);
     let hname = HashName::new(&name).unwrap();
     let v1 = all[6];
-    let h1 = match run(&mut net, v1, Command::GetLive { hash_name: hname.clone() }) {
+    let h1 = match run(
+        &mut net,
+        v1,
+        Command::GetLive {
+            hash_name: hname.clone(),
+        },
+    ) {
         CommandOk::Download(h) => h,
         o => panic!("{o:?}"),
     };
@@ -639,7 +645,9 @@ fn a_viewer_reserves_a_live_stream_after_the_seeder_is_gone() {
     }
     assert!(!got1.is_empty(), "the first viewer got nothing");
     let store = net.node(v1).chunk_store().unwrap();
-    let (newest, oldest) = store.segment_range(&name).expect("the viewer keeps segments");
+    let (newest, oldest) = store
+        .segment_range(&name)
+        .expect("the viewer keeps segments");
     assert_eq!(newest, s - 1, "the viewer kept up");
     assert!(newest - oldest < 64, "the ring bounds what it keeps");
     net.crash(seeder);
@@ -662,7 +670,11 @@ fn a_viewer_reserves_a_live_stream_after_the_seeder_is_gone() {
         .find(|&o| stream.get(o..o + got2.len()) == Some(&got2[..]))
         .expect("the second viewer's bytes are not a run of the stream");
     // Joined 2 windows (32 segments of 4 chunks) behind the newest chunk it could see.
-    assert!(at > 0 && at + got2.len() == stream.len(), "{at} + {}", got2.len());
+    assert!(
+        at > 0 && at + got2.len() == stream.len(),
+        "{at} + {}",
+        got2.len()
+    );
 }
 
 /// The seed's facilitators: an ORDB remembers peers whose DB_INFO had F = 1, and when a
@@ -703,7 +715,11 @@ fn an_unsuccessful_find_goes_to_a_facilitator() {
                 .any(|(first, o)| *o == ordb && *first != f_id)
         })
         .expect("a peer sharing that ORDB");
-    let o_ix = all.iter().copied().find(|&i| id_of(&net, i) == ordb).unwrap();
+    let o_ix = all
+        .iter()
+        .copied()
+        .find(|&i| id_of(&net, i) == ordb)
+        .unwrap();
     let msgs = query(&mut net, asker, ordb, &HashName::new(&xname).unwrap(), 1, 5);
     assert_eq!(end_reason(&msgs), Some(DbEndReason::FINISHED), "{msgs:?}");
     assert_eq!(verify(&xname, &msgs).unwrap(), data);

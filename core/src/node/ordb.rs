@@ -29,13 +29,13 @@ use super::api::{Command, CommandError, CommandOk, FirstHop, QueryId, RelayTarge
 use super::config::OrdbConfig;
 use super::counters::Count;
 use super::ordb_lists::{OrdbLists, PeerRef};
+use crate::Instant;
 use crate::cells::relay::{
     DbEnd, DbEndReason, DbInfo, DbQuery, DbSendme, HashName, MAX_QUERY_COUNTER, PeerRecord,
     Progress, RelayCell, RelayMsg, StreamId,
 };
 use crate::circuit::{CircKey, Circuit};
 use crate::crypto::identity::{Ed25519Keypair, PeerId};
-use crate::Instant;
 use crate::ordb::{
     ChunkStore, FileSeeder, LiveSeeder, Manifest, MemoryStore, Name20, ServeCursor, ServeStep,
     Verified, store_file, store_segment,
@@ -1099,7 +1099,7 @@ impl Node {
             if circs.is_empty() {
                 // The FIND was unsuccessful: "the ORDB sends the request to several
                 // facilitators" (seed, "Requests").
-                self.to_facilitators(id);
+                self.offer_to_facilitators(id);
             }
             self.retry_up(id);
         }
@@ -1108,7 +1108,7 @@ impl Node {
 
     /// Make the facilitators we know the candidates of splice `id` (each tried in turn;
     /// a facilitator that does not have it answers UNAVAILABLE and the next is tried).
-    fn to_facilitators(&mut self, id: u64) {
+    fn offer_to_facilitators(&mut self, id: u64) {
         let Some(o) = self.ordb.as_deref_mut() else {
             return;
         };

@@ -286,9 +286,9 @@ pub async fn stream(a: StreamArgs) -> Result<()> {
                     eprintln!("streamed {written} bytes");
                     said = Instant::now();
                 }
-                let take = a
-                    .max_bytes
-                    .map_or(bytes.len(), |m| (m - written).min(bytes.len() as u64) as usize);
+                let take = a.max_bytes.map_or(bytes.len(), |m| {
+                    (m - written).min(bytes.len() as u64) as usize
+                });
                 out.write_all(&bytes[..take])?;
                 out.flush()?;
                 written += take as u64;

@@ -177,17 +177,20 @@ fn network(dir: &Path, n: usize) -> (String, Vec<Proc>) {
     );
     let mut procs = vec![bridge];
     for _ in 0..n {
-        procs.push(start(&["peer", "--or-port", "127.0.0.1:0", "--bridge", &line], "relay line:").0);
+        procs.push(
+            start(
+                &["peer", "--or-port", "127.0.0.1:0", "--bridge", &line],
+                "relay line:",
+            )
+            .0,
+        );
     }
     (line, procs)
 }
 
 /// A directory of its own for one test (the others remove theirs when done).
 fn temp_sub(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "onionpeer-content-{}-{name}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("onionpeer-content-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -204,7 +207,14 @@ fn a_seed_restarted_from_its_store_serves_again() {
     let store = dir.join("store");
     let store_s = store.to_str().unwrap();
     let (seeder, hash) = start(
-        &["seed", src.to_str().unwrap(), "--bridge", &line, "--store", store_s],
+        &[
+            "seed",
+            src.to_str().unwrap(),
+            "--bridge",
+            &line,
+            "--store",
+            store_s,
+        ],
         "hash_name:",
     );
     std::thread::sleep(Duration::from_secs(2));
@@ -233,7 +243,15 @@ fn live_from_a_pipe_and_stream_to_stdout() {
     const SEG: usize = 16 * 486;
     let data = pattern(400 * SEG);
     let mut live = onionpeer()
-        .args(["live", "--bridge", &line, "--segment-chunks", "16", "--flush-ms", "5000"])
+        .args([
+            "live",
+            "--bridge",
+            &line,
+            "--segment-chunks",
+            "16",
+            "--flush-ms",
+            "5000",
+        ])
         .env("RUST_LOG", "debug")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -251,7 +269,9 @@ fn live_from_a_pipe_and_stream_to_stdout() {
             }
         }
     });
-    let hash = rx.recv_timeout(Duration::from_secs(60)).expect("live printed no hash_name");
+    let hash = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("live printed no hash_name");
     // Segments as a live source gives them: 40 at once, then one every 300 ms until the
     // stream is done.
     let published = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -260,8 +280,7 @@ fn live_from_a_pipe_and_stream_to_stdout() {
         let (data, published, stop) = (data.clone(), published.clone(), stop.clone());
         std::thread::spawn(move || {
             for (i, seg) in data.chunks(SEG).enumerate() {
-                if stop.load(std::sync::atomic::Ordering::SeqCst) || stdin.write_all(seg).is_err()
-                {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) || stdin.write_all(seg).is_err() {
                     return;
                 }
                 let _ = stdin.flush();
@@ -278,7 +297,14 @@ fn live_from_a_pipe_and_stream_to_stdout() {
     // first bytes are old ones, the last ones were published after the join.
     let want = 45 * SEG;
     let mut stream = onionpeer()
-        .args(["stream", &hash, "--bridge", &line, "--max-bytes", &want.to_string()])
+        .args([
+            "stream",
+            &hash,
+            "--bridge",
+            &line,
+            "--max-bytes",
+            &want.to_string(),
+        ])
         .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.join("stream.err")).unwrap())
@@ -301,7 +327,10 @@ fn live_from_a_pipe_and_stream_to_stdout() {
         .map(|s| s * SEG)
         .find(|&o| data.get(o..o + got.len()) == Some(&got[..]))
         .expect("the stream's bytes are not a segment-aligned run of the input");
-    assert!(at >= SEG, "the stream started at the beginning, not behind the head");
+    assert!(
+        at >= SEG,
+        "the stream started at the beginning, not behind the head"
+    );
     assert!(
         at + got.len() > at_join,
         "the stream ({at}..{}) did not go past what was published when it joined ({at_join})",

@@ -34,11 +34,7 @@ pub const LIVE_SEGMENT_CHUNKS: u16 = 64;
 
 /// Start a live stream on `node` (a fresh key), `segment_chunks` chunks a segment: its
 /// hash_name. Add to it with [`live_push`].
-pub async fn live(
-    node: &NodeHandle,
-    mime: &str,
-    segment_chunks: u16,
-) -> Result<[u8; 20], String> {
+pub async fn live(node: &NodeHandle, mime: &str, segment_chunks: u16) -> Result<[u8; 20], String> {
     let cmd = Command::Live {
         mime_type: mime.into(),
         key: None,
@@ -57,7 +53,10 @@ pub async fn live_push(node: &NodeHandle, name: [u8; 20], data: &[u8]) -> Result
     if data.is_empty() {
         return Ok(());
     }
-    let chunks = data.chunks(CHUNK_SIZE as usize).map(<[u8]>::to_vec).collect();
+    let chunks = data
+        .chunks(CHUNK_SIZE as usize)
+        .map(<[u8]>::to_vec)
+        .collect();
     let cmd = Command::LivePush {
         hash_name: name,
         chunks,
@@ -121,11 +120,7 @@ pub async fn stream(node: &NodeHandle, hash_name: [u8; 20]) -> Result<Receiver<G
 /// Start download command `cmd` and turn its events and reads into [`GetUpdate`]s.
 async fn follow(node: &NodeHandle, cmd: Command) -> Result<Receiver<GetUpdate>, String> {
     let events = node.events();
-    let h = match node
-        .command(cmd)
-        .await
-        .map_err(|e| e.to_string())?
-    {
+    let h = match node.command(cmd).await.map_err(|e| e.to_string())? {
         CommandOk::Download(h) => h,
         o => return Err(format!("unexpected answer {o:?}")),
     };

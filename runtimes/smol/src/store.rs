@@ -156,7 +156,8 @@ impl DiskStore {
 
     /// Replay `HEX.log` for `name`.
     fn reload(&mut self, name: &Name20) -> std::io::Result<()> {
-        let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+        let bad =
+            |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
         let bytes = std::fs::read(self.path(name, "log"))?;
         let recs = records(&bytes);
         let mut manifest = None;
@@ -541,7 +542,10 @@ mod tests {
         assert!(!dir.join(format!("{}.log", "ab".repeat(20))).exists());
         assert_eq!(s.chunk_count(&hname), 3);
         assert!(s.has(&hname, 4) && !s.has(&hname, 5));
-        let held: usize = [0, 4, 10].iter().map(|&i| half.chunk(i).unwrap().len()).sum();
+        let held: usize = [0, 4, 10]
+            .iter()
+            .map(|&i| half.chunk(i).unwrap().len())
+            .sum();
         assert_eq!(s.bytes_used() - s.meta.bytes_used(), 20_000 + held);
         // The reloaded file serves cells a downloader verifies: the proofs came back too.
         let m = match s.manifest(&name) {

@@ -136,8 +136,11 @@ fn db_queries_past_a_circuits_rate_are_refused_and_counted() {
     assert_eq!(n.counters().get(Count::OrdbRateLimited), 2);
     // 10 per second: 250 ms later two more tokens, not three.
     let later = Instant::ZERO + core::time::Duration::from_millis(250);
-    n.command(later, Command::CancelGet(super::super::api::DownloadHandle(0)))
-        .unwrap();
+    n.command(
+        later,
+        Command::CancelGet(super::super::api::DownloadHandle(0)),
+    )
+    .unwrap();
     for _ in 0..3 {
         n.on_ordb_msg(CircKey(7), sid, q().into());
     }
@@ -170,7 +173,9 @@ fn facilitator_flag_is_kept_with_the_reference_and_the_circuit() {
     assert_eq!(n.ordb_facilitators(), 1);
     let refs = n.ordb.as_ref().unwrap().lists.refs(&name);
     assert_eq!(
-        refs.iter().map(|r| (r.circ, r.facilitator)).collect::<Vec<_>>(),
+        refs.iter()
+            .map(|r| (r.circ, r.facilitator))
+            .collect::<Vec<_>>(),
         [(CircKey(7), false), (CircKey(8), true)]
     );
 }
