@@ -273,6 +273,15 @@ impl Node {
         names
     }
 
+    /// Say (the F flag of our DB_INFO from now on) whether we are a facilitator: a
+    /// long-running peer that keeps content alive, to which ORDBs send the queries a FIND
+    /// could not place (PROTOCOL.md section 9).
+    pub fn set_facilitator(&mut self, facilitator: bool) {
+        if let Some(o) = self.ordb.as_mut() {
+            o.cfg.facilitator = facilitator;
+        }
+    }
+
     /// Facilitators this node (as an ORDB) knows: peers whose DB_INFO had F = 1.
     pub fn ordb_facilitators(&self) -> usize {
         self.ordb

@@ -38,6 +38,7 @@ pub struct ConfigFile {
 pub struct PeerFile {
     or_port: Option<SocketAddr>,
     bridge: Option<String>,
+    facilitator: Option<bool>,
 }
 
 /// `[bridge]`: the flags of `onionpeer bridge`.
@@ -55,6 +56,7 @@ impl PeerArgs {
     pub fn merge(mut self, f: PeerFile) -> PeerArgs {
         self.or_port = self.or_port.or(f.or_port);
         self.bridge = self.bridge.or(f.bridge);
+        self.facilitator |= f.facilitator.unwrap_or(false);
         self
     }
 }

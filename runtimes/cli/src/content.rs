@@ -39,6 +39,10 @@ pub struct NetArgs {
     /// The disk store's budget in MiB.
     #[arg(long, default_value_t = 1024)]
     store_mib: usize,
+    /// Advertise as a facilitator (the DB_INFO F flag): ORDBs send this peer the queries
+    /// their FIND could not place.
+    #[arg(long)]
+    facilitator: bool,
 }
 
 /// `onionpeer seed`.
@@ -106,6 +110,9 @@ async fn start(net: &NetArgs, stdout_is_data: bool) -> Result<(NodeHandle, Vec<[
         ..Web::default()
     };
     let node = spawn_peer(or_port, false, Some(web)).await?;
+    if net.facilitator {
+        node.with_node_mut(|n, _| n.set_facilitator(true)).await?;
+    }
     let t = node.relay_target().ok_or("peer has no address")?;
     if stdout_is_data {
         eprintln!("peer listening on {}", t.addr);

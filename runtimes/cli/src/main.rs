@@ -155,6 +155,10 @@ struct PeerArgs {
     /// (ADDR,FINGERPRINT,NTOR_KEY[,ED_ID]).
     #[arg(long, value_name = "RELAY")]
     bridge: Option<String>,
+    /// Advertise as a facilitator (the DB_INFO F flag): a long-running peer ORDBs send
+    /// the queries their FIND could not place.
+    #[arg(long)]
+    facilitator: bool,
 }
 
 /// `onionpeer bridge`.
@@ -396,6 +400,9 @@ async fn peer(a: PeerArgs) -> Result<()> {
         ..Web::default()
     };
     let node = spawn_peer(or_port, false, Some(web)).await?;
+    if a.facilitator {
+        node.with_node_mut(|n, _| n.set_facilitator(true)).await?;
+    }
     print_node("peer", node.relay_target().ok_or("peer has no address")?);
     keep_joined(&node, bridge).await
 }
