@@ -85,13 +85,14 @@ ffmpeg -loglevel error -f lavfi -i testsrc=duration=3:size=160x120:rate=10 \
   -c:v libvpx -b:v 300k -g 10 -f webm "$work/video.webm"
 [ "$peers" -ge 3 ] || { echo "PEERS must be at least 3"; exit 1; }
 for i in $(seq "$peers"); do
-  extra=()
-  [ "$i" = 1 ] && extra=(--seed "$work/seed.bin")
-  [ "$i" = 2 ] && extra=(--seed "$work/video.webm" --mime "$video_mime")
-  [ "$i" = 3 ] && extra=(--seed "$work/resume.bin")
+  # Peers 1-3 are `onionpeer seed` (a peer that publishes a file), the rest plain peers.
+  cmd=(peer)
+  [ "$i" = 1 ] && cmd=(seed "$work/seed.bin")
+  [ "$i" = 2 ] && cmd=(seed "$work/video.webm" --mime "$video_mime")
+  [ "$i" = 3 ] && cmd=(seed "$work/resume.bin")
   touch "$work/peer$i.log"
-  "$bin" peer --or-port "127.0.0.1:$((base + i))" --bridge "$line" \
-    --browser-webrtc "127.0.0.1:$((base + 40 + i))" "${extra[@]}" >"$work/peer$i.log" 2>&1 &
+  "$bin" "${cmd[@]}" --or-port "127.0.0.1:$((base + i))" --bridge "$line" \
+    --browser-webrtc "127.0.0.1:$((base + 40 + i))" >"$work/peer$i.log" 2>&1 &
   pids+=($!)
 done
 # Every peer introduced by the bridge to another: the network is joined (the first one
@@ -105,7 +106,7 @@ echo "native peers joined: $n of $peers"
 seeded() {
   local h=""
   for _ in $(seq 300); do
-    h=$(sed -n 's/^hash_name //p' "$work/peer$1.log")
+    h=$(sed -n 's/^hash_name: //p' "$work/peer$1.log")
     [ -n "$h" ] && break
     sleep 0.1
   done

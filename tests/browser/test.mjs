@@ -4,7 +4,7 @@
 // run.sh gives the names (SEED_HASH, SEED_FILE, ONIONPEER_BIN, BRIDGE_LINE, GET_OR_PORT):
 //   A. the browser downloads the file a native peer seeds (SHA-256 checked in the page,
 //      bytes compared here);
-//   B. the browser seeds random bytes and a new native peer (`onionpeer peer --get`)
+//   B. the browser seeds random bytes and a new native peer (`onionpeer get`)
 //      downloads them; the file it writes is compared here;
 //   M. (VIDEO_HASH, VIDEO_FILE, VIDEO_MIME) the browser downloads a WebM a native peer
 //      seeds and plays it through Media Source Extensions: the video element must reach
@@ -157,7 +157,7 @@ try {
     const started = Date.now();
     const child = spawn(
       process.env.ONIONPEER_BIN,
-      ["peer", "--or-port", process.env.GET_OR_PORT, "--bridge", process.env.BRIDGE_LINE, "--get", seeded.name, "-o", out],
+      ["get", seeded.name, "-o", out, "--or-port", process.env.GET_OR_PORT, "--bridge", process.env.BRIDGE_LINE, "--timeout", String(Math.ceil(timeoutMs / 1000))],
       { stdio: ["ignore", "pipe", "inherit"] },
     );
     const line = await new Promise((ok) => {
@@ -165,13 +165,14 @@ try {
       const timer = setTimeout(() => ok("timeout"), timeoutMs);
       child.stdout.on("data", (d) => {
         buf += d;
-        const m = buf.match(/^get (done|failed).*$/m);
+        const m = buf.match(/^wrote .*$/m);
         if (m) {
           clearTimeout(timer);
           ok(m[0]);
         }
       });
-      child.on("exit", () => ok(`exited: ${buf}`));
+      // "close", not "exit": stdout is read to its end first.
+      child.on("close", () => ok(`exited: ${buf}`));
     });
     child.kill();
     const got = existsSync(out) ? readFileSync(out) : Buffer.alloc(0);
@@ -302,7 +303,7 @@ try {
     checks.push([a.byteExact, "A: the downloaded bytes differ from the seeded file"]);
   }
   if (b) {
-    checks.push([b.line.startsWith("get done"), `B: the native download: ${b.line}`]);
+    checks.push([b.line.startsWith("wrote"), `B: the native download: ${b.line}`]);
     checks.push([b.byteExact, "B: the native peer's file differs from what the browser seeded"]);
   }
   if (m) {

@@ -100,6 +100,12 @@ impl TapedNode {
         &self.node
     }
 
+    /// See [`Node::set_chunk_store`] (not recorded: tests that give a node a prepared
+    /// store do not replay).
+    pub fn set_chunk_store(&mut self, store: Box<dyn onionpeer_core::ordb::ChunkStore + Send>) {
+        self.node.set_chunk_store(store)
+    }
+
     /// See [`Node::take_query_replies`] (a test hook; not recorded: it only drains the
     /// node's buffer of answers).
     pub fn take_query_replies(

@@ -1,7 +1,8 @@
 //! The ORDB function on real nodes in the in-memory network: a seeder serves a raw
 //! DB_QUERY over a two-hop ORDB circuit; an ORDB forwards a query it cannot serve and
 //! splices the answer back byte-exact; the FIND_VALUE fallback; the loop counter;
-//! DB_END UNAVAILABLE; a tampering ORDB; a live stream joined 2 windows behind.
+//! DB_END UNAVAILABLE; a tampering ORDB; a live stream joined 2 windows behind; a live
+//! stream re-served by a viewer; the facilitator fallback.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use onionpeer_core::cells::relay::{DbEndReason, HashName, Progress, RelayMsg};
 use onionpeer_core::crypto::identity::PeerId;
-use onionpeer_core::node::api::{BootstrapVia, Command, CommandOk, Event, QueryId};
+use onionpeer_core::node::api::{BootstrapVia, Command, CommandOk, DownloadHandle, Event, QueryId};
 use onionpeer_core::node::config::{NodeConfig, PeersmConfig, Role};
 use onionpeer_core::node::counters::Count;
 use onionpeer_core::ordb::{Accepted, ChunkRing, FileVerifier, VerifyLimits};
@@ -566,4 +567,161 @@ fn a_downloader_serves_what_it_verified_after_the_seeder_is_gone() {
     net.crash(all[3]);
     settle(&mut net, 30);
     assert!(fetch(&mut net, all[11], &hname, 900) == data);
+}
+
+/// Read what download `h` has ready into `out` for `secs` seconds of network time.
+fn read_for(net: &mut Network, ix: NodeIx, h: DownloadHandle, secs: u64, out: &mut Vec<u8>) {
+    let mut buf = vec![0u8; 1 << 16];
+    for _ in 0..secs {
+        settle(net, 1);
+        while let Some((_, n)) = net.taped(ix).read_content(h, &mut buf) {
+            out.extend_from_slice(&buf[..n]);
+        }
+        net.flush(ix);
+    }
+}
+
+fn live_push(net: &mut Network, ix: NodeIx, name: [u8; 20], s: u32) {
+    let chunks: Vec<Vec<u8>> = (0..4).map(|i| pattern((s * 4 + i) as usize, 100)).collect();
+    run(
+        net,
+        ix,
+        Command::LivePush {
+            hash_name: name,
+            chunks,
+        },
+    );
+}
+
+/// A viewer keeps the live segments it verified in its store's ring, advertises the
+/// stream, and serves it: with the seeder gone, a second viewer joins and plays it from
+/// the first viewer's store (byte-exact, chunk-aligned).
+#[test]
+fn a_viewer_reserves_a_live_stream_after_the_seeder_is_gone() {
+    let (mut net, all) = bootstrapped(12, false);
+    let seeder = all[1];
+    let name = match run(
+        &mut net,
+        seeder,
+        Command::Live {
+            mime_type: "video/webm".into(),
+            key: Some([6; 32]),
+            segment_chunks: 4,
+        },
+    ) {
+        CommandOk::Content(n) => n,
+        o => panic!("{o:?}"),
+    };
+    let mut stream: Vec<u8> = Vec::new();
+    let mut s = 0u32;
+    for _ in 0..40 {
+        live_push(&mut net, seeder, name, s);
+        s += 1;
+    }
+    settle(&mut net, 3);
+    let hname = HashName::new(&name).unwrap();
+    let v1 = all[6];
+    let h1 = match run(
+        &mut net,
+        v1,
+        Command::GetLive {
+            hash_name: hname.clone(),
+        },
+    ) {
+        CommandOk::Download(h) => h,
+        o => panic!("{o:?}"),
+    };
+    let mut got1 = Vec::new();
+    read_for(&mut net, v1, h1, 5, &mut got1);
+    // The stream goes on while the viewer follows.
+    for _ in 0..10 {
+        live_push(&mut net, seeder, name, s);
+        s += 1;
+        read_for(&mut net, v1, h1, 1, &mut got1);
+    }
+    read_for(&mut net, v1, h1, 3, &mut got1);
+    for i in 0..s * 4 {
+        stream.extend_from_slice(&pattern(i as usize, 100));
+    }
+    assert!(!got1.is_empty(), "the first viewer got nothing");
+    let store = net.node(v1).chunk_store().unwrap();
+    let (newest, oldest) = store
+        .segment_range(&name)
+        .expect("the viewer keeps segments");
+    assert_eq!(newest, s - 1, "the viewer kept up");
+    assert!(newest - oldest < 64, "the ring bounds what it keeps");
+    net.crash(seeder);
+    settle(&mut net, 5);
+    let served_before = net.node(v1).served_chunks();
+    let v2 = all[10];
+    let h2 = match run(&mut net, v2, Command::GetLive { hash_name: hname }) {
+        CommandOk::Download(h) => h,
+        o => panic!("{o:?}"),
+    };
+    let mut got2 = Vec::new();
+    read_for(&mut net, v2, h2, 20, &mut got2);
+    assert!(!got2.is_empty(), "the second viewer got nothing");
+    assert!(
+        net.node(v1).served_chunks() > served_before,
+        "the first viewer served nothing"
+    );
+    let at = (0..stream.len() / 100)
+        .map(|c| c * 100)
+        .find(|&o| stream.get(o..o + got2.len()) == Some(&got2[..]))
+        .expect("the second viewer's bytes are not a run of the stream");
+    // Joined 2 windows (32 segments of 4 chunks) behind the newest chunk it could see.
+    assert!(
+        at > 0 && at + got2.len() == stream.len(),
+        "{at} + {}",
+        got2.len()
+    );
+}
+
+/// The seed's facilitators: an ORDB remembers peers whose DB_INFO had F = 1, and when a
+/// FIND finds no holder of a name it sends the query to them; a facilitator that has
+/// the content (never advertised) serves it.
+#[test]
+fn an_unsuccessful_find_goes_to_a_facilitator() {
+    use onionpeer_core::ordb::{FileSeeder, MemoryStore, store_file};
+    let (mut net, all) = bootstrapped_with(12, |i, p| p.ordb.facilitator = i == 4);
+    let f = all[4];
+    // The facilitator holds X without telling anyone (as if fetched from elsewhere).
+    let key = onionpeer_core::crypto::identity::Ed25519Keypair::from_secret(&[9; 32]);
+    let data = pattern(5, 5 * 486);
+    let x = FileSeeder::new(&key, "application/octet-stream", 0, data.clone()).unwrap();
+    let mut store = MemoryStore::new(1 << 20);
+    let xname = store_file(&mut store, &x, true).unwrap();
+    net.taped(f).set_chunk_store(Box::new(store));
+    // It advertises something else, with its F flag.
+    seed(&mut net, f, pattern(6, 1000));
+    let f_id = id_of(&net, f);
+    let ordb = net
+        .node(f)
+        .ordb_peers()
+        .into_iter()
+        .find(|o| {
+            all.iter()
+                .any(|&i| id_of(&net, i) == *o && net.node(i).ordb_facilitators() > 0)
+        })
+        .expect("an ORDB of the facilitator knows it as one");
+    let asker = all
+        .iter()
+        .copied()
+        .filter(|&i| i != f && id_of(&net, i) != ordb)
+        .find(|&i| {
+            net.node(i)
+                .ordb_paths()
+                .iter()
+                .any(|(first, o)| *o == ordb && *first != f_id)
+        })
+        .expect("a peer sharing that ORDB");
+    let o_ix = all
+        .iter()
+        .copied()
+        .find(|&i| id_of(&net, i) == ordb)
+        .unwrap();
+    let msgs = query(&mut net, asker, ordb, &HashName::new(&xname).unwrap(), 1, 5);
+    assert_eq!(end_reason(&msgs), Some(DbEndReason::FINISHED), "{msgs:?}");
+    assert_eq!(verify(&xname, &msgs).unwrap(), data);
+    assert!(net.node(o_ix).counters().get(Count::OrdbToFacilitator) >= 1);
 }

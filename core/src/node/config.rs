@@ -147,6 +147,16 @@ pub struct OrdbConfig {
     pub max_forward_circuits: usize,
     /// Holders of a name a FIND_VALUE fallback connects to (the seed: 4).
     pub find_value_peers: usize,
+    /// DB_QUERYs accepted per second on one circuit (a token bucket per circuit; 0 turns
+    /// the limit off). Past it a query is answered DB_END UNAVAILABLE (PROTOCOL.md 9.7).
+    pub query_rate: u32,
+    /// The bucket's depth: DB_QUERYs one circuit may send in a burst.
+    pub query_burst: u32,
+    /// Facilitators (peers whose DB_INFO had F = 1) remembered; the seed's fallback when
+    /// a FIND_VALUE finds no holder.
+    pub max_facilitators: usize,
+    /// Facilitators a query is sent to, in turn, after an unsuccessful FIND_VALUE.
+    pub facilitator_tries: usize,
     /// **Test and simulation only**: this node flips a byte of every DB_DATA it relays
     /// for others (a tampering ORDB), so tests can check downloaders catch it.
     pub tamper_relayed_data: bool,
@@ -163,6 +173,10 @@ impl Default for OrdbConfig {
             max_splices: 256,
             max_forward_circuits: 32,
             find_value_peers: 4,
+            query_rate: 200,
+            query_burst: 100,
+            max_facilitators: 16,
+            facilitator_tries: 3,
             tamper_relayed_data: false,
         }
     }

@@ -115,6 +115,13 @@ counters! {
     SignalRefused,
     /// A signal reassembly or reply path dropped by a bound or its lifetime.
     SignalDropped,
+    /// A DB_QUERY refused by the per-circuit query rate limit (answered DB_END
+    /// UNAVAILABLE).
+    OrdbRateLimited,
+    /// DB_DATA cells served from this node's own store (what it seeded or downloaded).
+    OrdbChunksServed,
+    /// Queries forwarded to a facilitator after an unsuccessful FIND_VALUE.
+    OrdbToFacilitator,
 }
 
 /// The counters of one node.

@@ -30,7 +30,7 @@ use crate::cells::relay::{
     DbEnd, DbEndReason, DbQuery, DbSendme, HashName, Progress, RelayMsg, StreamId,
 };
 use crate::circuit::CircKey;
-use crate::ordb::{DlAction, DlCircuit, DownloadConfig, Downloader, DropReason, GetId, Verified};
+use crate::ordb::{DlAction, DlCircuit, DownloadConfig, Downloader, DropReason, GetId};
 
 /// DB_DATA cells received on a stream between two DB_SENDMEs.
 pub const DB_SENDME_EVERY: u16 = 50;
@@ -369,14 +369,7 @@ impl Node {
             .get_mut(&h)
             .and_then(|a| a.dl.poll_verified())
         {
-            let Some(store) = self.chunk_store_mut() else {
-                continue;
-            };
-            let _ = match v {
-                Verified::Manifest(m) => store.put_manifest(&name, m, false),
-                Verified::Hashes(msg) => store.put_hashes(&name, &msg),
-                Verified::Chunk(i, data) => store.put_chunk(&name, i, &data),
-            };
+            self.keep_verified_item(&name, v);
         }
     }
 

@@ -29,6 +29,7 @@ use super::api::{Command, CommandError, CommandOk, FirstHop, QueryId, RelayTarge
 use super::config::OrdbConfig;
 use super::counters::Count;
 use super::ordb_lists::{OrdbLists, PeerRef};
+use crate::Instant;
 use crate::cells::relay::{
     DbEnd, DbEndReason, DbInfo, DbQuery, DbSendme, HashName, MAX_QUERY_COUNTER, PeerRecord,
     Progress, RelayCell, RelayMsg, StreamId,
@@ -37,7 +38,7 @@ use crate::circuit::{CircKey, Circuit};
 use crate::crypto::identity::{Ed25519Keypair, PeerId};
 use crate::ordb::{
     ChunkStore, FileSeeder, LiveSeeder, Manifest, MemoryStore, Name20, ServeCursor, ServeStep,
-    store_file, store_segment,
+    Verified, store_file, store_segment,
 };
 
 /// DB_DATA cells a server may send on one stream before the receiver's DB_SENDME opens
@@ -121,6 +122,18 @@ enum Lookup {
     Quiet,
 }
 
+/// A circuit's DB_QUERY token bucket (PROTOCOL.md 9.7).
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    /// Thousandths of a query.
+    milli: u64,
+    last: Instant,
+}
+
+/// Circuits with a DB_QUERY bucket at once (the fullest are forgotten first: a full
+/// bucket is what a new one starts as).
+const MAX_BUCKETS: usize = 4096;
+
 /// A test query's state.
 #[derive(Debug)]
 struct TestQuery {
@@ -145,6 +158,7 @@ pub(super) struct OrdbState {
     test_replies: VecDeque<(QueryId, RelayMsg)>,
     next_splice: u64,
     next_test: u64,
+    buckets: BTreeMap<CircKey, Bucket>,
 }
 
 impl OrdbState {
@@ -165,6 +179,7 @@ impl OrdbState {
             test_replies: VecDeque::new(),
             next_splice: 1,
             next_test: 1,
+            buckets: BTreeMap::new(),
         }
     }
 
@@ -212,11 +227,71 @@ impl Node {
     }
 
     /// Replace the node's chunk store (a runtime's disk store, say). What the old store
-    /// held is forgotten.
+    /// held is forgotten; what the new one holds is served but not advertised until
+    /// [`Node::advertise_held`].
     pub fn set_chunk_store(&mut self, store: Box<dyn ChunkStore + Send>) {
         if let Some(o) = self.ordb.as_mut() {
             o.store = store;
         }
+    }
+
+    /// Advertise the files the chunk store holds (a disk store reloaded after a restart):
+    /// DB_INFO on our ORDB circuits, now and as they are built, with the share held of
+    /// each (25 % or more). The names advertised.
+    pub fn advertise_held(&mut self) -> Vec<[u8; 20]> {
+        let Some(o) = self.ordb.as_mut() else {
+            return Vec::new();
+        };
+        let mut held = Vec::new();
+        for name in o.store.names() {
+            let progress = match o.store.manifest(&name) {
+                Some(Manifest::File(m)) => {
+                    let n = m.n_chunks().max(1);
+                    let have = o.store.chunk_count(&name).min(n);
+                    match have * 4 / n {
+                        0 => None,
+                        1 => Some(Progress::Quarter),
+                        2 => Some(Progress::Half),
+                        3 => Some(Progress::ThreeQuarters),
+                        _ => Some(Progress::Full),
+                    }
+                }
+                // A live stream's segments are not kept across restarts.
+                _ => None,
+            };
+            if let Some(p) = progress {
+                held.push((name, p));
+            }
+        }
+        let mut names = Vec::new();
+        for (name, p) in held {
+            if let Ok(h) = HashName::new(&name) {
+                self.advertise(&h, p);
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// Say (the F flag of our DB_INFO from now on) whether we are a facilitator: a
+    /// long-running peer that keeps content alive, to which ORDBs send the queries a FIND
+    /// could not place (PROTOCOL.md section 9).
+    pub fn set_facilitator(&mut self, facilitator: bool) {
+        if let Some(o) = self.ordb.as_mut() {
+            o.cfg.facilitator = facilitator;
+        }
+    }
+
+    /// Facilitators this node (as an ORDB) knows: peers whose DB_INFO had F = 1.
+    pub fn ordb_facilitators(&self) -> usize {
+        self.ordb
+            .as_ref()
+            .map_or(0, |o| o.lists.facilitator_count())
+    }
+
+    /// DB_DATA cells this node has served from its own store (seeded or downloaded).
+    pub fn served_chunks(&self) -> u64 {
+        self.counters.get(Count::OrdbChunksServed)
     }
 
     /// The peers' circuits this node (as an ORDB) knows have `hash_name`, in rotation
@@ -243,11 +318,6 @@ impl Node {
 
     // ---- hooks for the downloader ----------------------------------------------------
 
-    /// The chunk store, for the downloader to put what it verified.
-    pub(super) fn chunk_store_mut(&mut self) -> Option<&mut (dyn ChunkStore + Send + 'static)> {
-        self.ordb.as_mut().map(|o| &mut *o.store)
-    }
-
     /// Tell our ORDBs we have `progress` of `hash_name` (DB_INFO on every built ORDB
     /// circuit, with our facilitator flag). Remembered (bounded), and re-sent on ORDB
     /// circuits built later. The downloader calls this at 25/50/75/100 %.
@@ -270,6 +340,37 @@ impl Node {
         for (key, _) in self.ordb_circuit_list() {
             self.circ_send(key, None, msg.clone().into());
         }
+    }
+
+    /// Keep one item a download verified, so this node serves it too (files and live
+    /// streams alike). A live stream is advertised (an OR_streams_P holder) once its
+    /// first segment is held, and every chunk kept serves the streams waiting for it. A
+    /// full store (pinned content) only means we do not re-serve.
+    pub(super) fn keep_verified_item(&mut self, name: &Name20, v: Verified) {
+        let Some(o) = self.ordb.as_mut() else {
+            return;
+        };
+        let live = matches!(o.store.manifest(name), Some(Manifest::Live(_)));
+        let mut first_segment = false;
+        let kept = match v {
+            Verified::Manifest(m) => o.store.put_manifest(name, m, false),
+            Verified::Hashes(msg) => o.store.put_hashes(name, &msg),
+            Verified::Segment(h) => {
+                first_segment = live && o.store.segment_range(name).is_none();
+                o.store.put_segment(name, &h)
+            }
+            Verified::Chunk(i, data) => o.store.put_chunk(name, i, &data),
+        };
+        if kept.is_err() || !live {
+            return;
+        }
+        if first_segment
+            && let Ok(h) = HashName::new(name)
+            && !o.advertised.contains_key(&h)
+        {
+            self.advertise(&h, Progress::Full);
+        }
+        self.pump_name(name);
     }
 
     /// A content reply (DB_CONNECTED, DB_DATA, DB_HASHES, DB_SEGMENT, DB_END, DB_SENDME)
@@ -484,6 +585,9 @@ impl Node {
         let new = o
             .lists
             .add(&m.hash_name, r, o.cfg.max_names, o.cfg.refs_per_name);
+        if m.facilitator {
+            o.lists.add_facilitator(key, o.cfg.max_facilitators);
+        }
         let ordbs: Vec<CircKey> = self
             .ordb_circuit_list()
             .into_iter()
@@ -494,8 +598,13 @@ impl Node {
             return;
         };
         let tell = o.lists.mark_told(&m.hash_name, &ordbs);
+        // Passed on, the reference is us, and we are no facilitator for it.
+        let passed = DbInfo {
+            facilitator: false,
+            ..m.clone()
+        };
         for c in tell {
-            self.circ_send(c, None, m.clone().into());
+            self.circ_send(c, None, passed.clone().into());
         }
         if new {
             self.quiet_store(m.hash_name, m.progress);
@@ -516,10 +625,62 @@ impl Node {
             self.send_end(Leg { circ: key, sid }, DbEndReason::UNAVAILABLE);
             return;
         }
+        if !self.query_allowed(key) {
+            self.counters.bump(Count::OrdbRateLimited);
+            self.circ_send(
+                key,
+                Some(sid),
+                DbEnd {
+                    reason: DbEndReason::UNAVAILABLE,
+                }
+                .into(),
+            );
+            return;
+        }
         if self.try_serve(key, sid, &q) {
             return;
         }
         self.forward_query(key, sid, q);
+    }
+
+    /// Take a token from circuit `key`'s DB_QUERY bucket; `false` when it is empty.
+    fn query_allowed(&mut self, key: CircKey) -> bool {
+        let now = self.now;
+        let Some(o) = self.ordb.as_mut() else {
+            return false;
+        };
+        let (rate, burst) = (u64::from(o.cfg.query_rate), u64::from(o.cfg.query_burst));
+        if rate == 0 {
+            return true;
+        }
+        let full = burst.max(1).saturating_mul(1000);
+        if !o.buckets.contains_key(&key) && o.buckets.len() >= MAX_BUCKETS {
+            // Forget the fullest (an idle circuit's): it restarts full anyway.
+            let fullest = o
+                .buckets
+                .iter()
+                .max_by_key(|(_, b)| {
+                    let ms = u64::try_from((now - b.last).as_millis()).unwrap_or(u64::MAX);
+                    b.milli.saturating_add(ms.saturating_mul(rate))
+                })
+                .map(|(k, _)| *k);
+            if let Some(k) = fullest {
+                o.buckets.remove(&k);
+            }
+        }
+        let b = o.buckets.entry(key).or_insert(Bucket {
+            milli: full,
+            last: now,
+        });
+        // rate queries/s = rate thousandths per millisecond.
+        let ms = u64::try_from((now - b.last).as_millis()).unwrap_or(u64::MAX);
+        b.milli = b.milli.saturating_add(ms.saturating_mul(rate)).min(full);
+        b.last = now;
+        if b.milli < 1000 {
+            return false;
+        }
+        b.milli -= 1000;
+        true
     }
 
     /// Serve `q` from our store if we hold what it asks; `false` to forward it.
@@ -570,7 +731,7 @@ impl Node {
                     .map_or(per, |h| u64::from(h.n_chunks));
                 let newest_abs = (u64::from(newest) * per + newest_len).saturating_sub(1);
                 let oldest_abs = u64::from(oldest) * per;
-                if q.chunk == 0 {
+                let first = if q.chunk == 0 {
                     // Join: 2 windows behind the newest chunk (a window is a quarter of
                     // the ring), at a segment start, not before what we hold.
                     let window = u64::from(m.ring().size() / 4);
@@ -587,7 +748,14 @@ impl Node {
                             return true;
                         }
                     }
+                };
+                // A viewer re-serving serves from a chunk it holds; what it has not got
+                // (yet) is asked upstream, where the publisher is (never ourselves: we
+                // may be the viewer asking).
+                if !o.live.contains_key(&name) && q.nb_chunks != 0 && !o.store.has(&name, first) {
+                    return false;
                 }
+                first
             }
         };
         if q.nb_chunks == 0 {
@@ -651,6 +819,7 @@ impl Node {
                 let step = s.cursor.next_msg(&mut *o.store, s.window);
                 if let ServeStep::Send { data: true, .. } = step {
                     s.window = s.window.saturating_sub(1);
+                    self.counters.bump(Count::OrdbChunksServed);
                 }
                 step
             };
@@ -940,9 +1109,39 @@ impl Node {
                     .filter(|c| !s.tried.contains(c))
                     .collect();
             }
+            if circs.is_empty() {
+                // The FIND was unsuccessful: "the ORDB sends the request to several
+                // facilitators" (seed, "Requests").
+                self.offer_to_facilitators(id);
+            }
             self.retry_up(id);
         }
         true
+    }
+
+    /// Make the facilitators we know the candidates of splice `id` (each tried in turn;
+    /// a facilitator that does not have it answers UNAVAILABLE and the next is tried).
+    fn offer_to_facilitators(&mut self, id: u64) {
+        let Some(o) = self.ordb.as_deref_mut() else {
+            return;
+        };
+        let Some(s) = o.splices.get_mut(&id) else {
+            return;
+        };
+        let circuits = &self.circuits;
+        let valid = |c: CircKey| match circuits.get(&c) {
+            Some(Circuit::Client(cc)) => cc.is_built(),
+            Some(Circuit::Relay(_)) => true,
+            None => false,
+        };
+        let n = o.cfg.facilitator_tries;
+        let found = o.lists.take_facilitators(n, valid, &s.tried);
+        if !found.is_empty() {
+            self.counters.bump(Count::OrdbToFacilitator);
+            // The facilitators get the splice's remaining attempts.
+            s.attempts = 0;
+        }
+        s.candidates = found;
     }
 
     /// A one-hop CREATE_FAST circuit to holder `h` (an existing one is reused).
@@ -1170,6 +1369,7 @@ impl Node {
             return;
         };
         o.fwd.remove(&key);
+        o.buckets.remove(&key);
         o.serving.retain(|k, _| k.0 != key);
         o.test_queries.retain(|k, _| k.0 != key);
         let downs: Vec<u64> = o

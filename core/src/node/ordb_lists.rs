@@ -41,6 +41,10 @@ pub(super) struct RefList {
 pub(super) struct OrdbLists {
     names: BTreeMap<HashName, RefList>,
     seq: u64,
+    /// Circuits of peers that said (DB_INFO with F = 1) they are facilitators, oldest
+    /// first: the seed's fallback when a FIND finds no holder ("the ORDB sends the
+    /// request to several facilitators").
+    facilitators: VecDeque<CircKey>,
 }
 
 impl OrdbLists {
@@ -134,6 +138,42 @@ impl OrdbLists {
         out
     }
 
+    /// Remember `circ` as a facilitator's (refreshed to the end; the oldest is forgotten
+    /// past `max`).
+    pub(super) fn add_facilitator(&mut self, circ: CircKey, max: usize) {
+        self.facilitators.retain(|c| *c != circ);
+        if self.facilitators.len() >= max.max(1) {
+            self.facilitators.pop_front();
+        }
+        self.facilitators.push_back(circ);
+    }
+
+    /// Up to `n` facilitator circuits `valid` accepts, not in `skip`; each taken one is
+    /// rotated to the end (load spreads), invalid ones are forgotten.
+    pub(super) fn take_facilitators(
+        &mut self,
+        n: usize,
+        mut valid: impl FnMut(CircKey) -> bool,
+        skip: &[CircKey],
+    ) -> Vec<CircKey> {
+        self.facilitators.retain(|c| valid(*c));
+        let out: Vec<CircKey> = self
+            .facilitators
+            .iter()
+            .copied()
+            .filter(|c| !skip.contains(c))
+            .take(n)
+            .collect();
+        self.facilitators.retain(|c| !out.contains(c));
+        self.facilitators.extend(out.iter().copied());
+        out
+    }
+
+    /// Facilitator circuits known (for tests and inspection).
+    pub(super) fn facilitator_count(&self) -> usize {
+        self.facilitators.len()
+    }
+
     /// References of `name` (for tests and inspection).
     pub(super) fn refs(&self, name: &HashName) -> Vec<PeerRef> {
         self.names
@@ -183,6 +223,24 @@ mod tests {
         }
         assert_eq!(l.len(), 5);
         assert_eq!(l.total_refs(), 15);
+    }
+
+    #[test]
+    fn facilitators_are_bounded_rotated_and_pruned() {
+        let mut l = OrdbLists::default();
+        for i in 1..=5 {
+            l.add_facilitator(CircKey(i), 4);
+        }
+        // 1 was forgotten (bound 4); 3 broke; 2 is the requester's own circuit.
+        assert_eq!(l.facilitator_count(), 4);
+        let got = l.take_facilitators(2, |c| c != CircKey(3), &[CircKey(2)]);
+        assert_eq!(got, [CircKey(4), CircKey(5)]);
+        assert_eq!(l.facilitator_count(), 3);
+        // Rotated: the next take starts with the one not used last time.
+        assert_eq!(l.take_facilitators(1, |_| true, &[]), [CircKey(2)]);
+        // Re-advertising refreshes, never duplicates.
+        l.add_facilitator(CircKey(4), 4);
+        assert_eq!(l.facilitator_count(), 3);
     }
 
     #[test]

@@ -194,8 +194,10 @@ pub enum Verified {
     Manifest(Manifest),
     /// An accepted DB_HASHES.
     Hashes(DbHashes),
-    /// A verified chunk (0-based index).
+    /// A verified chunk (0-based index; absolute for live streams).
     Chunk(u64, heapless::Vec<u8, MAX_CHUNK_DATA_LEN>),
+    /// A live stream's accepted signed segment header (before its hashes and chunks).
+    Segment(DbSegment),
 }
 
 /// A rate and delay measured on one circuit.
@@ -495,7 +497,7 @@ impl Downloader {
         };
         match result {
             Ok(content) => {
-                if let (Content::File(_), Ok(m)) = (&content, Manifest::from_db_connected(msg)) {
+                if let Ok(m) = Manifest::from_db_connected(msg) {
                     self.verified.push_back(Verified::Manifest(m));
                 }
                 self.content = content;
@@ -526,7 +528,7 @@ impl Downloader {
             Content::Live { v, .. } => v.accept_hashes(msg),
             Content::Unknown => return,
         };
-        if matches!(r, Ok(Accepted::New)) && matches!(self.content, Content::File(_)) {
+        if matches!(r, Ok(Accepted::New)) {
             self.verified.push_back(Verified::Hashes(msg.clone()));
         }
         self.on_verify_error(now, get, circ, r.err());
@@ -546,6 +548,9 @@ impl Downloader {
                 segment: msg.segment,
             }),
         };
+        if matches!(r, Ok(Accepted::New)) {
+            self.verified.push_back(Verified::Segment(msg.clone()));
+        }
         // Too old / too new is not proof of tampering: the GET is cut short instead.
         self.on_verify_error(now, get, circ, r.err());
     }
@@ -596,10 +601,8 @@ impl Downloader {
                 }
                 if acc == Accepted::New {
                     self.failures = 0;
-                    if matches!(self.content, Content::File(_)) {
-                        self.verified
-                            .push_back(Verified::Chunk(index, msg.data.clone()));
-                    }
+                    self.verified
+                        .push_back(Verified::Chunk(index, msg.data.clone()));
                     self.on_new_chunk(index, msg.data);
                 }
                 self.advance_get(now, get);

@@ -93,6 +93,18 @@ impl ServeCursor {
             return ServeStep::Missing;
         };
         let i = self.next;
+        // What is missing of a live stream's newest two segments is still arriving (a
+        // viewer re-serving what it downloads): wait for it rather than end the stream.
+        let absent = match &manifest {
+            Manifest::Live(m) => {
+                let seg = i / u64::from(m.segment_chunks.max(1));
+                match store.segment_range(&self.name) {
+                    Some((newest, _)) if seg + 2 > u64::from(newest) => ServeStep::Waiting,
+                    _ => ServeStep::Missing,
+                }
+            }
+            Manifest::File(_) => ServeStep::Missing,
+        };
         // (tree, local leaf index, leaf count of that tree, tag)
         let (tree, leaf, shape, tag, wire) = match &manifest {
             Manifest::File(m) => {
@@ -152,7 +164,7 @@ impl ServeCursor {
                 continue;
             }
             let Some(h) = store.hashes(&self.name, tree, level, node) else {
-                return ServeStep::Missing;
+                return absent;
             };
             self.mark_hash(key);
             return ServeStep::Send {
@@ -164,7 +176,7 @@ impl ServeCursor {
             return ServeStep::Blocked;
         }
         let Some(data) = store.chunk(&self.name, i) else {
-            return ServeStep::Missing;
+            return absent;
         };
         let tag = tag.unwrap_or_else(|| {
             let published = match &manifest {

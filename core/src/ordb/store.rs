@@ -316,7 +316,12 @@ impl ChunkStore for MemoryStore {
         let c = self.items.get(name).ok_or(StoreError::UnknownName)?;
         let ok = match &c.manifest {
             Manifest::File(m) => index < m.n_chunks() && data.len() == m.chunk_len(index),
-            Manifest::Live(m) => data.len() <= usize::from(m.chunk_size),
+            // Only chunks of a held segment: the ring drops them with their segment.
+            Manifest::Live(m) => {
+                data.len() <= usize::from(m.chunk_size)
+                    && u32::try_from(index / u64::from(m.segment_chunks.max(1)))
+                        .is_ok_and(|seg| c.segments.contains_key(&seg))
+            }
         };
         if !ok {
             return Err(StoreError::OutOfRange);

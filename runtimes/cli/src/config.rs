@@ -9,6 +9,7 @@ use onionpeer_core::dir::{base64_decode, base64_encode_unpadded};
 use onionpeer_core::node::api::RelayTarget;
 use serde::Deserialize;
 
+use crate::webrtc_peer::LinkArgs;
 use crate::{BridgeArgs, DemoArgs, FirstHopArg, PeerArgs, ProxyArgs, RelayArgs};
 
 /// Everything a config file can set: one table per subcommand.
@@ -38,7 +39,9 @@ pub struct ConfigFile {
 pub struct PeerFile {
     or_port: Option<SocketAddr>,
     bridge: Option<String>,
+    webrtc: Option<SocketAddr>,
     browser_webrtc: Option<SocketAddr>,
+    facilitator: Option<bool>,
 }
 
 /// `[bridge]`: the flags of `onionpeer bridge`.
@@ -50,6 +53,7 @@ pub struct BridgeFile {
     http: Option<SocketAddr>,
     site: Option<PathBuf>,
     webrtc: Option<SocketAddr>,
+    browser_webrtc: Option<SocketAddr>,
 }
 
 impl PeerArgs {
@@ -57,7 +61,8 @@ impl PeerArgs {
     pub fn merge(mut self, f: PeerFile) -> PeerArgs {
         self.or_port = self.or_port.or(f.or_port);
         self.bridge = self.bridge.or(f.bridge);
-        self.browser_webrtc = self.browser_webrtc.or(f.browser_webrtc);
+        self.links = self.links.merge(f.webrtc, f.browser_webrtc);
+        self.facilitator |= f.facilitator.unwrap_or(false);
         self
     }
 }
@@ -69,7 +74,7 @@ impl BridgeArgs {
         self.ws = self.ws.or(f.ws);
         self.http = self.http.or(f.http);
         self.site = self.site.or(f.site);
-        self.webrtc = self.webrtc.or(f.webrtc);
+        self.links = self.links.merge(f.webrtc, f.browser_webrtc);
         self
     }
 }
@@ -241,5 +246,15 @@ mod tests {
         assert_eq!(r.exit_policy.as_deref(), Some("accept *:80,reject *:*"));
         assert_eq!(DemoArgs::default().merge(f.demo).relays, Some(5));
         assert!(toml::from_str::<ConfigFile>("[proxy]\nsocks_port = 1").is_err());
+    }
+}
+
+impl LinkArgs {
+    /// Fill what the command line left out from the file.
+    fn merge(self, webrtc: Option<SocketAddr>, browser_webrtc: Option<SocketAddr>) -> LinkArgs {
+        LinkArgs {
+            webrtc: self.webrtc.or(webrtc),
+            browser_webrtc: self.browser_webrtc.or(browser_webrtc),
+        }
     }
 }

@@ -1,11 +1,12 @@
 //! `onionpeer seed` and `onionpeer get`: publish a file through the ORDBs and fetch one,
-//! with a progress bar and a resumable partial file.
+//! with a progress bar and a resumable partial file; `onionpeer live` publishes stdin as
+//! a live stream and `onionpeer stream` writes one to stdout.
 //!
 //! A download in progress lives in `FILE.part` (the bytes, in order) and
 //! `FILE.part.state` (how many whole chunks of it are verified). A rerun keeps those
 //! chunks, asks the network for the rest only, and renames `FILE.part` to `FILE` when done.
 
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,35 +16,47 @@ use onionpeer_core::node::api::{BootstrapVia, Command, RelayTarget};
 use onionpeer_smol::content::{self, CHUNK_SIZE, GetUpdate};
 use onionpeer_smol::driver::NodeHandle;
 use onionpeer_smol::store::DiskStore;
+use onionpeer_smol::ws::Web;
 use smol::future::FutureExt as _;
 
 use crate::config::parse_relay_line;
 use crate::{Result, keep_joined, print_node};
 
-/// `onionpeer seed`.
+/// How a content command joins the network (shared by `seed`, `get`, `live`, `stream`).
 #[derive(Args, Debug)]
-pub struct SeedArgs {
-    /// The file to publish.
-    file: PathBuf,
-    /// Its MIME type.
-    #[arg(long, default_value = "application/octet-stream")]
-    mime: String,
+pub struct NetArgs {
     /// The bridge to join through (as `onionpeer bridge` prints it).
     #[arg(long, value_name = "RELAY")]
     bridge: String,
-    /// Address of the OR port [default: 127.0.0.1:0, any free port].
+    /// Address of the OR port (TLS links, and WebSocket links from browsers)
+    /// [default: 127.0.0.1:0, any free port].
     #[arg(long, value_name = "ADDR")]
     or_port: Option<SocketAddr>,
-    /// Keep chunks on disk under DIR (served to others) instead of in memory.
+    /// Keep chunks on disk under DIR (served to others, and found again after a restart)
+    /// instead of in memory.
     #[arg(long, value_name = "DIR")]
     store: Option<PathBuf>,
     /// The disk store's budget in MiB.
     #[arg(long, default_value_t = 1024)]
     store_mib: usize,
-    /// Link over WebRTC: HTTP signalling endpoint and UDP socket at this address
-    /// (127.0.0.1:0: any port); the bridge and the other peers must use WebRTC too.
-    #[arg(long, value_name = "ADDR")]
-    webrtc: Option<SocketAddr>,
+    /// Advertise as a facilitator (the DB_INFO F flag): ORDBs send this peer the queries
+    /// their FIND could not place.
+    #[arg(long)]
+    facilitator: bool,
+    #[command(flatten)]
+    links: crate::webrtc_peer::LinkArgs,
+}
+
+/// `onionpeer seed`.
+#[derive(Args, Debug)]
+pub struct SeedArgs {
+    /// The file to publish. Without it, serve what `--store` holds from an earlier run.
+    file: Option<PathBuf>,
+    /// Its MIME type.
+    #[arg(long, default_value = "application/octet-stream")]
+    mime: String,
+    #[command(flatten)]
+    net: NetArgs,
 }
 
 /// `onionpeer get`.
@@ -54,36 +67,79 @@ pub struct GetArgs {
     /// Where to write the file.
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
-    /// The bridge to join through (as `onionpeer bridge` prints it).
-    #[arg(long, value_name = "RELAY")]
-    bridge: String,
-    /// Address of the OR port [default: 127.0.0.1:0, any free port].
-    #[arg(long, value_name = "ADDR")]
-    or_port: Option<SocketAddr>,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
-    /// Keep chunks on disk under DIR (served to others) instead of in memory.
-    #[arg(long, value_name = "DIR")]
-    store: Option<PathBuf>,
-    /// The disk store's budget in MiB.
-    #[arg(long, default_value_t = 1024)]
-    store_mib: usize,
-    /// Link over WebRTC: HTTP signalling endpoint and UDP socket at this address
-    /// (127.0.0.1:0: any port); the bridge and the other peers must use WebRTC too.
-    #[arg(long, value_name = "ADDR")]
-    webrtc: Option<SocketAddr>,
+    #[command(flatten)]
+    net: NetArgs,
 }
 
-/// Use a disk store under `dir` on `node`, when asked for.
-async fn use_store(node: &NodeHandle, dir: Option<PathBuf>, mib: usize) -> Result<()> {
-    if let Some(dir) = dir {
-        let store = DiskStore::new(&dir, mib << 20)
-            .map_err(|e| format!("cannot use {}: {e}", dir.display()))?;
-        node.with_node_mut(move |n, _| n.set_chunk_store(Box::new(store)))
-            .await?;
+/// `onionpeer live`.
+#[derive(Args, Debug)]
+pub struct LiveArgs {
+    /// The stream's MIME type.
+    #[arg(long, default_value = "application/octet-stream")]
+    mime: String,
+    /// Chunks (of 486 bytes) per signed segment.
+    #[arg(long, default_value_t = content::LIVE_SEGMENT_CHUNKS)]
+    segment_chunks: u16,
+    /// Publish what stdin gave so far (a short segment) after this many milliseconds
+    /// without a whole segment.
+    #[arg(long, default_value_t = 1000)]
+    flush_ms: u64,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+/// `onionpeer stream`.
+#[derive(Args, Debug)]
+pub struct StreamArgs {
+    /// The live stream's hash_name, in hex (as `onionpeer live` prints it).
+    hash: String,
+    /// Stop after writing this many bytes.
+    #[arg(long)]
+    max_bytes: Option<u64>,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+/// Start a peer as `net` says (its disk store in place, held content advertised: the
+/// names returned) and print its address (on stderr when stdout carries data).
+async fn start(net: &NetArgs, stdout_is_data: bool) -> Result<(NodeHandle, Vec<[u8; 20]>)> {
+    let or_port = net.or_port.unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
+    let web = Web {
+        on_or_port: true,
+        ..Web::default()
+    };
+    let node = crate::webrtc_peer::spawn_peer(&net.links, or_port, false, web).await?;
+    if net.facilitator {
+        node.with_node_mut(|n, _| n.set_facilitator(true)).await?;
     }
-    Ok(())
+    let t = crate::webrtc_peer::target(&node).ok_or("peer has no address")?;
+    if stdout_is_data {
+        eprintln!("peer listening on {}", t.addr);
+    } else {
+        print_node("peer", t);
+    }
+    if let Some(dir) = &net.store {
+        let store = DiskStore::new(dir, net.store_mib << 20)
+            .map_err(|e| format!("cannot use {}: {e}", dir.display()))?;
+        let held = node
+            .with_node_mut(move |n, _| {
+                n.set_chunk_store(Box::new(store));
+                n.advertise_held()
+            })
+            .await?;
+        for name in &held {
+            if stdout_is_data {
+                eprintln!("held: {}", to_hex(name));
+            } else {
+                println!("held: {}", to_hex(name));
+            }
+        }
+        return Ok((node, held));
+    }
+    Ok((node, Vec::new()))
 }
 
 /// Join through `bridge` and wait (up to `limit`) for a first ORDB circuit.
@@ -122,24 +178,140 @@ fn from_hex(s: &str) -> Option<[u8; 20]> {
     Some(out)
 }
 
-/// `onionpeer seed FILE`: join, seed, print the name, serve until stopped.
+/// `onionpeer seed [FILE]`: join, seed, print the name, serve until stopped. Without
+/// FILE, serve what the disk store holds.
 pub async fn seed(a: SeedArgs) -> Result<()> {
-    let data =
-        std::fs::read(&a.file).map_err(|e| format!("cannot read {}: {e}", a.file.display()))?;
-    let bridge = parse_relay_line(&a.bridge)?;
-    let or_port = a.or_port.unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
-    let node = crate::webrtc_peer::spawn_peer(a.webrtc, or_port, false, None).await?;
-    print_node(
-        "peer",
-        crate::webrtc_peer::target(&node).ok_or("peer has no address")?,
-    );
-    use_store(&node, a.store, a.store_mib).await?;
+    let data = match &a.file {
+        Some(f) => Some(std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?),
+        None if a.net.store.is_some() => None,
+        None => return Err("give FILE, or --store DIR to serve what DIR holds".into()),
+    };
+    let bridge = parse_relay_line(&a.net.bridge)?;
+    let (node, held) = start(&a.net, false).await?;
     join(&node, &bridge, Duration::from_secs(120)).await?;
-    let size = data.len();
-    let name = content::seed(&node, data, &a.mime).await?;
-    println!("seeding {} ({size} bytes)", a.file.display());
-    println!("hash_name: {}", to_hex(&name));
+    // Joined: what the store held is advertised on the ORDB circuits now.
+    for name in held {
+        println!("serving: {}", to_hex(&name));
+    }
+    if let (Some(data), Some(file)) = (data, &a.file) {
+        let size = data.len();
+        let name = content::seed(&node, data, &a.mime).await?;
+        println!("seeding {} ({size} bytes)", file.display());
+        println!("hash_name: {}", to_hex(&name));
+    }
     keep_joined(&node, bridge).await
+}
+
+/// `onionpeer live`: join, start a live stream, print its name, publish stdin as it
+/// comes (a segment when one is whole, or what there is after `--flush-ms`), serve
+/// until stopped (also after stdin ends).
+pub async fn live(a: LiveArgs) -> Result<()> {
+    let bridge = parse_relay_line(&a.net.bridge)?;
+    let (node, _) = start(&a.net, false).await?;
+    join(&node, &bridge, Duration::from_secs(120)).await?;
+    let segment_chunks = a.segment_chunks.clamp(1, 225);
+    let name = content::live(&node, &a.mime, segment_chunks).await?;
+    println!("live stream ({segment_chunks} chunks a segment)");
+    println!("hash_name: {}", to_hex(&name));
+    // Stdin blocks: a thread reads it.
+    let (tx, rx) = smol::channel::bounded::<Vec<u8>>(16);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if tx.send_blocking(buf[..n].to_vec()).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let pusher = node.clone();
+    let flush = Duration::from_millis(a.flush_ms.max(1));
+    smol::spawn(async move {
+        let seg = usize::from(segment_chunks) * CHUNK_SIZE as usize;
+        let mut pending: Vec<u8> = Vec::new();
+        let (mut total, mut segments) = (0u64, 0u64);
+        // A short segment goes out `flush` after the last push, even if input trickles.
+        let mut since = Instant::now();
+        loop {
+            let got = async { Some(rx.recv().await.ok()) }
+                .or(async {
+                    smol::Timer::at(since + flush).await;
+                    None
+                })
+                .await;
+            let ended = matches!(got, Some(None));
+            let timed_out = got.is_none();
+            if let Some(Some(d)) = got {
+                pending.extend_from_slice(&d);
+            }
+            let cut = if ended || timed_out {
+                pending.len()
+            } else {
+                pending.len() - pending.len() % seg
+            };
+            for part in pending[..cut].chunks(seg) {
+                if let Err(e) = content::live_push(&pusher, name, part).await {
+                    eprintln!("onionpeer: live: {e}");
+                    return;
+                }
+                total += part.len() as u64;
+                segments += 1;
+            }
+            pending.drain(..cut);
+            if cut > 0 || pending.is_empty() {
+                since = Instant::now();
+            }
+            if ended {
+                eprintln!("end of input: {total} bytes in {segments} segments; still serving");
+                return;
+            }
+        }
+    })
+    .detach();
+    keep_joined(&node, bridge).await
+}
+
+/// `onionpeer stream HASH`: join, follow the live stream, write it to stdout.
+pub async fn stream(a: StreamArgs) -> Result<()> {
+    let name = from_hex(&a.hash).ok_or("HASH must be 40 hex digits")?;
+    let bridge = parse_relay_line(&a.net.bridge)?;
+    let (node, _) = start(&a.net, true).await?;
+    join(&node, &bridge, Duration::from_secs(120)).await?;
+    let updates = content::stream(&node, name).await?;
+    let mut out = std::io::stdout().lock();
+    let mut written = 0u64;
+    let mut said = Instant::now();
+    loop {
+        match updates.recv().await.map_err(|_| "the download stopped")? {
+            GetUpdate::Info { mime, .. } => eprintln!("live stream, {mime}"),
+            GetUpdate::Progress { .. } => {}
+            GetUpdate::Data { bytes, .. } => {
+                if written == 0 || said.elapsed() > Duration::from_secs(2) {
+                    eprintln!("streamed {written} bytes");
+                    said = Instant::now();
+                }
+                let take = a.max_bytes.map_or(bytes.len(), |m| {
+                    (m - written).min(bytes.len() as u64) as usize
+                });
+                out.write_all(&bytes[..take])?;
+                out.flush()?;
+                written += take as u64;
+                if a.max_bytes.is_some_and(|m| written >= m) {
+                    node.shutdown();
+                    return Ok(());
+                }
+            }
+            GetUpdate::Done(r) => {
+                node.shutdown();
+                return r.map_err(Into::into);
+            }
+        }
+    }
 }
 
 /// The resume state: whole verified chunks at the start of `FILE.part`.
@@ -170,7 +342,7 @@ fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
 /// `onionpeer get HASH -o FILE`: join, download (resuming `FILE.part`), write FILE.
 pub async fn get(a: GetArgs) -> Result<()> {
     let name = from_hex(&a.hash).ok_or("HASH must be 40 hex digits")?;
-    let bridge = parse_relay_line(&a.bridge)?;
+    let bridge = parse_relay_line(&a.net.bridge)?;
     let part = with_suffix(&a.output, ".part");
     let state = with_suffix(&a.output, ".part.state");
     let mut held_chunks = if part.exists() { read_state(&state) } else { 0 };
@@ -188,9 +360,7 @@ pub async fn get(a: GetArgs) -> Result<()> {
     if held_chunks > 0 {
         eprintln!("resuming: {held_chunks} chunks already held");
     }
-    let or_port = a.or_port.unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
-    let node = crate::webrtc_peer::spawn_peer(a.webrtc, or_port, false, None).await?;
-    use_store(&node, a.store, a.store_mib).await?;
+    let (node, _) = start(&a.net, false).await?;
     join(&node, &bridge, Duration::from_secs(120)).await?;
     let held = if held_chunks > 0 {
         vec![(0, held_chunks)]

@@ -15,9 +15,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use onionpeer_core::cells::relay::HashName;
 use onionpeer_core::dir::{PathConfig, parse_dir_authorities};
-use onionpeer_core::node::api::{BootstrapVia, Command, CommandOk, Event};
+use onionpeer_core::node::api::{BootstrapVia, Command, Event};
 use onionpeer_core::node::api::{FirstHop, RelayTarget};
 use onionpeer_core::node::exit_policy::ExitPolicy;
 use onionpeer_smol::dirclient::{DirClient, DirPaths};
@@ -59,6 +58,12 @@ enum Cmd {
     /// Join as a Peersm peer and download a file by hash_name through the ORDBs
     /// (resumes an interrupted download from FILE.part).
     Get(content::GetArgs),
+    /// Join as a Peersm peer and publish stdin as a live stream (prints its hash_name),
+    /// serving it until stopped.
+    Live(content::LiveArgs),
+    /// Join as a Peersm peer and write a live stream to stdout (joined 2 windows behind
+    /// its newest chunk).
+    Stream(content::StreamArgs),
     /// Run a simulated network scenario (TOML) deterministically and summarize it.
     Sim(onionpeer_sim::SimArgs),
 }
@@ -151,28 +156,12 @@ struct PeerArgs {
     /// (ADDR,FINGERPRINT,NTOR_KEY[,ED_ID]).
     #[arg(long, value_name = "RELAY")]
     bridge: Option<String>,
-    /// Once joined, seed this file (a fresh key, MIME application/octet-stream) and
-    /// print `hash_name <hex>`.
-    #[arg(long, value_name = "FILE")]
-    seed: Option<PathBuf>,
-    /// The MIME type `--seed` publishes its file with [default: application/octet-stream].
-    #[arg(long, value_name = "TYPE")]
-    mime: Option<String>,
-    /// Once joined, download the file of this hash_name (hex) into `--output`, print
-    /// `get done <bytes> bytes in <secs> s` (or `get failed: ...`), and keep running.
-    #[arg(long, value_name = "HEX")]
-    get: Option<String>,
-    /// Where `--get` writes the file [default: the hash_name in the current directory].
-    #[arg(short = 'o', long, value_name = "FILE")]
-    output: Option<PathBuf>,
-    /// Also take WebRTC links from browsers: their data channels on a UDP socket at this
-    /// address (port 0: any), their offers POSTed to `/offer` on the OR port.
-    #[arg(long, value_name = "ADDR")]
-    browser_webrtc: Option<SocketAddr>,
-    /// Link over WebRTC: HTTP signalling endpoint and UDP socket at this address (see
-    /// `onionpeer_webrtc::driver::spawn_peer`); every node of the network must use it.
-    #[arg(long, value_name = "ADDR")]
-    webrtc: Option<SocketAddr>,
+    /// Advertise as a facilitator (the DB_INFO F flag): a long-running peer ORDBs send
+    /// the queries their FIND could not place.
+    #[arg(long)]
+    facilitator: bool,
+    #[command(flatten)]
+    links: webrtc_peer::LinkArgs,
 }
 
 /// `onionpeer bridge`.
@@ -192,15 +181,8 @@ struct BridgeArgs {
     /// [default: target/onionpeer-site].
     #[arg(long, value_name = "DIR")]
     site: Option<PathBuf>,
-    /// Also take WebRTC links from browsers (the rest of the network stays on TLS):
-    /// offers POSTed to `/offer` on this TCP address and on the --ws/--http/OR ports,
-    /// data channels on a UDP socket on this address's port.
-    #[arg(long, value_name = "ADDR", conflicts_with = "webrtc")]
-    browser_webrtc: Option<SocketAddr>,
-    /// Link over WebRTC: HTTP signalling endpoint and UDP socket at this address (see
-    /// `onionpeer_webrtc::driver::spawn_peer`); every node of the network must use it.
-    #[arg(long, value_name = "ADDR")]
-    webrtc: Option<SocketAddr>,
+    #[command(flatten)]
+    links: webrtc_peer::LinkArgs,
 }
 
 fn main() {
@@ -239,6 +221,8 @@ fn main() {
             Cmd::Bridge(a) => bridge(a.merge(file.bridge)).await,
             Cmd::Seed(a) => content::seed(a).await,
             Cmd::Get(a) => content::get(a).await,
+            Cmd::Live(a) => content::live(a).await,
+            Cmd::Stream(a) => content::stream(a).await,
             Cmd::Sim(_) => Ok(()),
         }
     });
@@ -420,150 +404,15 @@ async fn peer(a: PeerArgs) -> Result<()> {
         on_or_port: true,
         ..Web::default()
     };
-    let node = match a.browser_webrtc {
-        Some(udp) => {
-            let endpoint = onionpeer_webrtc::driver::dial_only_endpoint(udp)?;
-            println!(
-                "browser WebRTC links on udp {} (offers: POST /offer on the OR port)",
-                endpoint.local_addr()
-            );
-            browser_webrtc_peer(or_port, false, web, endpoint, None).await?
-        }
-        None => webrtc_peer::spawn_peer(a.webrtc, or_port, false, Some(web)).await?,
-    };
+    let node = webrtc_peer::spawn_peer(&a.links, or_port, false, web).await?;
+    if a.facilitator {
+        node.with_node_mut(|n, _| n.set_facilitator(true)).await?;
+    }
     print_node(
         "peer",
         webrtc_peer::target(&node).ok_or("peer has no address")?,
     );
-    if let Some(file) = a.seed {
-        let data = std::fs::read(&file)?;
-        let mime = a.mime.unwrap_or_else(|| "application/octet-stream".into());
-        let node = node.clone();
-        smol::spawn(async move {
-            if let Err(e) = seed_when_joined(&node, data, mime).await {
-                eprintln!("onionpeer: seed: {e}");
-            }
-        })
-        .detach();
-    }
-    if let Some(name) = a.get {
-        let out = a.output.unwrap_or_else(|| PathBuf::from(&name));
-        let node = node.clone();
-        smol::spawn(async move {
-            if let Err(e) = get_when_joined(&node, &name, &out).await {
-                println!("get failed: {e}");
-            }
-        })
-        .detach();
-    }
     keep_joined(&node, bridge).await
-}
-
-/// A Peersm peer (or bridge) on the TLS OR port `or_port` that also takes WebRTC links
-/// on `endpoint` (offers through `web`'s HTTP ports, and `signalling` if given). It
-/// dials TLS only: its DHT address is the OR port.
-async fn browser_webrtc_peer(
-    or_port: SocketAddr,
-    bridge: bool,
-    web: Web,
-    endpoint: onionpeer_webrtc::rtc::RtcEndpoint,
-    signalling: Option<smol::net::TcpListener>,
-) -> Result<NodeHandle> {
-    use onionpeer_core::node::config::{NodeConfig, PeersmConfig, Role};
-    let cert = onionpeer_smol::tls::LinkCert::generate()?;
-    let responder = onionpeer_smol::tls::TlsResponder::new(cert)?;
-    let listener = onionpeer_smol::tls::TlsListener::bind(or_port, responder).await?;
-    let mut node = NodeConfig::new(onionpeer_webrtc::driver::os_seed()?, Role::RELAY, 0);
-    let mut peersm = PeersmConfig::new(listener.local_addr()?);
-    peersm.bridge = bridge;
-    node.peersm = Some(peersm);
-    let handle = onionpeer_webrtc::driver::spawn_node_with_web(
-        onionpeer_webrtc::DriverConfig {
-            node,
-            listener: Some(listener),
-            endpoint,
-            signalling,
-            signaller: Arc::new(onionpeer_webrtc::signal::HttpSignaller),
-            dial: onionpeer_webrtc::DialPolicy::WebRtcFor(Default::default()),
-            sign_fingerprint: None,
-        },
-        Some(web),
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(handle.smol_handle().clone())
-}
-
-/// Wait until the node keeps an ORDB circuit (so what it seeds or asks reaches ORDBs).
-async fn wait_joined(node: &NodeHandle) -> Result<()> {
-    while node.inspect(|n| n.ordb_circuits()).await? == 0 {
-        smol::Timer::after(std::time::Duration::from_millis(200)).await;
-    }
-    Ok(())
-}
-
-async fn seed_when_joined(node: &NodeHandle, data: Vec<u8>, mime_type: String) -> Result<()> {
-    wait_joined(node).await?;
-    let cmd = Command::Seed {
-        data,
-        mime_type,
-        key: None,
-    };
-    match node.command(cmd).await? {
-        CommandOk::Content(name) => {
-            let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
-            println!("hash_name {hex}");
-            Ok(())
-        }
-        other => Err(format!("unexpected answer {other:?}").into()),
-    }
-}
-
-async fn get_when_joined(node: &NodeHandle, name: &str, out: &std::path::Path) -> Result<()> {
-    use std::io::{Seek, SeekFrom, Write};
-    let bytes = (0..name.len() / 2)
-        .map(|i| u8::from_str_radix(name.get(2 * i..2 * i + 2).unwrap_or("x"), 16))
-        .collect::<std::result::Result<Vec<u8>, _>>()
-        .map_err(|_| "--get takes a hex hash_name")?;
-    let hash_name = HashName::new(&bytes).map_err(|e| format!("bad hash_name: {e:?}"))?;
-    wait_joined(node).await?;
-    let events = node.events();
-    let start = std::time::Instant::now();
-    let handle = match node
-        .command(Command::Get {
-            hash_name,
-            held: Vec::new(),
-        })
-        .await?
-    {
-        CommandOk::Download(h) => h,
-        other => return Err(format!("unexpected answer {other:?}").into()),
-    };
-    let mut file = std::fs::File::create(out)?;
-    let mut total = 0u64;
-    loop {
-        // Read whatever is ready first: a ContentReadable may have come before we listened.
-        while let Some((offset, data)) = node.read_content(handle).await? {
-            file.seek(SeekFrom::Start(offset))?;
-            file.write_all(&data)?;
-            total += data.len() as u64;
-        }
-        match events.recv().await.map_err(|_| "node stopped")? {
-            Event::ContentDone { handle: h, result } if h == handle => {
-                file.flush()?;
-                return match result {
-                    Ok(()) => {
-                        println!(
-                            "get done {total} bytes in {:.3} s",
-                            start.elapsed().as_secs_f64()
-                        );
-                        Ok(())
-                    }
-                    Err(e) => Err(format!("{e:?}").into()),
-                };
-            }
-            _ => {}
-        }
-    }
 }
 
 /// Bootstrap through `bridge`, again soon while no ORDB circuit is up (the bridge may
@@ -626,18 +475,7 @@ async fn bridge(a: BridgeArgs) -> Result<()> {
         on_or_port: true,
         site: Site::from_dir(site),
     };
-    let node = match a.browser_webrtc {
-        Some(addr) => {
-            let (signalling, endpoint) = onionpeer_webrtc::driver::bind_webrtc(addr).await?;
-            println!(
-                "webrtc links: POST /offer on http://{} (and the page's port), udp {}",
-                signalling.local_addr()?,
-                endpoint.local_addr()
-            );
-            browser_webrtc_peer(or_port, true, web, endpoint, Some(signalling)).await?
-        }
-        None => webrtc_peer::spawn_peer(a.webrtc, or_port, true, Some(web)).await?,
-    };
+    let node = webrtc_peer::spawn_peer(&a.links, or_port, true, web).await?;
     print_node(
         "bridge",
         webrtc_peer::target(&node).ok_or("bridge has no address")?,

@@ -42,6 +42,8 @@ fn every_command_has_help() {
         &["bridge", "--help"],
         &["seed", "--help"],
         &["get", "--help"],
+        &["live", "--help"],
+        &["stream", "--help"],
     ] {
         let out = onionpeer().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");

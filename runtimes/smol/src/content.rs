@@ -1,6 +1,8 @@
-//! Files over the ORDBs on a running node: [`seed`] publishes bytes, [`get`] downloads a
-//! file as a stream of [`GetUpdate`]s. The protocol (verification, scheduling, serving)
-//! is the core's; this only turns its events and `Node::read_content` into a channel.
+//! Files and live streams over the ORDBs on a running node: [`seed`] publishes bytes,
+//! [`get`] downloads a file as a stream of [`GetUpdate`]s; [`live`] starts a live stream,
+//! [`live_push`] adds to it, [`stream`] follows one. The protocol (verification,
+//! scheduling, serving) is the core's; this only turns its events and
+//! `Node::read_content` into a channel.
 
 use std::time::Duration;
 
@@ -23,6 +25,44 @@ pub async fn seed(node: &NodeHandle, data: Vec<u8>, mime: &str) -> Result<[u8; 2
     };
     match node.command(cmd).await.map_err(|e| e.to_string())? {
         CommandOk::Content(name) => Ok(name),
+        o => Err(format!("unexpected answer {o:?}")),
+    }
+}
+
+/// Chunks per signed segment of the live streams [`live`] starts (PROTOCOL.md 6.5).
+pub const LIVE_SEGMENT_CHUNKS: u16 = 64;
+
+/// Start a live stream on `node` (a fresh key), `segment_chunks` chunks a segment: its
+/// hash_name. Add to it with [`live_push`].
+pub async fn live(node: &NodeHandle, mime: &str, segment_chunks: u16) -> Result<[u8; 20], String> {
+    let cmd = Command::Live {
+        mime_type: mime.into(),
+        key: None,
+        segment_chunks,
+    };
+    match node.command(cmd).await.map_err(|e| e.to_string())? {
+        CommandOk::Content(name) => Ok(name),
+        o => Err(format!("unexpected answer {o:?}")),
+    }
+}
+
+/// Publish `data` (at most `segment_chunks` × [`CHUNK_SIZE`] bytes) as the next signed
+/// segment of live stream `name`, cut into chunks of [`CHUNK_SIZE`] bytes (the last
+/// one may be shorter). Viewers waiting for it are served at once.
+pub async fn live_push(node: &NodeHandle, name: [u8; 20], data: &[u8]) -> Result<(), String> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    let chunks = data
+        .chunks(CHUNK_SIZE as usize)
+        .map(<[u8]>::to_vec)
+        .collect();
+    let cmd = Command::LivePush {
+        hash_name: name,
+        chunks,
+    };
+    match node.command(cmd).await.map_err(|e| e.to_string())? {
+        CommandOk::Done => Ok(()),
         o => Err(format!("unexpected answer {o:?}")),
     }
 }
@@ -65,12 +105,22 @@ pub async fn get(
     held: Vec<(u64, u64)>,
 ) -> Result<Receiver<GetUpdate>, String> {
     let hash_name = HashName::new(&hash_name).map_err(|e| format!("{e:?}"))?;
+    follow(node, Command::Get { hash_name, held }).await
+}
+
+/// Join live stream `hash_name` on `node` (the ORDB starts it 2 windows behind the
+/// newest chunk). The receiver yields `Info` (size 0), then `Data` in stream order
+/// (offsets count the bytes read; chunks the window moved past are skipped); it ends
+/// only if the download fails. Drop it to leave the stream.
+pub async fn stream(node: &NodeHandle, hash_name: [u8; 20]) -> Result<Receiver<GetUpdate>, String> {
+    let hash_name = HashName::new(&hash_name).map_err(|e| format!("{e:?}"))?;
+    follow(node, Command::GetLive { hash_name }).await
+}
+
+/// Start download command `cmd` and turn its events and reads into [`GetUpdate`]s.
+async fn follow(node: &NodeHandle, cmd: Command) -> Result<Receiver<GetUpdate>, String> {
     let events = node.events();
-    let h = match node
-        .command(Command::Get { hash_name, held })
-        .await
-        .map_err(|e| e.to_string())?
-    {
+    let h = match node.command(cmd).await.map_err(|e| e.to_string())? {
         CommandOk::Download(h) => h,
         o => return Err(format!("unexpected answer {o:?}")),
     };

@@ -102,3 +102,80 @@ fn loop_counter_and_unknown_names_end_without_state() {
     n.on_ordb_msg(key, None, info.into());
     assert_eq!(n.ordb_references(&HashName::new(&name).unwrap()), 1);
 }
+
+fn node_with(tweak: impl Fn(&mut PeersmConfig)) -> Node {
+    let mut cfg = NodeConfig::new([4; 32], Role::RELAY, 0);
+    let mut p = PeersmConfig::new("10.0.0.1:9001".parse().unwrap());
+    tweak(&mut p);
+    cfg.peersm = Some(p);
+    Node::new(cfg, Instant::ZERO).unwrap()
+}
+
+#[test]
+fn db_queries_past_a_circuits_rate_are_refused_and_counted() {
+    let mut n = node_with(|p| {
+        p.ordb.query_rate = 10;
+        p.ordb.query_burst = 3;
+    });
+    let q = || DbQuery {
+        hash_name: HashName::new(&[1; 20]).unwrap(),
+        chunk: 1,
+        nb_chunks: 5,
+        counter: 0,
+    };
+    let sid = StreamId::new(9);
+    // A burst of 5 on one circuit: 3 pass (and end UNAVAILABLE: nobody has the name),
+    // 2 are refused.
+    for _ in 0..5 {
+        n.on_ordb_msg(CircKey(7), sid, q().into());
+    }
+    assert_eq!(n.counters().get(Count::OrdbRateLimited), 2);
+    assert_eq!(n.counters().get(Count::OrdbUnavailable), 3);
+    // Another circuit has its own bucket.
+    n.on_ordb_msg(CircKey(8), sid, q().into());
+    assert_eq!(n.counters().get(Count::OrdbRateLimited), 2);
+    // 10 per second: 250 ms later two more tokens, not three.
+    let later = Instant::ZERO + core::time::Duration::from_millis(250);
+    n.command(
+        later,
+        Command::CancelGet(super::super::api::DownloadHandle(0)),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        n.on_ordb_msg(CircKey(7), sid, q().into());
+    }
+    assert_eq!(n.counters().get(Count::OrdbRateLimited), 3);
+    // The bucket goes with the circuit.
+    n.on_ordb_circuit_gone(CircKey(7));
+    n.on_ordb_msg(CircKey(7), sid, q().into());
+    assert_eq!(n.counters().get(Count::OrdbRateLimited), 3);
+    // Rate 0 turns the limit off.
+    let mut free = node_with(|p| p.ordb.query_rate = 0);
+    for _ in 0..500 {
+        free.on_ordb_msg(CircKey(7), sid, q().into());
+    }
+    assert_eq!(free.counters().get(Count::OrdbRateLimited), 0);
+}
+
+#[test]
+fn facilitator_flag_is_kept_with_the_reference_and_the_circuit() {
+    let mut n = node_with(|_| {});
+    let name = HashName::new(&[2; 20]).unwrap();
+    let info = |f| DbInfo {
+        hash_name: name.clone(),
+        progress: Progress::Full,
+        facilitator: f,
+    };
+    n.on_ordb_msg(CircKey(7), None, info(false).into());
+    assert_eq!(n.ordb_facilitators(), 0);
+    n.on_ordb_msg(CircKey(8), None, info(true).into());
+    n.on_ordb_msg(CircKey(8), None, info(true).into());
+    assert_eq!(n.ordb_facilitators(), 1);
+    let refs = n.ordb.as_ref().unwrap().lists.refs(&name);
+    assert_eq!(
+        refs.iter()
+            .map(|r| (r.circ, r.facilitator))
+            .collect::<Vec<_>>(),
+        [(CircKey(7), false), (CircKey(8), true)]
+    );
+}
