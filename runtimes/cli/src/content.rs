@@ -286,11 +286,23 @@ pub async fn stream(a: StreamArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let mut written = 0u64;
     let mut said = Instant::now();
+    // Where the stream's next bytes should start: a live window that moved past chunks we
+    // had not received yet leaves a gap, which is said, not hidden.
+    let mut next: Option<u64> = None;
+    let mut skipped = 0u64;
     loop {
         match updates.recv().await.map_err(|_| "the download stopped")? {
             GetUpdate::Info { mime, .. } => eprintln!("live stream, {mime}"),
             GetUpdate::Progress { .. } => {}
-            GetUpdate::Data { bytes, .. } => {
+            GetUpdate::Data { offset, bytes } => {
+                if let Some(gap) = next.and_then(|n| offset.checked_sub(n)).filter(|g| *g > 0) {
+                    skipped += gap;
+                    eprintln!(
+                        "warning: {gap} bytes of the stream were lost (the live window moved \
+                         past them before they arrived; {skipped} in all)"
+                    );
+                }
+                next = Some(offset + bytes.len() as u64);
                 if written == 0 || said.elapsed() > Duration::from_secs(2) {
                     eprintln!("streamed {written} bytes");
                     said = Instant::now();
