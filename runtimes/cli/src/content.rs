@@ -115,7 +115,7 @@ async fn start(net: &NetArgs, stdout_is_data: bool) -> Result<(NodeHandle, Vec<[
     if net.facilitator {
         node.with_node_mut(|n, _| n.set_facilitator(true)).await?;
     }
-    let t = crate::webrtc_peer::target(&node).ok_or("peer has no address")?;
+    let t = crate::webrtc_peer::target(&net.links, &node).ok_or("peer has no address")?;
     if stdout_is_data {
         eprintln!("peer listening on {}", t.addr);
     } else {

@@ -410,7 +410,7 @@ async fn peer(a: PeerArgs) -> Result<()> {
     }
     print_node(
         "peer",
-        webrtc_peer::target(&node).ok_or("peer has no address")?,
+        webrtc_peer::target(&a.links, &node).ok_or("peer has no address")?,
     );
     keep_joined(&node, bridge).await
 }
@@ -478,7 +478,7 @@ async fn bridge(a: BridgeArgs) -> Result<()> {
     let node = webrtc_peer::spawn_peer(&a.links, or_port, true, web).await?;
     print_node(
         "bridge",
-        webrtc_peer::target(&node).ok_or("bridge has no address")?,
+        webrtc_peer::target(&a.links, &node).ok_or("bridge has no address")?,
     );
     println!("websocket links on ws://{}/link", addrs[0]);
     for addr in &addrs {

@@ -81,7 +81,11 @@ pub async fn spawn_peer(
     Ok(handle.smol_handle().clone())
 }
 
-/// How peers reach the node: its WebRTC endpoint when it has one, else its OR port.
-pub fn target(node: &NodeHandle) -> Option<&RelayTarget> {
-    node.transport_target().or(node.relay_target())
+/// How peers reach the node: with `--webrtc` its WebRTC endpoint, else its OR port (a
+/// `--browser-webrtc` node's WebRTC endpoint is for browsers; native nodes dial TLS).
+pub fn target<'a>(links: &LinkArgs, node: &'a NodeHandle) -> Option<&'a RelayTarget> {
+    match links.webrtc {
+        Some(_) => node.transport_target().or(node.relay_target()),
+        None => node.relay_target(),
+    }
 }
