@@ -55,6 +55,8 @@ const MAX_SUSPECTS: usize = 1024;
 const MAX_HEARD: usize = 64;
 /// Times a bootstrap asks its bridge again when the peer it gave never answered.
 const BRIDGE_RETRIES: u8 = 3;
+/// Fellow bridges a bridge keeps at most.
+const MAX_FELLOWS: usize = 16;
 /// DHT_STOREs handed to a newcomer to our table at most (see `hand_over_records`).
 const MAX_HANDOVER: usize = 32;
 
@@ -131,6 +133,11 @@ pub(super) struct PeersmState {
     store: RecordStore,
     limiter: RateLimiter,
     registered: Vec<PeerRecord>,
+    /// At a bridge: the other bridges of the network (`Command::Bootstrap` at a bridge),
+    /// told of every peer that registers here so all bridges hand out peers from one
+    /// pool. Without them each bridge's joiners only ever meet each other and the DHT
+    /// splits into one network per bridge.
+    fellows: Vec<PeerRecord>,
     queries: BTreeMap<u64, Query>,
     requests: BTreeMap<(CircKey, StreamId), Request>,
     circs: BTreeMap<PeerId, PeerCirc>,
@@ -173,6 +180,7 @@ impl PeersmState {
             cfg: cfg.clone(),
             me,
             registered: Vec::new(),
+            fellows: Vec::new(),
             queries: BTreeMap::new(),
             requests: BTreeMap::new(),
             circs: BTreeMap::new(),
@@ -386,6 +394,31 @@ impl Node {
         let q = p.next_query;
         p.next_query += 1;
         match cmd {
+            Command::Bootstrap {
+                via: BootstrapVia::Bridge(t),
+            } if p.cfg.bridge => {
+                // A bridge does not join: it links up with a fellow bridge, which it then
+                // tells of every peer that registers here (and the peers registered so
+                // far). Answered by no event.
+                let fellow = PeerRecord {
+                    id: t.id,
+                    ip: t.addr.ip(),
+                    port: t.addr.port(),
+                    modulus: Vec::new(),
+                    ntor_key: Some(t.ntor_key),
+                };
+                if fellow.id == p.me.id || p.fellows.iter().any(|f| f.id == fellow.id) {
+                    return Ok(QueryId(q));
+                }
+                if p.fellows.len() >= MAX_FELLOWS {
+                    return Err(CommandError::Limit);
+                }
+                p.fellows.push(fellow.clone());
+                let known = p.registered.clone();
+                for r in known {
+                    self.dht_send(&fellow, DbFindPeer { peer: r }.into(), ReqKind::Register);
+                }
+            }
             Command::Bootstrap { via } => match via {
                 BootstrapVia::Bridge(t) => {
                     let bridge = PeerRecord {
@@ -663,7 +696,10 @@ impl Node {
         }
         match query.purpose {
             Purpose::Bootstrap => {
-                let jitter = self.refresh_jitter();
+                // The first refresh comes early (a tenth of the interval): a joiner's
+                // table is thinnest right after its one lookup, and peers joining near
+                // it since are met then rather than minutes later.
+                let jitter = self.refresh_jitter() / 10;
                 if let Some(p) = self.peersm.as_mut() {
                     p.bootstrapped = true;
                     p.next_refresh = Some(self.now + jitter);
@@ -1043,12 +1079,21 @@ impl Node {
             (ReqKind::Verify(rec), RelayMsg::DhtPing(m)) if m.reply => {
                 let rec = rec.clone();
                 p.verifying.remove(&rec.id);
+                let mut tell = Vec::new();
                 if p.cfg.bridge && !p.registered.iter().any(|r| r.id == rec.id) {
                     if p.registered.len() >= p.cfg.max_registered {
                         p.registered.remove(0);
                     }
                     p.registered.push(rec.clone());
+                    tell = p.fellows.clone();
                 }
+                for f in &tell {
+                    let msg = DbFindPeer { peer: rec.clone() }.into();
+                    self.dht_send(f, msg, ReqKind::Register);
+                }
+                let Some(p) = self.peersm.as_mut() else {
+                    return;
+                };
                 p.requests.remove(&(key, sid));
                 self.dht_heard_from(Some(rec), now);
                 self.close_idle_circuits();
@@ -1085,8 +1130,40 @@ impl Node {
                     self.send_ping(&r, ReqKind::Ping);
                 }
             }
-            InsertResult::Inserted => self.hand_over_records(&rec),
+            InsertResult::Inserted => {
+                self.hand_over_records(&rec);
+                self.introduce(&rec);
+            }
             _ => {}
+        }
+    }
+
+    /// `rec` just entered our table: if it is among our `k` closest, our other `k`
+    /// closest are its neighbours too, and may not know it (see
+    /// `DhtConfig::introduce_neighbours`). Each gets a DB_FIND_PEER naming it and verifies
+    /// it as a registration; one that knows it already does nothing. A peer is
+    /// introduced once per peer that inserts it, so a join costs about `k * k` cells.
+    fn introduce(&mut self, rec: &PeerRecord) {
+        let Some(p) = self
+            .peersm
+            .as_ref()
+            .filter(|p| p.cfg.dht.introduce_neighbours && p.bootstrapped)
+        else {
+            return;
+        };
+        let k = p.cfg.dht.k;
+        let near: Vec<PeerRecord> = p
+            .table
+            .closest(&Key::from(p.me.id), k)
+            .into_iter()
+            .map(|e| e.record.clone())
+            .collect();
+        if !near.iter().any(|r| r.id == rec.id) {
+            return;
+        }
+        for n in near.iter().filter(|n| n.id != rec.id) {
+            let msg = DbFindPeer { peer: rec.clone() }.into();
+            self.dht_send(n, msg, ReqKind::Register);
         }
     }
 
@@ -1442,6 +1519,7 @@ impl Node {
         };
         if rec.id == p.me.id
             || p.verifying.contains(&rec.id)
+            || (p.cfg.bridge && p.registered.iter().any(|r| r.id == rec.id))
             || p.table.get(&rec.id).is_some()
             || p.suspected(&rec.id)
         {
