@@ -120,13 +120,16 @@ impl DhtApp {
             // registrations) rather than joining.
             let fellows: Option<Vec<_>> = {
                 let d = dir.borrow();
-                d.hosts.get(me).filter(|e| e.role == HostRole::Bridge).map(|_| {
-                    d.hosts
-                        .iter()
-                        .filter(|(n, e)| e.role == HostRole::Bridge && n.as_str() != me)
-                        .filter_map(|(_, e)| e.target.clone())
-                        .collect()
-                })
+                d.hosts
+                    .get(me)
+                    .filter(|e| e.role == HostRole::Bridge)
+                    .map(|_| {
+                        d.hosts
+                            .iter()
+                            .filter(|(n, e)| e.role == HostRole::Bridge && n.as_str() != me)
+                            .filter_map(|(_, e)| e.target.clone())
+                            .collect()
+                    })
             };
             if let Some(fellows) = fellows {
                 for t in fellows {

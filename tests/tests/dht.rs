@@ -627,3 +627,48 @@ fn peers_of_linked_bridges_find_each_other() {
     assert_eq!(two_bridges(false), 0, "unlinked bridges: two separate DHTs");
     assert_eq!(two_bridges(true), 16, "linked bridges: one DHT");
 }
+
+#[test]
+fn links_without_circuits_close_after_the_idle_timeout() {
+    use onionpeer_core::node::api::{FirstHop, LinkCloseReason};
+    // Three minutes by default: a link keeps its circuit as long as it is open, and is
+    // closed (transport closed, LinkDown Local) once it has carried no circuit and no cell
+    // for that long; the relay's end sees its transport close.
+    let (mut net, op, path) = onionpeer_tests::chain(1);
+    let idle = net
+        .config(op)
+        .limits
+        .link_idle_timeout
+        .expect("an idle timeout by default");
+    assert_eq!(idle, Duration::from_secs(180));
+    let circ = net.build(op, &path, FirstHop::Fast);
+    let t = net.now + idle * 2;
+    net.drive_until(t);
+    assert_eq!(net.node(op).census().0, 1, "a link with a circuit stays");
+    let now = net.now;
+    net.taped(op)
+        .command(now, Command::CloseCircuit(circ))
+        .expect("close");
+    net.flush(op);
+    let closed_at = net.now;
+    let t = closed_at + idle - Duration::from_secs(5);
+    net.drive_until(t);
+    assert_eq!(net.node(op).census().0, 1, "not idle long enough yet");
+    let t = closed_at + idle + Duration::from_secs(5);
+    net.drive_until(t);
+    assert_eq!(net.node(op).census().0, 0, "idle link closed");
+    let local = net
+        .events_of(op)
+        .filter(|e| {
+            matches!(
+                e,
+                Event::LinkDown {
+                    reason: LinkCloseReason::Local,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(local, 1);
+    assert_eq!(net.node(path[0]).census().0, 0, "the relay saw the close");
+}

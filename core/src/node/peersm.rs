@@ -1433,7 +1433,11 @@ impl Node {
         let Some(p) = self.peersm.as_mut() else {
             return;
         };
-        if !p.limiter.allow(&from, now) {
+        // At a bridge, registrations are the job (a fellow bridge forwards every peer
+        // registered there over one link, faster than a peer's rate): they are bounded
+        // by the cap on verifications in flight instead.
+        let exempt = p.cfg.bridge && matches!(msg, RelayMsg::DbFindPeer(_));
+        if !exempt && !p.limiter.allow(&from, now) {
             self.counters.bump(Count::DhtRateLimited);
             return;
         }
