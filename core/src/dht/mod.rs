@@ -77,6 +77,11 @@ pub struct DhtConfig {
     /// without it a newcomer is known only by the peers its own lookups reached, and
     /// neighbourhoods that an early, poor lookup missed never meet.
     pub introduce_neighbours: bool,
+    /// DB_FIND_PEERs a bootstrap sends its bridge: each answer is another random peer
+    /// the bootstrap lookup starts from. One entry point puts a joiner in that peer's
+    /// part of the network only; from several, its lookup and its registrations span
+    /// the parts, so parts that formed apart (early joiners that met nobody) merge.
+    pub bootstrap_seeds: usize,
     /// Closest peers an announcement's DHT_STORE goes to (each passes it on toward the
     /// closest): a record survives its closest holder leaving.
     pub store_replicas: usize,
@@ -106,6 +111,7 @@ impl Default for DhtConfig {
             refresh_interval: Duration::from_secs(10 * 60),
             verify_listed: true,
             introduce_neighbours: true,
+            bootstrap_seeds: 3,
             store_replicas: 3,
             rate_burst: 20,
             rate_per_sec: 2,

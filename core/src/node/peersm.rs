@@ -160,6 +160,9 @@ pub(super) struct PeersmState {
     /// The bridge of the running bootstrap, its query and the retries made: a peer the
     /// bridge handed out may have left, and a bootstrap that met nobody asks again.
     bridge_tries: Option<(PeerRecord, u64, u8)>,
+    /// The bootstrap query whose lookup was started from a bridge's answer: later
+    /// answers to the same query's other DB_FIND_PEERs add starting peers to it.
+    boot_started: Option<u64>,
     next_query: u64,
     tick_at: Option<Instant>,
 }
@@ -194,6 +197,7 @@ impl PeersmState {
             next_announce: None,
             next_refresh: None,
             bridge_tries: None,
+            boot_started: None,
             next_query: 1,
             tick_at: None,
         }
@@ -428,10 +432,15 @@ impl Node {
                         modulus: Vec::new(),
                         ntor_key: Some(t.ntor_key),
                     };
-                    let msg = DbFindPeer { peer: p.me.clone() }.into();
+                    let msg: RelayMsg = DbFindPeer { peer: p.me.clone() }.into();
                     p.bridge_tries = Some((bridge.clone(), q, 0));
-                    if !self.dht_send(&bridge, msg, ReqKind::FindPeer { query: q }) {
+                    let seeds = p.cfg.dht.bootstrap_seeds.max(1);
+                    if !self.dht_send(&bridge, msg.clone(), ReqKind::FindPeer { query: q }) {
                         return Err(CommandError::Limit);
+                    }
+                    // More random peers to start from (see `DhtConfig::bootstrap_seeds`).
+                    for _ in 1..seeds {
+                        self.dht_send(&bridge, msg.clone(), ReqKind::FindPeer { query: q });
                     }
                 }
                 BootstrapVia::Peer(r) => self.start_query(q, Purpose::Bootstrap, Some(r)),
@@ -622,6 +631,7 @@ impl Node {
             // The peer the bridge gave us did not answer (it may have left): ask the
             // bridge for another under the same query.
             p.bridge_tries = Some((bridge.clone(), q, tries + 1));
+            p.boot_started = None;
             let msg = DbFindPeer { peer: p.me.clone() }.into();
             if self.dht_send(&bridge, msg, ReqKind::FindPeer { query: q }) {
                 return;
@@ -937,12 +947,25 @@ impl Node {
         self.counters.bump(Count::DhtRequestFailed);
         let now = self.now;
         match kind {
-            ReqKind::FindPeer { query } => self.emit(Event::DhtLookupDone {
-                query: QueryId(query),
-                closest: Vec::new(),
-                holders: Vec::new(),
-                hops: 0,
-            }),
+            ReqKind::FindPeer { query } => {
+                // The bootstrap failed only if no other DB_FIND_PEER of it is out and no
+                // answer started its lookup.
+                let alive = self.peersm.as_ref().is_some_and(|p| {
+                    p.boot_started == Some(query)
+                        || p.queries.contains_key(&query)
+                        || p.requests
+                            .values()
+                            .any(|r| matches!(r.kind, ReqKind::FindPeer { query: x } if x == query))
+                });
+                if !alive {
+                    self.emit(Event::DhtLookupDone {
+                        query: QueryId(query),
+                        closest: Vec::new(),
+                        holders: Vec::new(),
+                        hops: 0,
+                    });
+                }
+            }
             ReqKind::Register | ReqKind::Ordb { .. } => {}
             ReqKind::Lookup { query } => {
                 if let Some(q) = self.peersm.as_mut().and_then(|p| p.queries.get_mut(&query)) {
@@ -1019,6 +1042,19 @@ impl Node {
             (ReqKind::FindPeer { query }, RelayMsg::DbFoundPeer(m)) => {
                 let q = *query;
                 p.requests.remove(&(key, sid));
+                if let Some(query) = p.queries.get_mut(&q) {
+                    // Another starting peer for the running bootstrap.
+                    query.lookup.add_peer(m.peer);
+                    self.drive_query(q);
+                    self.close_idle_circuits();
+                    return;
+                }
+                if p.boot_started == Some(q) {
+                    // That bootstrap is over.
+                    self.close_idle_circuits();
+                    return;
+                }
+                p.boot_started = Some(q);
                 self.emit(Event::PeerFound(m.peer.clone()));
                 self.start_query(q, Purpose::Bootstrap, Some(m.peer));
                 self.close_idle_circuits();
