@@ -115,6 +115,34 @@ impl DhtApp {
         dir: &SharedDirectory,
         emit: &mut dyn FnMut(AppEvent),
     ) {
+        if matches!(job, DhtJob::Bootstrap { .. }) {
+            // A bridge links up with every other honest bridge (they share their
+            // registrations) rather than joining.
+            let fellows: Option<Vec<_>> = {
+                let d = dir.borrow();
+                d.hosts
+                    .get(me)
+                    .filter(|e| e.role == HostRole::Bridge)
+                    .map(|_| {
+                        d.hosts
+                            .iter()
+                            .filter(|(n, e)| e.role == HostRole::Bridge && n.as_str() != me)
+                            .filter_map(|(_, e)| e.target.clone())
+                            .collect()
+                    })
+            };
+            if let Some(fellows) = fellows {
+                for t in fellows {
+                    let cmd = Command::Bootstrap {
+                        via: BootstrapVia::Bridge(t),
+                    };
+                    if let Err(e) = node.command(now, cmd) {
+                        emit(AppEvent::Refused(format!("{e:?}")));
+                    }
+                }
+                return;
+            }
+        }
         let (cmd, pending) = {
             let d = dir.borrow();
             match job {
@@ -235,7 +263,27 @@ impl DhtApp {
                 let victim = d.hosts.get(me).is_some_and(|e| e.role == HostRole::Victim);
                 let mut missed_honest = None;
                 let (kind, ok) = match pending {
-                    Pending::Bootstrap => ("bootstrap", None),
+                    Pending::Bootstrap => {
+                        if std::env::var_os("SIM_DHT_DEBUG").is_some() {
+                            // How close the self-lookup of a joining peer got: the rank of
+                            // its closest result among the members (0 = the true closest).
+                            let key = Key::from(node.peer_id());
+                            let all = d.closest_members_since(&key, me, 64, now);
+                            let rank = closest
+                                .first()
+                                .and_then(|r| all.iter().position(|(_, id)| *id == r.id));
+                            let names: Vec<Option<usize>> = closest
+                                .iter()
+                                .map(|r| all.iter().position(|(_, id)| *id == r.id))
+                                .collect();
+                            eprintln!(
+                                "boot {me} t={:.1}s members={} rank={rank:?} ranks={names:?} hops={hops}",
+                                now.as_nanos() as f64 / 1e9,
+                                d.hosts.values().filter(|e| e.member).count(),
+                            );
+                        }
+                        ("bootstrap", None)
+                    }
                     Pending::FindNode(key) => {
                         // The closest peer that was a member for the whole lookup; the
                         // lookup's answer is its closest result still a member now (one

@@ -566,3 +566,109 @@ fn dht_circuits_are_not_reported_to_the_application() {
         assert_eq!(leaked, 0, "node {ix:?} reported DHT circuits");
     }
 }
+
+/// Two bridges, half the peers joining through each, one round: whether every peer finds
+/// the peers that joined through the other bridge (`linked`: the bridges are fellows).
+fn two_bridges(linked: bool) -> usize {
+    let mut net = Network::new();
+    let mut n = 0;
+    let a = add_peer(&mut net, &mut n, "bridgeA", true);
+    let b = add_peer(&mut net, &mut n, "bridgeB", true);
+    let (ta, tb) = (net.target(a), net.target(b));
+    if linked {
+        for (at, fellow) in [(a, tb.clone()), (b, ta.clone())] {
+            let now = net.now;
+            let ok = net.taped(at).command(
+                now,
+                Command::Bootstrap {
+                    via: BootstrapVia::Bridge(fellow),
+                },
+            );
+            assert!(matches!(ok, Ok(CommandOk::Query(_))), "{ok:?}");
+            net.flush(at);
+        }
+    }
+    let mut halves = (Vec::new(), Vec::new());
+    for i in 0..16 {
+        let ix = add_peer(&mut net, &mut n, &format!("peer{i}"), false);
+        let via = if i % 2 == 0 { &ta } else { &tb };
+        query(
+            &mut net,
+            ix,
+            Command::Bootstrap {
+                via: BootstrapVia::Bridge(via.clone()),
+            },
+        );
+        if i % 2 == 0 {
+            halves.0.push(ix);
+        } else {
+            halves.1.push(ix);
+        }
+    }
+    let mut found = 0;
+    for (&x, &y) in halves.0.iter().zip(&halves.1) {
+        for (from, to) in [(x, y), (y, x)] {
+            let target = id_of(&net, to);
+            let d = query(&mut net, from, Command::FindNode(Key::from(target)));
+            if d.closest.first().map(|r| r.id) == Some(target) {
+                found += 1;
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn peers_of_linked_bridges_find_each_other() {
+    // Each bridge hands out only the peers that registered with it: unlinked, the
+    // peers of one bridge never meet those of the other (the DHT splits, one per
+    // bridge; at 2,000 peers and 3 bridges lookups succeeded ~1 time in 3). Linked
+    // bridges tell each other of every registration and hand out peers from one pool.
+    assert_eq!(two_bridges(false), 0, "unlinked bridges: two separate DHTs");
+    assert_eq!(two_bridges(true), 16, "linked bridges: one DHT");
+}
+
+#[test]
+fn links_without_circuits_close_after_the_idle_timeout() {
+    use onionpeer_core::node::api::{FirstHop, LinkCloseReason};
+    // Three minutes by default: a link keeps its circuit as long as it is open, and is
+    // closed (transport closed, LinkDown Local) once it has carried no circuit and no cell
+    // for that long; the relay's end sees its transport close.
+    let (mut net, op, path) = onionpeer_tests::chain(1);
+    let idle = net
+        .config(op)
+        .limits
+        .link_idle_timeout
+        .expect("an idle timeout by default");
+    assert_eq!(idle, Duration::from_secs(180));
+    let circ = net.build(op, &path, FirstHop::Fast);
+    let t = net.now + idle * 2;
+    net.drive_until(t);
+    assert_eq!(net.node(op).census().0, 1, "a link with a circuit stays");
+    let now = net.now;
+    net.taped(op)
+        .command(now, Command::CloseCircuit(circ))
+        .expect("close");
+    net.flush(op);
+    let closed_at = net.now;
+    let t = closed_at + idle - Duration::from_secs(5);
+    net.drive_until(t);
+    assert_eq!(net.node(op).census().0, 1, "not idle long enough yet");
+    let t = closed_at + idle + Duration::from_secs(5);
+    net.drive_until(t);
+    assert_eq!(net.node(op).census().0, 0, "idle link closed");
+    let local = net
+        .events_of(op)
+        .filter(|e| {
+            matches!(
+                e,
+                Event::LinkDown {
+                    reason: LinkCloseReason::Local,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(local, 1);
+    assert_eq!(net.node(path[0]).census().0, 0, "the relay saw the close");
+}

@@ -146,6 +146,7 @@ fn small_limits() -> Limits {
         max_queued_bytes_per_conn: QUEUE_LIMIT,
         max_exit_buffer: 4096,
         link_handshake_timeout: Duration::from_secs(5),
+        link_idle_timeout: None,
         circuit_build_timeout: Duration::from_secs(10),
         exit_connect_timeout: Duration::from_secs(5),
         max_relay_early: 3,

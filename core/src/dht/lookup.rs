@@ -146,6 +146,14 @@ impl Lookup {
         l
     }
 
+    /// Another starting peer (a bootstrap's further entry points); ignored once the
+    /// lookup is over or if known already.
+    pub fn add_peer(&mut self, record: PeerRecord) {
+        if !self.finished {
+            self.add_candidate(record, 1);
+        }
+    }
+
     /// The question asked.
     pub fn kind(&self) -> LookupKind {
         self.kind

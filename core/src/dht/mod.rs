@@ -71,6 +71,17 @@ pub struct DhtConfig {
     /// they can enter the table (each costs a circuit and a PING). Off, a table holds
     /// only the peers asked and those that registered, and lookups miss more often.
     pub verify_listed: bool,
+    /// When a peer enters the table among our `k` closest, tell our other `k` closest
+    /// about it (a DB_FIND_PEER naming it, which they verify by PING as any
+    /// registration). Queried peers never learn who asked (lookups are anonymous), so
+    /// without it a newcomer is known only by the peers its own lookups reached, and
+    /// neighbourhoods that an early, poor lookup missed never meet.
+    pub introduce_neighbours: bool,
+    /// DB_FIND_PEERs a bootstrap sends its bridge: each answer is another random peer
+    /// the bootstrap lookup starts from. One entry point puts a joiner in that peer's
+    /// part of the network only; from several, its lookup and its registrations span
+    /// the parts, so parts that formed apart (early joiners that met nobody) merge.
+    pub bootstrap_seeds: usize,
     /// Closest peers an announcement's DHT_STORE goes to (each passes it on toward the
     /// closest): a record survives its closest holder leaving.
     pub store_replicas: usize,
@@ -99,6 +110,8 @@ impl Default for DhtConfig {
             republish_interval: Duration::from_secs(45 * 60),
             refresh_interval: Duration::from_secs(10 * 60),
             verify_listed: true,
+            introduce_neighbours: true,
+            bootstrap_seeds: 3,
             store_replicas: 3,
             rate_burst: 20,
             rate_per_sec: 2,

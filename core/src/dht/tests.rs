@@ -691,3 +691,31 @@ fn simulated_network_finds_true_closest() {
     assert!(mean_closest <= log2n / 2.0);
     assert!(mean_hops <= log2n / 2.0);
 }
+
+#[test]
+fn added_starting_peers_join_a_running_lookup_only() {
+    // A bootstrap's further entry points (DB_FIND_PEER answers arriving after the lookup
+    // started) are asked like the first one; once the lookup is over they are ignored.
+    let local = PeerId([0xFF; 20]);
+    let target = Key([0; 20]);
+    let mut l = Lookup::new(
+        LookupKind::FindNode,
+        local,
+        target,
+        [rec([10; 20])],
+        &config(),
+    );
+    assert_eq!(l.next(secs(0)), Action::Contact(rec([10; 20])));
+    l.add_peer(rec([20; 20]));
+    l.add_peer(rec([20; 20]));
+    l.add_peer(rec([0xFF; 20])); // ourselves: never a candidate
+    assert_eq!(l.next(secs(0)), Action::Contact(rec([20; 20])));
+    assert!(matches!(l.next(secs(0)), Action::Wait { .. }));
+    assert!(l.on_response(&PeerId([10; 20]), &[], true));
+    assert!(l.on_response(&PeerId([20; 20]), &[], true));
+    assert_eq!(l.next(secs(1)), Action::Finished);
+    l.add_peer(rec([5; 20]));
+    assert_eq!(l.state(&PeerId([5; 20])), None);
+    let got: Vec<PeerId> = l.closest().iter().map(|r| r.id).collect();
+    assert_eq!(got, [PeerId([10; 20]), PeerId([20; 20])]);
+}

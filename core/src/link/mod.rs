@@ -47,6 +47,10 @@ pub(crate) struct Link {
     pub deadline: Option<Instant>,
     /// Circuits on this link, by raw circuit id.
     pub n_circuits: usize,
+    /// When a cell last went either way (for closing idle links).
+    pub last_active: Instant,
+    /// When the idle check of an open link is due (`Limits::link_idle_timeout`).
+    pub idle_check: Option<Instant>,
 }
 
 impl Link {
@@ -63,6 +67,8 @@ impl Link {
             transmit_announced: false,
             deadline: None,
             n_circuits: 0,
+            last_active: Instant::ZERO,
+            idle_check: None,
         }
     }
 

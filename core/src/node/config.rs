@@ -55,6 +55,11 @@ pub struct Limits {
     pub max_exit_buffer: usize,
     /// How long a link handshake may take.
     pub link_handshake_timeout: Duration,
+    /// An open link that carries no circuit and no cell for this long is closed (its
+    /// transport closed, as tor-spec's channels are; Tor closes idle channels after
+    /// a few minutes too), so a bridge dialed by thousands of joiners does not keep a
+    /// link to each. `None`: links stay until a side closes them.
+    pub link_idle_timeout: Option<Duration>,
     /// How long building a circuit may take.
     pub circuit_build_timeout: Duration,
     /// How long an exit connection may take to open.
@@ -75,6 +80,7 @@ impl Default for Limits {
             max_queued_bytes_per_conn: 4 << 20,
             max_exit_buffer: 256 << 10,
             link_handshake_timeout: Duration::from_secs(30),
+            link_idle_timeout: Some(Duration::from_secs(180)),
             circuit_build_timeout: Duration::from_secs(60),
             exit_connect_timeout: Duration::from_secs(30),
             max_relay_early: 8,

@@ -67,6 +67,7 @@ impl Node {
         }
         // The buffer holds at most one partial cell between calls; it grows to the size
         // of the runtime's read for the duration of this call only.
+        link.last_active = self.now;
         let mut buf = core::mem::take(&mut link.inbuf);
         buf.extend_from_slice(data);
         let mut off = 0;
@@ -177,12 +178,19 @@ impl Node {
             self.send_cell(conn, c);
         }
         let Some(opened) = step.opened else { return };
+        let now = self.now;
+        let idle_at = self.config.limits.link_idle_timeout.map(|d| now + d);
         let Some(link) = self.links.get_mut(&conn) else {
             return;
         };
         link.state = LinkState::Open;
         if let Some(at) = link.deadline.take() {
             self.timers.remove(&(at, Timer::Link(conn)));
+        }
+        link.last_active = now;
+        if let Some(at) = idle_at {
+            link.idle_check = Some(at);
+            self.timers.insert((at, Timer::Link(conn)));
         }
         if let Some(p) = &opened.peer {
             link.peer_id = Some(p.rsa_id);
@@ -237,7 +245,54 @@ impl Node {
         if due {
             self.counters.bump(Count::HandshakeTimeout);
             self.drop_link(conn, LinkCloseReason::HandshakeTimeout, true);
+            return;
         }
+        let idle_due = self
+            .links
+            .get(&conn)
+            .is_some_and(|l| l.idle_check == Some(at) && l.is_open());
+        if idle_due {
+            self.check_idle_link(conn);
+        }
+    }
+
+    /// An open link's idle check: closed if it carried no circuit and no cell for
+    /// `link_idle_timeout`, else checked again when that could first be true.
+    fn check_idle_link(&mut self, conn: ConnId) {
+        let now = self.now;
+        let Some(idle) = self.config.limits.link_idle_timeout else {
+            return;
+        };
+        let busy = self.link_carries_circuits(conn);
+        let Some(link) = self.links.get_mut(&conn) else {
+            return;
+        };
+        let next = if busy {
+            now + idle
+        } else {
+            link.last_active + idle
+        };
+        if next <= now {
+            link.idle_check = None;
+            self.drop_link(conn, LinkCloseReason::Local, true);
+            return;
+        }
+        link.idle_check = Some(next);
+        self.timers.insert((next, Timer::Link(conn)));
+    }
+
+    /// Some circuit uses `conn`: with an id on it, or waiting for it to open.
+    fn link_carries_circuits(&self, conn: ConnId) -> bool {
+        if self.links.get(&conn).is_some_and(|l| l.n_circuits > 0) {
+            return true;
+        }
+        self.circuits.values().any(|c| match c {
+            Circuit::Client(c) => c.link == conn,
+            Circuit::Relay(r) => matches!(
+                r.next,
+                crate::circuit::NextHop::AwaitingLink { conn: c, .. } if c == conn
+            ),
+        })
     }
 
     /// Frame `cell` onto `conn`'s queue and announce it. A full queue is counted and
@@ -249,6 +304,7 @@ impl Node {
         };
         match link.queue_cell(cell, limit) {
             Ok(()) => {
+                link.last_active = self.now;
                 if !link.transmit_announced {
                     link.transmit_announced = true;
                     self.outputs.push_back(Output::Transmit(conn));
@@ -281,6 +337,9 @@ impl Node {
             return;
         };
         if let Some(at) = link.deadline {
+            self.timers.remove(&(at, Timer::Link(conn)));
+        }
+        if let Some(at) = link.idle_check {
             self.timers.remove(&(at, Timer::Link(conn)));
         }
         let on_link: Vec<_> = self

@@ -55,6 +55,8 @@ const MAX_SUSPECTS: usize = 1024;
 const MAX_HEARD: usize = 64;
 /// Times a bootstrap asks its bridge again when the peer it gave never answered.
 const BRIDGE_RETRIES: u8 = 3;
+/// Fellow bridges a bridge keeps at most.
+const MAX_FELLOWS: usize = 16;
 /// DHT_STOREs handed to a newcomer to our table at most (see `hand_over_records`).
 const MAX_HANDOVER: usize = 32;
 
@@ -131,6 +133,11 @@ pub(super) struct PeersmState {
     store: RecordStore,
     limiter: RateLimiter,
     registered: Vec<PeerRecord>,
+    /// At a bridge: the other bridges of the network (`Command::Bootstrap` at a bridge),
+    /// told of every peer that registers here so all bridges hand out peers from one
+    /// pool. Without them each bridge's joiners only ever meet each other and the DHT
+    /// splits into one network per bridge.
+    fellows: Vec<PeerRecord>,
     queries: BTreeMap<u64, Query>,
     requests: BTreeMap<(CircKey, StreamId), Request>,
     circs: BTreeMap<PeerId, PeerCirc>,
@@ -153,6 +160,9 @@ pub(super) struct PeersmState {
     /// The bridge of the running bootstrap, its query and the retries made: a peer the
     /// bridge handed out may have left, and a bootstrap that met nobody asks again.
     bridge_tries: Option<(PeerRecord, u64, u8)>,
+    /// The bootstrap query whose lookup was started from a bridge's answer: later
+    /// answers to the same query's other DB_FIND_PEERs add starting peers to it.
+    boot_started: Option<u64>,
     next_query: u64,
     tick_at: Option<Instant>,
 }
@@ -173,6 +183,7 @@ impl PeersmState {
             cfg: cfg.clone(),
             me,
             registered: Vec::new(),
+            fellows: Vec::new(),
             queries: BTreeMap::new(),
             requests: BTreeMap::new(),
             circs: BTreeMap::new(),
@@ -186,6 +197,7 @@ impl PeersmState {
             next_announce: None,
             next_refresh: None,
             bridge_tries: None,
+            boot_started: None,
             next_query: 1,
             tick_at: None,
         }
@@ -386,6 +398,31 @@ impl Node {
         let q = p.next_query;
         p.next_query += 1;
         match cmd {
+            Command::Bootstrap {
+                via: BootstrapVia::Bridge(t),
+            } if p.cfg.bridge => {
+                // A bridge does not join: it links up with a fellow bridge, which it then
+                // tells of every peer that registers here (and the peers registered so
+                // far). Answered by no event.
+                let fellow = PeerRecord {
+                    id: t.id,
+                    ip: t.addr.ip(),
+                    port: t.addr.port(),
+                    modulus: Vec::new(),
+                    ntor_key: Some(t.ntor_key),
+                };
+                if fellow.id == p.me.id || p.fellows.iter().any(|f| f.id == fellow.id) {
+                    return Ok(QueryId(q));
+                }
+                if p.fellows.len() >= MAX_FELLOWS {
+                    return Err(CommandError::Limit);
+                }
+                p.fellows.push(fellow.clone());
+                let known = p.registered.clone();
+                for r in known {
+                    self.dht_send(&fellow, DbFindPeer { peer: r }.into(), ReqKind::Register);
+                }
+            }
             Command::Bootstrap { via } => match via {
                 BootstrapVia::Bridge(t) => {
                     let bridge = PeerRecord {
@@ -395,10 +432,15 @@ impl Node {
                         modulus: Vec::new(),
                         ntor_key: Some(t.ntor_key),
                     };
-                    let msg = DbFindPeer { peer: p.me.clone() }.into();
+                    let msg: RelayMsg = DbFindPeer { peer: p.me.clone() }.into();
                     p.bridge_tries = Some((bridge.clone(), q, 0));
-                    if !self.dht_send(&bridge, msg, ReqKind::FindPeer { query: q }) {
+                    let seeds = p.cfg.dht.bootstrap_seeds.max(1);
+                    if !self.dht_send(&bridge, msg.clone(), ReqKind::FindPeer { query: q }) {
                         return Err(CommandError::Limit);
+                    }
+                    // More random peers to start from (see `DhtConfig::bootstrap_seeds`).
+                    for _ in 1..seeds {
+                        self.dht_send(&bridge, msg.clone(), ReqKind::FindPeer { query: q });
                     }
                 }
                 BootstrapVia::Peer(r) => self.start_query(q, Purpose::Bootstrap, Some(r)),
@@ -589,6 +631,7 @@ impl Node {
             // The peer the bridge gave us did not answer (it may have left): ask the
             // bridge for another under the same query.
             p.bridge_tries = Some((bridge.clone(), q, tries + 1));
+            p.boot_started = None;
             let msg = DbFindPeer { peer: p.me.clone() }.into();
             if self.dht_send(&bridge, msg, ReqKind::FindPeer { query: q }) {
                 return;
@@ -663,7 +706,10 @@ impl Node {
         }
         match query.purpose {
             Purpose::Bootstrap => {
-                let jitter = self.refresh_jitter();
+                // The first refresh comes early (a tenth of the interval): a joiner's
+                // table is thinnest right after its one lookup, and peers joining near
+                // it since are met then rather than minutes later.
+                let jitter = self.refresh_jitter() / 10;
                 if let Some(p) = self.peersm.as_mut() {
                     p.bootstrapped = true;
                     p.next_refresh = Some(self.now + jitter);
@@ -939,12 +985,25 @@ impl Node {
         self.counters.bump(Count::DhtRequestFailed);
         let now = self.now;
         match kind {
-            ReqKind::FindPeer { query } => self.emit(Event::DhtLookupDone {
-                query: QueryId(query),
-                closest: Vec::new(),
-                holders: Vec::new(),
-                hops: 0,
-            }),
+            ReqKind::FindPeer { query } => {
+                // The bootstrap failed only if no other DB_FIND_PEER of it is out and no
+                // answer started its lookup.
+                let alive = self.peersm.as_ref().is_some_and(|p| {
+                    p.boot_started == Some(query)
+                        || p.queries.contains_key(&query)
+                        || p.requests
+                            .values()
+                            .any(|r| matches!(r.kind, ReqKind::FindPeer { query: x } if x == query))
+                });
+                if !alive {
+                    self.emit(Event::DhtLookupDone {
+                        query: QueryId(query),
+                        closest: Vec::new(),
+                        holders: Vec::new(),
+                        hops: 0,
+                    });
+                }
+            }
             ReqKind::Register | ReqKind::Ordb { .. } => {}
             ReqKind::Lookup { query } => {
                 if let Some(q) = self.peersm.as_mut().and_then(|p| p.queries.get_mut(&query)) {
@@ -1021,6 +1080,19 @@ impl Node {
             (ReqKind::FindPeer { query }, RelayMsg::DbFoundPeer(m)) => {
                 let q = *query;
                 p.requests.remove(&(key, sid));
+                if let Some(query) = p.queries.get_mut(&q) {
+                    // Another starting peer for the running bootstrap.
+                    query.lookup.add_peer(m.peer);
+                    self.drive_query(q);
+                    self.close_idle_circuits();
+                    return;
+                }
+                if p.boot_started == Some(q) {
+                    // That bootstrap is over.
+                    self.close_idle_circuits();
+                    return;
+                }
+                p.boot_started = Some(q);
                 self.emit(Event::PeerFound(m.peer.clone()));
                 self.start_query(q, Purpose::Bootstrap, Some(m.peer));
                 self.close_idle_circuits();
@@ -1081,12 +1153,21 @@ impl Node {
             (ReqKind::Verify(rec), RelayMsg::DhtPing(m)) if m.reply => {
                 let rec = rec.clone();
                 p.verifying.remove(&rec.id);
+                let mut tell = Vec::new();
                 if p.cfg.bridge && !p.registered.iter().any(|r| r.id == rec.id) {
                     if p.registered.len() >= p.cfg.max_registered {
                         p.registered.remove(0);
                     }
                     p.registered.push(rec.clone());
+                    tell = p.fellows.clone();
                 }
+                for f in &tell {
+                    let msg = DbFindPeer { peer: rec.clone() }.into();
+                    self.dht_send(f, msg, ReqKind::Register);
+                }
+                let Some(p) = self.peersm.as_mut() else {
+                    return;
+                };
                 p.requests.remove(&(key, sid));
                 self.dht_heard_from(Some(rec), now);
                 self.close_idle_circuits();
@@ -1123,8 +1204,40 @@ impl Node {
                     self.send_ping(&r, ReqKind::Ping);
                 }
             }
-            InsertResult::Inserted => self.hand_over_records(&rec),
+            InsertResult::Inserted => {
+                self.hand_over_records(&rec);
+                self.introduce(&rec);
+            }
             _ => {}
+        }
+    }
+
+    /// `rec` just entered our table: if it is among our `k` closest, our other `k`
+    /// closest are its neighbours too, and may not know it (see
+    /// `DhtConfig::introduce_neighbours`). Each gets a DB_FIND_PEER naming it and verifies
+    /// it as a registration; one that knows it already does nothing. A peer is
+    /// introduced once per peer that inserts it, so a join costs about `k * k` cells.
+    fn introduce(&mut self, rec: &PeerRecord) {
+        let Some(p) = self
+            .peersm
+            .as_ref()
+            .filter(|p| p.cfg.dht.introduce_neighbours && p.bootstrapped)
+        else {
+            return;
+        };
+        let k = p.cfg.dht.k;
+        let near: Vec<PeerRecord> = p
+            .table
+            .closest(&Key::from(p.me.id), k)
+            .into_iter()
+            .map(|e| e.record.clone())
+            .collect();
+        if !near.iter().any(|r| r.id == rec.id) {
+            return;
+        }
+        for n in near.iter().filter(|n| n.id != rec.id) {
+            let msg = DbFindPeer { peer: rec.clone() }.into();
+            self.dht_send(n, msg, ReqKind::Register);
         }
     }
 
@@ -1395,7 +1508,11 @@ impl Node {
         let Some(p) = self.peersm.as_mut() else {
             return;
         };
-        if !p.limiter.allow(&from, now) {
+        // At a bridge, registrations are the job (a fellow bridge forwards every peer
+        // registered there over one link, faster than a peer's rate): they are bounded
+        // by the cap on verifications in flight instead.
+        let exempt = p.cfg.bridge && matches!(msg, RelayMsg::DbFindPeer(_));
+        if !exempt && !p.limiter.allow(&from, now) {
             self.counters.bump(Count::DhtRateLimited);
             return;
         }
@@ -1481,6 +1598,7 @@ impl Node {
         };
         if rec.id == p.me.id
             || p.verifying.contains(&rec.id)
+            || (p.cfg.bridge && p.registered.iter().any(|r| r.id == rec.id))
             || p.table.get(&rec.id).is_some()
             || p.suspected(&rec.id)
         {
