@@ -147,6 +147,12 @@ pub struct OrdbConfig {
     pub max_forward_circuits: usize,
     /// Holders of a name a FIND_VALUE fallback connects to (the seed: 4).
     pub find_value_peers: usize,
+    /// Pass every name we get a reference for on to our own ORDBs (the seed's "they
+    /// tell them what they know other peers have"). Off by default: the passed-on
+    /// references cannot be told from holders' and make ORDBs forward queries around
+    /// cycles (PROTOCOL.md §9); without it an ORDB that has no reference finds holders
+    /// with FIND_VALUE (ORDBs STORE names new to them, whole holders announce).
+    pub pass_on_names: bool,
     /// **Test and simulation only**: this node flips a byte of every DB_DATA it relays
     /// for others (a tampering ORDB), so tests can check downloaders catch it.
     pub tamper_relayed_data: bool,
@@ -163,6 +169,7 @@ impl Default for OrdbConfig {
             max_splices: 256,
             max_forward_circuits: 32,
             find_value_peers: 4,
+            pass_on_names: false,
             tamper_relayed_data: false,
         }
     }
