@@ -101,7 +101,7 @@ impl Default for DownloadConfig {
             window_blocks: 10,
             pipeline: 2,
             stall_timeout: Duration::from_secs(15),
-            measure_after: Duration::from_secs(2),
+            measure_after: Duration::from_secs(4),
             slow_factor: 4,
             max_strikes: 3,
             max_failures: 32,
