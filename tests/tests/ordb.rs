@@ -203,7 +203,7 @@ fn seed(net: &mut Network, ix: NodeIx, data: Vec<u8>) -> ([u8; 20], HashName) {
 fn seeder_serves_and_ordbs_forward_byte_exact() {
     let (mut net, all) = bootstrapped(14, false);
     let seeder = all[3];
-    let data = pattern(0, 60_000);
+    let data = pattern(0, 300_000);
     let (name, hname) = seed(&mut net, seeder, data.clone());
     let s_id = id_of(&net, seeder);
 
@@ -234,7 +234,7 @@ fn seeder_serves_and_ordbs_forward_byte_exact() {
     let msgs = query(&mut net, direct, s_id, &hname, 1, 30);
     assert_eq!(end_reason(&msgs), Some(DbEndReason::FINISHED));
     assert_eq!(verify(&name, &msgs).unwrap(), data[..30 * 486]);
-    // The whole file: 124 chunks, past one window (DB_SENDMEs keep it flowing).
+    // The whole file: 618 chunks, past one window (DB_SENDMEs keep it flowing).
     let n_chunks = data.len().div_ceil(486) as u16;
     let msgs = query(&mut net, direct, s_id, &hname, 1, n_chunks);
     assert_eq!(verify(&name, &msgs).unwrap(), data);
@@ -448,7 +448,8 @@ fn live_stream_joined_two_windows_behind() {
 fn seeder_lost_mid_answer_ends_the_requester_stream_destroyed() {
     let (mut net, all) = bootstrapped(12, false);
     let seeder = all[4];
-    let (_, hname) = seed(&mut net, seeder, pattern(1, 300 * 486));
+    // More chunks than one DB_SENDME window, so the seeder is still sending when lost.
+    let (_, hname) = seed(&mut net, seeder, pattern(1, 1500 * 486));
     let s_id = id_of(&net, seeder);
     let s_ordbs = net.node(seeder).ordb_peers();
     // An asker whose ORDB (not reached through the seeder) references the seeder.
@@ -470,7 +471,7 @@ fn seeder_lost_mid_answer_ends_the_requester_stream_destroyed() {
         Command::Query {
             hash_name: hname,
             chunk: 1,
-            nb_chunks: 300,
+            nb_chunks: 1500,
             via: Some(ordb),
         },
     ) {
@@ -501,7 +502,7 @@ fn seeder_lost_mid_answer_ends_the_requester_stream_destroyed() {
         .iter()
         .filter(|m| matches!(m, RelayMsg::DbData(_)))
         .count();
-    assert!(data < 300, "{data} chunks arrived");
+    assert!(data < 1500, "{data} chunks arrived");
     assert_eq!(end_reason(&got), Some(DbEndReason::DESTROYED));
 }
 

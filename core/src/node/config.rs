@@ -163,6 +163,12 @@ pub struct OrdbConfig {
     pub max_facilitators: usize,
     /// Facilitators a query is sent to, in turn, after an unsuccessful FIND_VALUE.
     pub facilitator_tries: usize,
+    /// Pass every name we get a reference for on to our own ORDBs (the seed's "they
+    /// tell them what they know other peers have"). Off by default: the passed-on
+    /// references cannot be told from holders' and make ORDBs forward queries around
+    /// cycles (PROTOCOL.md §9); without it an ORDB that has no reference finds holders
+    /// with FIND_VALUE (ORDBs STORE names new to them, whole holders announce).
+    pub pass_on_names: bool,
     /// **Test and simulation only**: this node flips a byte of every DB_DATA it relays
     /// for others (a tampering ORDB), so tests can check downloaders catch it.
     pub tamper_relayed_data: bool,
@@ -183,6 +189,7 @@ impl Default for OrdbConfig {
             query_burst: 100,
             max_facilitators: 16,
             facilitator_tries: 3,
+            pass_on_names: false,
             tamper_relayed_data: false,
         }
     }

@@ -33,11 +33,12 @@ use crate::circuit::CircKey;
 use crate::ordb::{DlAction, DlCircuit, DownloadConfig, Downloader, DropReason, GetId};
 
 /// DB_DATA cells received on a stream between two DB_SENDMEs.
-pub const DB_SENDME_EVERY: u16 = 50;
+pub const DB_SENDME_EVERY: u16 = super::ordb::SENDME_CHUNKS;
 /// The ORDB's initial chunk window on a DB_QUERY stream (what it may send unacknowledged).
-pub const DB_WINDOW: u16 = 100;
-// A DB_SENDME goes out when half the window is used, so the ORDB never waits a round trip.
-const _: () = assert!(DB_SENDME_EVERY * 2 == DB_WINDOW);
+pub const DB_WINDOW: u16 = super::ordb::STREAM_WINDOW;
+// A DB_SENDME goes out when a fifth of the window is used, so the ORDB never waits a
+// round trip.
+const _: () = assert!(DB_SENDME_EVERY * 5 == DB_WINDOW);
 /// Downloads running at once.
 const MAX_DOWNLOADS: usize = 8;
 

@@ -5,8 +5,9 @@
 //!   whether it seeded it ([`Command::Seed`], [`Command::Live`]) or downloaded it.
 //! - **Discovery.** A node advertises what it has with DB_INFO on its ORDB circuits
 //!   ([`Node::advertise`]). An ORDB (the last hop of someone's ORDB circuit) keeps, per
-//!   name, the circuits that advertised it ([`OrdbLists`]), passes a name on once to each
-//!   of its own ORDBs, and STOREs a new name in the DHT with its own record.
+//!   name, the circuits that advertised it ([`OrdbLists`]), STOREs a new name in the DHT
+//!   with its own record and, only when `pass_on_names` is set, passes a name on once to
+//!   each of its own ORDBs.
 //! - **Requests.** A DB_QUERY at any node: counter 5 → DB_END; the node holds the range →
 //!   it serves it (DB_CONNECTED, DB_HASHES, DB_DATA, DB_END FINISHED) within a window of
 //!   chunks opened by DB_SENDME; else it forwards the query (counter + 1) on the first
@@ -42,12 +43,14 @@ use crate::ordb::{
 };
 
 /// DB_DATA cells a server may send on one stream before the receiver's DB_SENDME opens
-/// the window again: 100 × 486 B ≈ 48 kB (the seed's ~500 kB window spread on 5
-/// circuits is ~100 kB per GET, i.e. two windows' worth in flight per circuit).
-pub const STREAM_WINDOW: u16 = 100;
+/// the window again: 500 × 486 B ≈ 243 kB, more than one GET (a 420-chunk block), so a
+/// GET is never held back by a round trip of its path (6–7 relays, up to ~1 s): with
+/// 100 a stream carried at most ~50 kB per round trip (PROTOCOL.md §9, measurements).
+/// Still within Tor's 500-cell stream window.
+pub const STREAM_WINDOW: u16 = 500;
 /// A downloader sends DB_SENDME `{chunks: SENDME_CHUNKS}` each time it consumed that many
-/// DB_DATA cells of a stream (half the window, so the server never stalls on a fast path).
-pub const SENDME_CHUNKS: u16 = 50;
+/// DB_DATA cells of a stream (a fifth of the window, so the server never stalls).
+pub const SENDME_CHUNKS: u16 = 100;
 /// Stream ids an ORDB picks for the queries it forwards have this bit set; clients pick
 /// theirs without it, so the two never collide on one circuit.
 const FORWARD_SID_BIT: u16 = 0x8000;
@@ -572,7 +575,8 @@ impl Node {
     }
 
     /// DB_INFO: a peer on circuit `key` has (part of) a name. Keep the reference; pass
-    /// the name on to our ORDBs that were not told; STORE a name new to us.
+    /// the name on to our ORDBs that were not told (when `pass_on_names`); STORE a name
+    /// new to us.
     fn on_db_info(&mut self, key: CircKey, m: DbInfo) {
         let Some(o) = self.ordb.as_mut() else {
             return;
@@ -588,23 +592,28 @@ impl Node {
         if m.facilitator {
             o.lists.add_facilitator(key, o.cfg.max_facilitators);
         }
-        let ordbs: Vec<CircKey> = self
-            .ordb_circuit_list()
-            .into_iter()
-            .map(|(k, _)| k)
-            .filter(|k| *k != key)
-            .collect();
-        let Some(o) = self.ordb.as_mut() else {
-            return;
-        };
-        let tell = o.lists.mark_told(&m.hash_name, &ordbs);
-        // Passed on, the reference is us, and we are no facilitator for it.
-        let passed = DbInfo {
-            facilitator: false,
-            ..m.clone()
-        };
-        for c in tell {
-            self.circ_send(c, None, passed.clone().into());
+        // Passing names on makes cycles of ORDBs that list each other: queries then go
+        // round them until the loop counter stops them (PROTOCOL.md §9, "Passing
+        // references on"), so it is off unless configured.
+        if o.cfg.pass_on_names {
+            let ordbs: Vec<CircKey> = self
+                .ordb_circuit_list()
+                .into_iter()
+                .map(|(k, _)| k)
+                .filter(|k| *k != key)
+                .collect();
+            let Some(o) = self.ordb.as_mut() else {
+                return;
+            };
+            let tell = o.lists.mark_told(&m.hash_name, &ordbs);
+            // Passed on, the reference is us, and we are no facilitator for it.
+            let passed = DbInfo {
+                facilitator: false,
+                ..m.clone()
+            };
+            for c in tell {
+                self.circ_send(c, None, passed.clone().into());
+            }
         }
         if new {
             self.quiet_store(m.hash_name, m.progress);

@@ -14,10 +14,13 @@
 //!   [`LiveVerifier`]) before anything else is asked.
 //! - **Circuits.** 5 of the circuits the node has are *used*; the others are spares that
 //!   replace a used one when it is dropped.
-//! - **Window and blocks.** The window is 5 blocks of 210 chunks (210 × 486 B ≈ 100 kB, a
+//! - **Window and blocks.** The window is 10 blocks of 420 chunks (420 × 486 B ≈ 204 kB, a
 //!   multiple of the tree's 15-chunk blocks), counted from the first chunk the application
 //!   has not read: no chunk outside it is asked for, so buffered data never exceeds the
-//!   window (≈ 510 kB). One GET asks for at most one block.
+//!   window (≈ 2 MB). One GET asks for at most one block. Why larger than the seed's
+//!   5 × 100 kB: with 5 blocks in the window one slow GET at its start (the paths cross
+//!   6–7 relays) held every other circuit idle once the 4 blocks after it were in
+//!   (PROTOCOL.md §10, measurements).
 //! - **Placement.** A new GET goes to the idle used circuit with the best measured rate
 //!   (unmeasured circuits first, so every circuit gets measured); lowest missing chunks
 //!   first (re-requests before new ranges).
@@ -94,11 +97,11 @@ impl Default for DownloadConfig {
     fn default() -> Self {
         DownloadConfig {
             circuits: 5,
-            block_chunks: 210,
-            window_blocks: 5,
+            block_chunks: 420,
+            window_blocks: 10,
             pipeline: 2,
             stall_timeout: Duration::from_secs(15),
-            measure_after: Duration::from_secs(2),
+            measure_after: Duration::from_secs(4),
             slow_factor: 4,
             max_strikes: 3,
             max_failures: 32,

@@ -172,7 +172,7 @@ impl Glue {
 
 #[test]
 fn get_fetches_over_ordb_circuits_with_sendmes_and_db_info() {
-    let mut g = Glue::new(486 * 1200 + 100, 6);
+    let mut g = Glue::new(486 * 2400 + 100, 6);
     let h = g.get();
     let first = g.sent();
     // The info query first: chunk 1, 0 chunks, counter 0.
@@ -203,7 +203,7 @@ fn get_fetches_over_ordb_circuits_with_sendmes_and_db_info() {
             .iter()
             .any(|e| matches!(e, Event::ContentProgress { handle, .. } if *handle == h))
     );
-    // One DB_SENDME per 50 DB_DATA on a stream: a 210-chunk GET gets 4.
+    // One DB_SENDME per 100 DB_DATA on a stream: a 420-chunk GET gets 4.
     let mut sendmes: BTreeMap<(CircKey, Option<StreamId>), u32> = BTreeMap::new();
     for (k, s, m) in &log {
         if let RelayMsg::DbSendme(x) = m {
@@ -262,7 +262,7 @@ fn tampering_ordb_is_dropped_and_the_file_still_arrives() {
 
 #[test]
 fn lost_circuit_and_db_end_resume_elsewhere() {
-    let mut g = Glue::new(486 * 1200, 6);
+    let mut g = Glue::new(486 * 2400, 6);
     let h = g.get();
     // Answer the info query by hand, then cut a range GET with DB_END DESTROYED and
     // close another circuit.
