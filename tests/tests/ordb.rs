@@ -725,3 +725,83 @@ fn an_unsuccessful_find_goes_to_a_facilitator() {
     assert_eq!(verify(&xname, &msgs).unwrap(), data);
     assert!(net.node(o_ix).counters().get(Count::OrdbToFacilitator) >= 1);
 }
+
+/// The CLI's live test in memory: segments of 16 full chunks, 40 at once, then one
+/// every 300 ms while a viewer that joined 2 windows behind reads; the viewer keeps
+/// getting bytes (it once stalled after its first read).
+#[test]
+fn a_live_viewer_keeps_up_with_a_steady_seeder() {
+    let (mut net, all) = bootstrapped(8, false);
+    let seeder = all[1];
+    let name = match run(
+        &mut net,
+        seeder,
+        Command::Live {
+            mime_type: "application/octet-stream".into(),
+            key: Some([7; 32]),
+            segment_chunks: 16,
+        },
+    ) {
+        CommandOk::Content(n) => n,
+        o => panic!("{o:?}"),
+    };
+    let push = |net: &mut Network, s: u32| {
+        let chunks: Vec<Vec<u8>> = (0..16)
+            .map(|i| pattern((s * 16 + i) as usize, 486))
+            .collect();
+        run(
+            net,
+            seeder,
+            Command::LivePush {
+                hash_name: name,
+                chunks,
+            },
+        );
+    };
+    let mut s = 0u32;
+    while s < 40 {
+        push(&mut net, s);
+        s += 1;
+    }
+    settle(&mut net, 2);
+    let viewer = all[6];
+    let h = match run(
+        &mut net,
+        viewer,
+        Command::GetLive {
+            hash_name: HashName::new(&name).unwrap(),
+        },
+    ) {
+        CommandOk::Download(h) => h,
+        o => panic!("{o:?}"),
+    };
+    // Past the join's 2 windows and well into the part produced while reading.
+    let want = 100 * 16 * 486;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    for _ in 0..400 {
+        push(&mut net, s);
+        s += 1;
+        let t = net.now + Duration::from_millis(300);
+        net.drive_until(t);
+        while let Some((_, n)) = net.taped(viewer).read_content(h, &mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        net.flush(viewer);
+        if got.len() >= want {
+            break;
+        }
+    }
+    assert!(
+        got.len() >= want,
+        "the viewer stalled at {} bytes",
+        got.len()
+    );
+    let stream: Vec<u8> = (0..s * 16).flat_map(|i| pattern(i as usize, 486)).collect();
+    assert!(
+        (0..s as usize * 16)
+            .map(|c| c * 486)
+            .any(|o| stream.get(o..o + got.len()) == Some(&got[..])),
+        "the viewer's bytes are not a run of the stream"
+    );
+}
