@@ -726,3 +726,150 @@ fn an_unsuccessful_find_goes_to_a_facilitator() {
     assert_eq!(verify(&xname, &msgs).unwrap(), data);
     assert!(net.node(o_ix).counters().get(Count::OrdbToFacilitator) >= 1);
 }
+
+/// The CLI's live test in memory: segments of 16 full chunks, 40 at once, then one
+/// every 300 ms while a viewer that joined 2 windows behind reads; the viewer keeps
+/// getting bytes (it once stalled after its first read).
+#[test]
+fn a_live_viewer_keeps_up_with_a_steady_seeder() {
+    let (mut net, all) = bootstrapped(8, false);
+    let seeder = all[1];
+    let name = match run(
+        &mut net,
+        seeder,
+        Command::Live {
+            mime_type: "application/octet-stream".into(),
+            key: Some([7; 32]),
+            segment_chunks: 16,
+        },
+    ) {
+        CommandOk::Content(n) => n,
+        o => panic!("{o:?}"),
+    };
+    let push = |net: &mut Network, s: u32| {
+        let chunks: Vec<Vec<u8>> = (0..16)
+            .map(|i| pattern((s * 16 + i) as usize, 486))
+            .collect();
+        run(
+            net,
+            seeder,
+            Command::LivePush {
+                hash_name: name,
+                chunks,
+            },
+        );
+    };
+    let mut s = 0u32;
+    while s < 40 {
+        push(&mut net, s);
+        s += 1;
+    }
+    settle(&mut net, 2);
+    let viewer = all[6];
+    let h = match run(
+        &mut net,
+        viewer,
+        Command::GetLive {
+            hash_name: HashName::new(&name).unwrap(),
+        },
+    ) {
+        CommandOk::Download(h) => h,
+        o => panic!("{o:?}"),
+    };
+    // Past the join's 2 windows and well into the part produced while reading.
+    let want = 100 * 16 * 486;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    for _ in 0..400 {
+        push(&mut net, s);
+        s += 1;
+        let t = net.now + Duration::from_millis(300);
+        net.drive_until(t);
+        while let Some((_, n)) = net.taped(viewer).read_content(h, &mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        net.flush(viewer);
+        if got.len() >= want {
+            break;
+        }
+    }
+    assert!(
+        got.len() >= want,
+        "the viewer stalled at {} bytes",
+        got.len()
+    );
+    let stream: Vec<u8> = (0..s * 16).flat_map(|i| pattern(i as usize, 486)).collect();
+    assert!(
+        (0..s as usize * 16)
+            .map(|c| c * 486)
+            .any(|o| stream.get(o..o + got.len()) == Some(&got[..])),
+        "the viewer's bytes are not a run of the stream"
+    );
+}
+
+/// A range a viewer asks just after its join, once the seeder published one more
+/// segment, starts a little more than 2 windows behind the newest chunk: the ORDB still
+/// serves it (it once read the wire number as a chunk a ring later, not produced yet,
+/// and the viewer waited on it forever).
+#[test]
+fn a_live_range_just_past_two_windows_behind_is_served() {
+    let (mut net, all) = bootstrapped(8, false);
+    let seeder = all[1];
+    let name = match run(
+        &mut net,
+        seeder,
+        Command::Live {
+            mime_type: "video/webm".into(),
+            key: Some([8; 32]),
+            segment_chunks: 4,
+        },
+    ) {
+        CommandOk::Content(n) => n,
+        o => panic!("{o:?}"),
+    };
+    // 40 segments of 4 chunks: absolute chunks 0..160 (ring 256, window 64).
+    for s in 0..40u32 {
+        live_push(&mut net, seeder, name, s);
+    }
+    settle(&mut net, 3);
+    let hname = HashName::new(&name).unwrap();
+    let s_id = id_of(&net, seeder);
+    let viewer = all
+        .iter()
+        .copied()
+        .find(|&i| i != seeder && net.node(i).ordb_peers().contains(&s_id))
+        .expect("a peer with the seeder as ORDB");
+    let ring = ChunkRing::new(4 * 64);
+    // The join of one segment earlier started at 28 (2 windows behind 155).
+    let q = match run(
+        &mut net,
+        viewer,
+        Command::Query {
+            hash_name: hname,
+            chunk: u64::from(ring.to_wire(28)),
+            nb_chunks: 8,
+            via: Some(s_id),
+        },
+    ) {
+        CommandOk::Query(q) => q,
+        o => panic!("{o:?}"),
+    };
+    settle(&mut net, 5);
+    let msgs: Vec<RelayMsg> = net
+        .taped(viewer)
+        .take_query_replies()
+        .into_iter()
+        .filter(|(id, _)| *id == q)
+        .map(|(_, m)| m)
+        .collect();
+    let wires: Vec<u32> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            RelayMsg::DbData(d) => Some(d.chunk),
+            _ => None,
+        })
+        .collect();
+    let expect: Vec<u32> = (28..36).map(|a| ring.to_wire(a)).collect();
+    assert_eq!(wires, expect);
+    assert_eq!(end_reason(&msgs), Some(DbEndReason::FINISHED));
+}

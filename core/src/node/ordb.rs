@@ -747,9 +747,16 @@ impl Node {
                     let start = (newest_abs + 1).saturating_sub(2 * window);
                     (start - start % per).max(oldest_abs)
                 } else {
+                    // Resolved nearest to a window behind the newest chunk: a viewer asks
+                    // from up to 2 windows (the join) plus what was published since
+                    // behind, and at most a window ahead (PROTOCOL.md 6.5); nearest to
+                    // the newest itself, a range the join started would name a future
+                    // chunk once one more segment is out, and the viewer would wait on it.
+                    let window = u64::from(m.ring().size() / 4);
+                    let reference = newest_abs.saturating_sub(window);
                     match u32::try_from(q.chunk)
                         .ok()
-                        .and_then(|w| m.ring().to_absolute(w, newest_abs))
+                        .and_then(|w| m.ring().to_absolute(w, reference))
                     {
                         Some(a) if a >= oldest_abs => a,
                         _ => {

@@ -1087,7 +1087,21 @@ impl Downloader {
 
     /// Window end: no chunk at or beyond it is asked for.
     fn window_end(&self) -> u64 {
-        let end = self.read_chunk.saturating_add(self.cfg.window());
+        let mut end = self.read_chunk.saturating_add(self.cfg.window());
+        // A live GET names its first chunk by its wire number, which an ORDB resolves
+        // nearest to its own newest chunk: asked more than half a ring ahead, it would
+        // serve an old chunk instead (out of range here: the circuit dropped). A quarter
+        // ring (an ORDB's window) ahead of the newest chunk is always unambiguous.
+        if let Content::Live {
+            ring,
+            newest,
+            joined: true,
+            ..
+        } = &self.content
+        {
+            let ahead = u64::from(ring.size() / 4).max(1);
+            end = end.min(newest.saturating_add(1).saturating_add(ahead));
+        }
         self.n_chunks().map_or(end, |n| end.min(n))
     }
 
