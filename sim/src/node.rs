@@ -451,9 +451,9 @@ impl SimPeer {
                 config.role = Role::RELAY;
                 let mut p = PeersmConfig::new(spec.addr);
                 p.bridge = role.is_bridge();
-                // The core keeps a link until a side closes it (no idle-link timeout yet):
-                // a bridge of a 10,000-peer network is dialed by thousands of peers, and
-                // a peer meets hundreds over an hour of lookups.
+                // Idle links close after 3 minutes, but a bridge of a 10,000-peer network
+                // is dialed by thousands of peers within that time during the bootstrap
+                // wave, and a peer meets hundreds over an hour of lookups.
                 config.limits.max_links = 16_384;
                 p.ordb.tamper_relayed_data = role == HostRole::Tamperer;
                 config.peersm = Some(p);

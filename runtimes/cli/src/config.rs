@@ -54,6 +54,8 @@ pub struct BridgeFile {
     site: Option<PathBuf>,
     webrtc: Option<SocketAddr>,
     browser_webrtc: Option<SocketAddr>,
+    #[serde(default)]
+    fellow: Vec<String>,
 }
 
 impl PeerArgs {
@@ -75,6 +77,9 @@ impl BridgeArgs {
         self.http = self.http.or(f.http);
         self.site = self.site.or(f.site);
         self.links = self.links.merge(f.webrtc, f.browser_webrtc);
+        if self.fellow.is_empty() {
+            self.fellow = f.fellow;
+        }
         self
     }
 }

@@ -183,6 +183,12 @@ struct BridgeArgs {
     site: Option<PathBuf>,
     #[command(flatten)]
     links: webrtc_peer::LinkArgs,
+    /// A fellow bridge (its relay line): every peer that registers here is passed on to
+    /// it, so the bridges hand out peers of one DHT, not one each. Repeatable; for
+    /// two-way sharing, name each bridge at the other (start the second with the first's
+    /// line, then restart the first with the second's).
+    #[arg(long, value_name = "RELAY")]
+    fellow: Vec<String>,
 }
 
 fn main() {
@@ -483,6 +489,15 @@ async fn bridge(a: BridgeArgs) -> Result<()> {
     println!("websocket links on ws://{}/link", addrs[0]);
     for addr in &addrs {
         println!("page on http://{addr}/");
+    }
+    for line in &a.fellow {
+        let fellow = parse_relay_line(line)?;
+        node.command(Command::Bootstrap {
+            via: BootstrapVia::Bridge(fellow.clone()),
+        })
+        .await
+        .map_err(|e| format!("fellow bridge {}: {e:?}", fellow.addr))?;
+        println!("fellow bridge {}", fellow.addr);
     }
     smol::future::pending::<()>().await;
     Ok(())
