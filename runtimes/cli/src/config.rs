@@ -201,6 +201,16 @@ pub fn parse_relay_line(line: &str) -> Result<RelayTarget, String> {
     })
 }
 
+impl LinkArgs {
+    /// Fill what the command line left out from the file.
+    fn merge(self, webrtc: Option<SocketAddr>, browser_webrtc: Option<SocketAddr>) -> LinkArgs {
+        LinkArgs {
+            webrtc: self.webrtc.or(webrtc),
+            browser_webrtc: self.browser_webrtc.or(browser_webrtc),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,15 +261,5 @@ mod tests {
         assert_eq!(r.exit_policy.as_deref(), Some("accept *:80,reject *:*"));
         assert_eq!(DemoArgs::default().merge(f.demo).relays, Some(5));
         assert!(toml::from_str::<ConfigFile>("[proxy]\nsocks_port = 1").is_err());
-    }
-}
-
-impl LinkArgs {
-    /// Fill what the command line left out from the file.
-    fn merge(self, webrtc: Option<SocketAddr>, browser_webrtc: Option<SocketAddr>) -> LinkArgs {
-        LinkArgs {
-            webrtc: self.webrtc.or(webrtc),
-            browser_webrtc: self.browser_webrtc.or(browser_webrtc),
-        }
     }
 }
