@@ -1,7 +1,8 @@
 //! Real processes on 127.0.0.1: a bridge, a few peers, `seed` publishes a file and `get`
 //! fetches it through the ORDBs byte-exact; a `get` interrupted mid-way resumes; a `seed`
 //! restarted from its `--store` alone serves again; `live` publishes a pipe and `stream`
-//! writes it out.
+//! writes it out; the same seed and get with every node linked only over WebRTC
+//! (`--webrtc`, signalling over HTTP and through the network).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -56,10 +57,16 @@ fn pattern(n: usize) -> Vec<u8> {
 }
 
 fn get(hash: &str, out: &Path, bridge: &str) -> Child {
+    get_with(hash, out, bridge, &[])
+}
+
+/// `get` with `extra` flags (how it links).
+fn get_with(hash: &str, out: &Path, bridge: &str, extra: &[&str]) -> Child {
     onionpeer()
         .args(["get", hash, "-o"])
         .arg(out)
         .args(["--bridge", bridge, "--timeout", "50"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -163,27 +170,27 @@ fn seed_and_get_through_the_ordbs_and_resume() {
 
 /// A bridge and `n` peers: the bridge's relay line and the processes.
 fn network(dir: &Path, n: usize) -> (String, Vec<Proc>) {
-    let (bridge, line) = start(
-        &[
-            "bridge",
-            "--or-port",
-            "127.0.0.1:0",
-            "--ws",
-            "127.0.0.1:0",
-            "--site",
-            dir.to_str().unwrap(),
-        ],
-        "relay line:",
-    );
+    network_with(dir, n, &[])
+}
+
+/// A bridge and `n` peers, all started with `extra` flags (how they link).
+fn network_with(dir: &Path, n: usize, extra: &[&str]) -> (String, Vec<Proc>) {
+    let mut args = vec![
+        "bridge",
+        "--or-port",
+        "127.0.0.1:0",
+        "--ws",
+        "127.0.0.1:0",
+        "--site",
+        dir.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let (bridge, line) = start(&args, "relay line:");
     let mut procs = vec![bridge];
     for _ in 0..n {
-        procs.push(
-            start(
-                &["peer", "--or-port", "127.0.0.1:0", "--bridge", &line],
-                "relay line:",
-            )
-            .0,
-        );
+        let mut args = vec!["peer", "--or-port", "127.0.0.1:0", "--bridge", &line];
+        args.extend(extra);
+        procs.push(start(&args, "relay line:").0);
     }
     (line, procs)
 }
@@ -338,5 +345,28 @@ fn live_from_a_pipe_and_stream_to_stdout() {
     );
     drop((stream, live, peers));
     let _ = feed.join();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A bridge, 3 peers, `seed` and `get`, every one with `--webrtc`: all their links are
+/// WebRTC data channels; the file arrives byte-exact.
+#[test]
+fn seed_and_get_over_webrtc_links() {
+    let dir = temp_sub("webrtc");
+    let rtc = ["--webrtc", "127.0.0.1:0"];
+    let (line, peers) = network_with(&dir, 3, &rtc);
+    let data = pattern(300_000);
+    let src = dir.join("src.bin");
+    std::fs::write(&src, &data).unwrap();
+    let mut args = vec!["seed", src.to_str().unwrap(), "--bridge", &line];
+    args.extend(rtc);
+    let (_seeder, hash) = start(&args, "hash_name:");
+    assert_eq!(hash.len(), 40, "{hash}");
+    let out = dir.join("out.bin");
+    let started = Instant::now();
+    let st = get_with(&hash, &out, &line, &rtc).wait().unwrap();
+    assert!(st.success(), "get failed after {:?}", started.elapsed());
+    assert!(std::fs::read(&out).unwrap() == data, "not byte-exact");
+    drop(peers);
     let _ = std::fs::remove_dir_all(&dir);
 }
