@@ -497,8 +497,8 @@ pub enum Event {
 pub enum TimeoutReason {
     /// Nothing scheduled; the instant is far in the future.
     Idle,
-    /// A link handshake deadline.
-    LinkHandshake,
+    /// A link deadline: its handshake's, or the next check for an idle link.
+    Link,
     /// A circuit build deadline.
     CircuitBuild,
     /// An exit connection deadline.

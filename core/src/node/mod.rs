@@ -350,7 +350,7 @@ impl Node {
         match self.timers.first() {
             Some(&(at, timer)) => {
                 let reason = match timer {
-                    Timer::Link(_) => TimeoutReason::LinkHandshake,
+                    Timer::Link(_) => TimeoutReason::Link,
                     Timer::Circuit(_) => TimeoutReason::CircuitBuild,
                     Timer::Exit(_) => TimeoutReason::ExitConnect,
                     Timer::DhtQuery(_) | Timer::DhtTick | Timer::Download(_) => TimeoutReason::Dht,
