@@ -369,29 +369,10 @@ fn tampering_ordb_is_caught() {
 fn live_stream_joined_two_windows_behind() {
     let (mut net, all) = bootstrapped(8, false);
     let seeder = all[1];
-    let name = match run(
-        &mut net,
-        seeder,
-        Command::Live {
-            mime_type: "video/webm".into(),
-            key: Some([5; 32]),
-            segment_chunks: 4,
-        },
-    ) {
-        CommandOk::Content(n) => n,
-        o => panic!("{o:?}"),
-    };
+    let name = start_live(&mut net, seeder, "video/webm", 5, 4);
     // 40 segments of 4 chunks: absolute chunks 0..160.
     for s in 0..40u32 {
-        let chunks: Vec<Vec<u8>> = (0..4).map(|i| pattern((s * 4 + i) as usize, 100)).collect();
-        run(
-            &mut net,
-            seeder,
-            Command::LivePush {
-                hash_name: name,
-                chunks,
-            },
-        );
+        live_push(&mut net, seeder, name, s);
     }
     settle(&mut net, 3);
     let hname = HashName::new(&name).unwrap();
@@ -582,6 +563,23 @@ fn read_for(net: &mut Network, ix: NodeIx, h: DownloadHandle, secs: u64, out: &m
     }
 }
 
+/// Start a live stream at `ix` (signing key `[key; 32]`); its hash_name.
+fn start_live(net: &mut Network, ix: NodeIx, mime: &str, key: u8, segment_chunks: u16) -> [u8; 20] {
+    match run(
+        net,
+        ix,
+        Command::Live {
+            mime_type: mime.into(),
+            key: Some([key; 32]),
+            segment_chunks,
+        },
+    ) {
+        CommandOk::Content(n) => n,
+        o => panic!("{o:?}"),
+    }
+}
+
+/// Push segment `s` (4 chunks of 100 bytes of the test pattern) to the stream `name`.
 fn live_push(net: &mut Network, ix: NodeIx, name: [u8; 20], s: u32) {
     let chunks: Vec<Vec<u8>> = (0..4).map(|i| pattern((s * 4 + i) as usize, 100)).collect();
     run(
@@ -601,18 +599,7 @@ fn live_push(net: &mut Network, ix: NodeIx, name: [u8; 20], s: u32) {
 fn a_viewer_reserves_a_live_stream_after_the_seeder_is_gone() {
     let (mut net, all) = bootstrapped(12, false);
     let seeder = all[1];
-    let name = match run(
-        &mut net,
-        seeder,
-        Command::Live {
-            mime_type: "video/webm".into(),
-            key: Some([6; 32]),
-            segment_chunks: 4,
-        },
-    ) {
-        CommandOk::Content(n) => n,
-        o => panic!("{o:?}"),
-    };
+    let name = start_live(&mut net, seeder, "video/webm", 6, 4);
     let mut stream: Vec<u8> = Vec::new();
     let mut s = 0u32;
     for _ in 0..40 {
@@ -734,18 +721,7 @@ fn an_unsuccessful_find_goes_to_a_facilitator() {
 fn a_live_viewer_keeps_up_with_a_steady_seeder() {
     let (mut net, all) = bootstrapped(8, false);
     let seeder = all[1];
-    let name = match run(
-        &mut net,
-        seeder,
-        Command::Live {
-            mime_type: "application/octet-stream".into(),
-            key: Some([7; 32]),
-            segment_chunks: 16,
-        },
-    ) {
-        CommandOk::Content(n) => n,
-        o => panic!("{o:?}"),
-    };
+    let name = start_live(&mut net, seeder, "application/octet-stream", 7, 16);
     let push = |net: &mut Network, s: u32| {
         let chunks: Vec<Vec<u8>> = (0..16)
             .map(|i| pattern((s * 16 + i) as usize, 486))
@@ -815,18 +791,7 @@ fn a_live_viewer_keeps_up_with_a_steady_seeder() {
 fn a_live_range_just_past_two_windows_behind_is_served() {
     let (mut net, all) = bootstrapped(8, false);
     let seeder = all[1];
-    let name = match run(
-        &mut net,
-        seeder,
-        Command::Live {
-            mime_type: "video/webm".into(),
-            key: Some([8; 32]),
-            segment_chunks: 4,
-        },
-    ) {
-        CommandOk::Content(n) => n,
-        o => panic!("{o:?}"),
-    };
+    let name = start_live(&mut net, seeder, "video/webm", 8, 4);
     // 40 segments of 4 chunks: absolute chunks 0..160 (ring 256, window 64).
     for s in 0..40u32 {
         live_push(&mut net, seeder, name, s);
