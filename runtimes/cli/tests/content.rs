@@ -82,25 +82,7 @@ fn temp_dir() -> PathBuf {
 #[test]
 fn seed_and_get_through_the_ordbs_and_resume() {
     let dir = temp_dir();
-    let (_bridge, line) = start(
-        &[
-            "bridge",
-            "--or-port",
-            "127.0.0.1:0",
-            "--ws",
-            "127.0.0.1:0",
-            "--site",
-            dir.to_str().unwrap(),
-        ],
-        "relay line:",
-    );
-    let mut peers = Vec::new();
-    for _ in 0..3 {
-        peers.push(start(
-            &["peer", "--or-port", "127.0.0.1:0", "--bridge", &line],
-            "relay line:",
-        ));
-    }
+    let (line, peers) = network(&dir, 3);
     let data = pattern(1_000_000);
     let src = dir.join("src.bin");
     std::fs::write(&src, &data).unwrap();
