@@ -74,7 +74,7 @@ fn idle(n: usize) {
         SimConfig::default(),
         topology,
         Trace::new(),
-        move |s| SimPeer::new(s, &factory_dir),
+        move |s| SimPeer::new(s, &factory_dir, &Default::default()),
     );
     for i in 0..n {
         let role = match i % 100 {
@@ -141,7 +141,7 @@ fn run_circuits(label: &str, n: usize, every_ms: u64, secs: u64) {
     let factory_dir = SharedDirectory::clone(&dir);
     let mut world = scenario
         .build(std::path::Path::new("."), Trace::new(), move |s| {
-            SimPeer::new(s, &factory_dir)
+            SimPeer::new(s, &factory_dir, &Default::default())
         })
         .expect("scenario");
     world.on_action(|h: &mut SimPeer, ctx, a| h.on_action(ctx, a));

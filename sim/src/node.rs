@@ -35,6 +35,7 @@ use sha2::{Digest, Sha256};
 
 use crate::host::{HostInput, HostOutput, Instant, LinkId, SimHost};
 use crate::scenario::Action;
+use crate::scenario::PeersmKnobs;
 use crate::workload::{AppEvent, Workload};
 use crate::world::{HookCtx, HostSpec};
 
@@ -426,7 +427,7 @@ impl fmt::Debug for SimPeer {
 impl SimPeer {
     /// Build the host for `spec` and enter it in `dir`. Panics if the node cannot be
     /// created (key generation from a seed does not fail in practice).
-    pub fn new(spec: &HostSpec<'_>, dir: &SharedDirectory) -> SimPeer {
+    pub fn new(spec: &HostSpec<'_>, dir: &SharedDirectory, knobs: &PeersmKnobs) -> SimPeer {
         let role = HostRole::parse(spec.role);
         let mut entry = DirEntry {
             addr: spec.addr,
@@ -456,6 +457,7 @@ impl SimPeer {
                 // wave, and a peer meets hundreds over an hour of lookups.
                 config.limits.max_links = 16_384;
                 p.ordb.tamper_relayed_data = role == HostRole::Tamperer;
+                knobs.apply(&mut p);
                 config.peersm = Some(p);
             }
             let mut node = Node::new(config, spec.now).expect("node keys from a seed");

@@ -98,7 +98,10 @@ pub fn run(scenario: &Scenario, base: &Path, opts: &RunOptions) -> Result<Report
     }
     let dir: SharedDirectory = SharedDirectory::new(Directory::default().into());
     let factory_dir = SharedDirectory::clone(&dir);
-    let mut world = scenario.build(base, trace, move |spec| SimPeer::new(spec, &factory_dir))?;
+    let knobs = scenario.peersm.clone();
+    let mut world = scenario.build(base, trace, move |spec| {
+        SimPeer::new(spec, &factory_dir, &knobs)
+    })?;
     world.on_action(|host: &mut SimPeer, ctx, action| host.on_action(ctx, action));
     world.on_event(record_metrics);
     world.run_until(scenario.end());

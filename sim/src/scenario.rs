@@ -215,6 +215,47 @@ pub struct Scenario {
     pub action: Vec<TimedAction>,
     /// Random joins and leaves.
     pub churn: Option<Churn>,
+    /// Protocol knobs of the Peersm nodes (default: the core's defaults).
+    #[serde(default)]
+    pub peersm: PeersmKnobs,
+}
+
+/// Protocol knobs of every Peersm node of a scenario (`[peersm]`), for studies of the
+/// content distribution; a knob left out keeps the core's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PeersmKnobs {
+    /// ORDB circuits a node keeps (`PeersmConfig::ordb_circuits`).
+    pub ordb_circuits: Option<usize>,
+    /// Streams a node serves from its store at once (`OrdbConfig::max_serving`).
+    pub max_serving: Option<usize>,
+    /// ORDB circuits a download uses at once (`DownloadConfig::circuits`).
+    pub download_circuits: Option<usize>,
+    /// Blocks in a download's window (`DownloadConfig::window_blocks`).
+    pub download_window_blocks: Option<u16>,
+    /// Chunks per GET (`DownloadConfig::block_chunks`).
+    pub download_block_chunks: Option<u16>,
+    /// GETs in flight per circuit (`DownloadConfig::pipeline`).
+    pub download_pipeline: Option<usize>,
+}
+
+impl PeersmKnobs {
+    /// Set the knobs given on `p`.
+    pub fn apply(&self, p: &mut onionpeer_core::node::config::PeersmConfig) {
+        let d = &mut p.ordb.download;
+        set(&mut p.ordb_circuits, self.ordb_circuits);
+        set(&mut p.ordb.max_serving, self.max_serving);
+        set(&mut d.circuits, self.download_circuits);
+        set(&mut d.window_blocks, self.download_window_blocks);
+        set(&mut d.block_chunks, self.download_block_chunks);
+        set(&mut d.pipeline, self.download_pipeline);
+    }
+}
+
+fn set<T>(field: &mut T, knob: Option<T>) {
+    if let Some(v) = knob {
+        *field = v;
+    }
 }
 
 /// Why a scenario could not be loaded.

@@ -172,6 +172,9 @@ pub struct OrdbConfig {
     /// **Test and simulation only**: this node flips a byte of every DB_DATA it relays
     /// for others (a tampering ORDB), so tests can check downloaders catch it.
     pub tamper_relayed_data: bool,
+    /// The downloader's knobs (circuits used, window, blocks, pipelining, slow and stall
+    /// rules) for the files and live streams this node fetches.
+    pub download: crate::ordb::DownloadConfig,
 }
 
 impl Default for OrdbConfig {
@@ -191,6 +194,7 @@ impl Default for OrdbConfig {
             facilitator_tries: 3,
             pass_on_names: false,
             tamper_relayed_data: false,
+            download: crate::ordb::DownloadConfig::default(),
         }
     }
 }

@@ -30,7 +30,7 @@ use crate::cells::relay::{
     DbEnd, DbEndReason, DbQuery, DbSendme, HashName, Progress, RelayMsg, StreamId,
 };
 use crate::circuit::CircKey;
-use crate::ordb::{DlAction, DlCircuit, DownloadConfig, Downloader, DropReason, GetId};
+use crate::ordb::{DlAction, DlCircuit, Downloader, DropReason, GetId};
 
 /// DB_DATA cells received on a stream between two DB_SENDMEs.
 pub const DB_SENDME_EVERY: u16 = super::ordb::SENDME_CHUNKS;
@@ -76,18 +76,16 @@ impl Node {
         if self.peersm.is_none() {
             return Err(CommandError::NotAPeer);
         }
+        let cfg = self.config.peersm.as_ref().map(|p| p.ordb.download);
+        let cfg = cfg.unwrap_or_default();
         let (hash_name, dl) = match cmd {
             Command::Get { hash_name, held } => {
-                let dl =
-                    Downloader::new_file(hash_name.as_bytes(), &held, DownloadConfig::default());
+                let dl = Downloader::new_file(hash_name.as_bytes(), &held, cfg);
                 (hash_name, dl)
             }
             Command::GetLive { hash_name } => {
-                let dl = Downloader::new_live(
-                    hash_name.as_bytes(),
-                    self.config.unix_time_at_zero,
-                    DownloadConfig::default(),
-                );
+                let dl =
+                    Downloader::new_live(hash_name.as_bytes(), self.config.unix_time_at_zero, cfg);
                 (hash_name, dl)
             }
             Command::CancelGet(h) => {

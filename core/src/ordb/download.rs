@@ -9,9 +9,11 @@
 //! [`GetId`]s the downloader allocates; the node maps them to circuits and stream ids.
 //!
 //! Rules (defaults of [`DownloadConfig`]):
-//! - **Info first.** GET `chunk_nb 1, nb_chunks 0` on one circuit, answered with
-//!   DB_CONNECTED; the manifest is checked against the hash_name ([`FileVerifier`] /
-//!   [`LiveVerifier`]) before anything else is asked.
+//! - **Info first.** GET `chunk_nb 1, nb_chunks 0`, answered with DB_CONNECTED; the
+//!   manifest is checked against the hash_name ([`FileVerifier`] / [`LiveVerifier`])
+//!   before anything else is asked. The first round asks every used circuit at once, so
+//!   each ORDB finds the name while the first answer comes back (the first verified one
+//!   wins, the others are forgotten); retries go to one circuit at a time.
 //! - **Circuits.** 5 of the circuits the node has are *used*; the others are spares that
 //!   replace a used one when it is dropped.
 //! - **Window and blocks.** The window is 10 blocks of 420 chunks (420 × 486 B ≈ 204 kB, a
@@ -213,6 +215,8 @@ struct CircState {
     delay: Option<Duration>,
     strikes: u32,
     in_flight: usize,
+    /// The info GET of the first round went to this circuit.
+    info_asked: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -476,8 +480,14 @@ impl Downloader {
             return;
         };
         let circ = g.circ;
-        if g.kind != GetKind::Info || !matches!(self.content, Content::Unknown) {
-            // An answer nobody asked for (or a second one): ignore it.
+        if g.kind != GetKind::Info {
+            // An answer nobody asked for: ignore it.
+            return;
+        }
+        if !matches!(self.content, Content::Unknown) {
+            // A second info (the first round asks every circuit): already known.
+            self.end_get(get, false);
+            self.schedule(now);
             return;
         }
         let result = match Manifest::from_db_connected(msg) {
@@ -506,6 +516,18 @@ impl Downloader {
                 self.content = content;
                 self.measure_first(circ, now, get);
                 self.end_get(get, false);
+                // The other circuits' info GETs have done their work (their ORDBs found
+                // the name): free those circuits for ranges at once. Their answers
+                // arrive on forgotten streams.
+                let infos: Vec<GetId> = self
+                    .gets
+                    .iter()
+                    .filter(|(_, g)| g.kind == GetKind::Info)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in infos {
+                    self.end_get(id, false);
+                }
                 self.on_manifest();
             }
             Err(e) if e.is_tampering() => {
@@ -1243,6 +1265,25 @@ impl Downloader {
             _ => None,
         };
         if let Some(kind) = first_step {
+            if kind == GetKind::Info && self.hold_until.is_none() {
+                // First round: every used circuit asks for the info, so each of their
+                // ORDBs looks the name up (FIND_VALUE, a circuit to a holder) while the
+                // manifest comes back; the first verified answer wins. Otherwise the
+                // first range GETs each wait for that lookup after the manifest.
+                let fresh: Vec<DlCircuit> = self
+                    .circuits
+                    .iter()
+                    .filter(|(_, s)| s.used && !s.info_asked && s.in_flight == 0)
+                    .map(|(c, _)| *c)
+                    .collect();
+                for c in fresh {
+                    if let Some(s) = self.circuits.get_mut(&c) {
+                        s.info_asked = true;
+                    }
+                    self.info_attempts += 1;
+                    self.send_get(now, c, kind);
+                }
+            }
             if self.gets.values().all(|g| g.kind != kind) && self.hold_until.is_none() {
                 // Rotate through the used circuits on retries.
                 let used: Vec<DlCircuit> = self
