@@ -24,7 +24,9 @@ use std::time::Duration;
 use onionpeer_core::node::NodeError;
 use onionpeer_core::node::api::RelayTarget;
 use onionpeer_core::node::config::NodeConfig;
-use onionpeer_smol::driver::{Exchange, LinkEvent, LinkKey, LinkTransport, WeakNodeHandle};
+use onionpeer_smol::driver::{
+    DialTarget, Exchange, LinkEvent, LinkKey, LinkTransport, WeakNodeHandle,
+};
 use onionpeer_smol::tls::TlsListener;
 
 use crate::rtc::{RtcEndpoint, RtcEvent, RtcKey};
@@ -110,9 +112,9 @@ impl LinkTransport for RtcLinks {
         self.dial.is_webrtc(addr) || self.signaller.routes(addr)
     }
 
-    fn dial(&mut self, addr: SocketAddr) -> io::Result<(LinkKey, Exchange)> {
+    fn dial(&mut self, target: DialTarget) -> io::Result<(LinkKey, Exchange)> {
         let (key, offer) = self.endpoint.offer()?;
-        Ok((link(key), self.signaller.exchange(addr, offer)))
+        Ok((link(key), self.signaller.exchange(&target, offer)))
     }
 
     fn complete_dial(&mut self, key: LinkKey, reply: io::Result<String>) -> io::Result<()> {
