@@ -374,9 +374,10 @@ pub async fn spawn_relay(
 /// Start a Peersm peer (or with `bridge`, a bridge) whose links are WebRTC: its HTTP
 /// signalling endpoint and UDP socket at `webrtc` (its PEER record advertises that
 /// address), its OR port at `or_port` for TLS links (and WebSocket ones with `web`).
-/// Every link it dials is WebRTC (HTTP signalling to the peer's endpoint, or through
-/// the network for peers introduced to its [`crate::netsignal::NetworkSignaller`]), so
-/// the peers it meets must be WebRTC peers too.
+/// Every link it dials is WebRTC, signalled through the network via the peer the core
+/// names as the target's introducer (or one introduced to its
+/// [`crate::netsignal::NetworkSignaller`]), else by HTTP to the peer's endpoint; so the
+/// peers it meets must be WebRTC peers too.
 pub async fn spawn_peer(
     webrtc: SocketAddr,
     or_port: SocketAddr,

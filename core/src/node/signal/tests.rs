@@ -107,3 +107,26 @@ fn fuzz_reassembly_stays_bounded() {
         }
     });
 }
+
+#[test]
+fn introducers_are_bounded_and_the_latest_wins() {
+    let id = |b: u8| PeerId([b; 20]);
+    let mut t = Introducers::new(3);
+    t.learned(id(1), id(100));
+    t.learned(id(2), id(100));
+    // Learned again from someone else: that one introduces it now, and it counts as new.
+    t.learned(id(1), id(101));
+    assert_eq!(t.get(&id(1)), Some(id(101)));
+    t.learned(id(3), id(100));
+    t.learned(id(4), id(100));
+    // The oldest (2) made room.
+    assert_eq!(t.len(), 3);
+    assert_eq!(t.get(&id(2)), None);
+    assert_eq!(t.get(&id(1)), Some(id(101)));
+    // Nobody introduces themselves; a zero-sized table keeps nothing.
+    t.learned(id(5), id(5));
+    assert_eq!(t.get(&id(5)), None);
+    let mut none = Introducers::new(0);
+    none.learned(id(1), id(2));
+    assert_eq!(none.len(), 0);
+}
