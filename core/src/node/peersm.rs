@@ -1102,10 +1102,16 @@ impl Node {
                 self.close_idle_circuits();
                 return;
             }
-            (ReqKind::Register, RelayMsg::DbFoundPeer(_)) => {}
+            (ReqKind::Register, RelayMsg::DbFoundPeer(m)) => {
+                // A peer (a fellow bridge, say) we registered with handed out one of its
+                // peers: it can introduce that one should we dial it.
+                self.signals.learned([&m.peer.id], peer, p.me.id);
+            }
             (ReqKind::Register, RelayMsg::DhtFound(m)) => {
                 req.got += m.peers.len();
                 done = m.peers.is_empty() || req.got >= MAX_FOUND_PEERS;
+                self.signals
+                    .learned(m.peers.iter().map(|r| &r.id), peer, p.me.id);
             }
             (ReqKind::Lookup { query }, RelayMsg::DhtFound(m)) => {
                 let q = *query;

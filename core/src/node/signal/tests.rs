@@ -130,3 +130,27 @@ fn introducers_are_bounded_and_the_latest_wins() {
     none.learned(id(1), id(2));
     assert_eq!(none.len(), 0);
 }
+
+/// Any sequence of records learned keeps the introducer table within its bound, and the
+/// last introducer learned for a peer still held is the one given.
+#[test]
+fn fuzz_introducers_stay_bounded() {
+    bolero::check!().for_each(|input: &[u8]| {
+        let mut t = Introducers::new(8);
+        let mut last = BTreeMap::new();
+        for pair in input.chunks_exact(2) {
+            let (peer, via) = (PeerId([pair[0] % 32; 20]), PeerId([pair[1] % 32; 20]));
+            t.learned(peer, via);
+            if peer != via {
+                last.insert(peer, via);
+            }
+            assert!(t.len() <= 8);
+            if peer != via {
+                assert_eq!(t.get(&peer), Some(via));
+            }
+        }
+        for (peer, via) in last {
+            assert!(t.get(&peer).is_none_or(|v| v == via));
+        }
+    });
+}
