@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use onionpeer_core::cells::relay::SignalKind;
+use onionpeer_core::cells::relay::{SignalKind, SignalRefusal};
 use onionpeer_core::crypto::identity::PeerId;
 use onionpeer_core::node::api::{BootstrapVia, Command, CommandOk, Event};
 use onionpeer_core::node::config::{NodeConfig, PeersmConfig, Role};
@@ -13,10 +13,21 @@ use onionpeer_core::node::counters::Count;
 use onionpeer_tests::{Network, NodeIx};
 
 fn add_peer(net: &mut Network, n: &mut usize, name: &str, bridge: bool) -> NodeIx {
+    add_peer_with(net, n, name, bridge, |_| {})
+}
+
+fn add_peer_with(
+    net: &mut Network,
+    n: &mut usize,
+    name: &str,
+    bridge: bool,
+    tune: impl FnOnce(&mut PeersmConfig),
+) -> NodeIx {
     let mut cfg = NodeConfig::new([0; 32], Role::RELAY, 0);
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, *n as u8 + 1)), 9001);
     let mut p = PeersmConfig::new(addr);
     p.bridge = bridge;
+    tune(&mut p);
     p.dht.verify_listed = false;
     cfg.peersm = Some(p);
     *n += 1;
@@ -31,9 +42,14 @@ fn settle(net: &mut Network, secs: u64) {
 /// A bridge, and peers A and B bootstrapped through it (the bridge verified both, so it
 /// has its own circuits to them).
 fn three() -> (Network, NodeIx, NodeIx, NodeIx) {
+    three_with(|_| {})
+}
+
+/// [`three`] with the bridge's config tuned.
+fn three_with(tune: impl FnOnce(&mut PeersmConfig)) -> (Network, NodeIx, NodeIx, NodeIx) {
     let mut net = Network::new();
     let mut n = 0;
-    let bridge = add_peer(&mut net, &mut n, "bridge", true);
+    let bridge = add_peer_with(&mut net, &mut n, "bridge", true, tune);
     let a = add_peer(&mut net, &mut n, "a", false);
     let b = add_peer(&mut net, &mut n, "b", false);
     let via = BootstrapVia::Bridge(net.target(bridge));
@@ -168,6 +184,17 @@ fn introducer_refuses_unknown_targets_and_unrouted_answers() {
     );
     settle(&mut net, 2);
     assert_eq!(net.node(bridge).counters().get(Count::SignalNoRoute), 1);
+    // A is told at once (not left to time out): REFUSED NO_ROUTE, named by the target.
+    assert_eq!(
+        signals(&net, a),
+        vec![(
+            stranger,
+            1,
+            SignalKind::REFUSED,
+            SignalRefusal::NO_ROUTE.encode().to_vec()
+        )]
+    );
+    assert_eq!(net.node(bridge).counters().get(Count::SignalRefusalSent), 1);
     // An answer to an offer that never crossed the bridge has no route.
     signal(
         &mut net,
@@ -213,4 +240,118 @@ fn introducer_refuses_unknown_targets_and_unrouted_answers() {
             .command(now, bad(stranger, SignalKind::OFFER, vec![0; 8193]))
             .is_err()
     );
+}
+
+#[test]
+fn a_bridge_is_the_introducer_of_the_peer_it_handed_out() {
+    let (net, bridge, a, b) = three();
+    let (ida, idbr) = (net.node(a).peer_id(), net.node(bridge).peer_id());
+    // B joined after A: the bridge's DB_FOUND_PEER gave it A.
+    let found_a = net
+        .events_of(b)
+        .any(|e| matches!(e, Event::PeerFound(r) if r.id == ida));
+    assert!(found_a, "B met A through the bridge");
+    assert_eq!(net.node(b).introducer_of(&ida), Some(idbr));
+    // Nobody introduces the bridge, and nobody is their own introducer.
+    assert_eq!(net.node(b).introducer_of(&idbr), None);
+    assert_eq!(net.node(b).introducer_of(&net.node(b).peer_id()), None);
+}
+
+#[test]
+fn introducer_refuses_offers_past_the_offerers_rate_at_once() {
+    let (mut net, bridge, a, b) = three_with(|p| {
+        p.signal.offer_burst = 3;
+        p.signal.offers_per_sec = 1;
+    });
+    let (ida, idb, idbr) = (
+        net.node(a).peer_id(),
+        net.node(b).peer_id(),
+        net.node(bridge).peer_id(),
+    );
+    // Five offers in one go: three pass (the burst), two are refused RATE_LIMITED.
+    for session in 1..=5 {
+        signal(
+            &mut net,
+            a,
+            Command::Signal {
+                to: idb,
+                via: Some(idbr),
+                session,
+                kind: SignalKind::OFFER,
+                sdp: b"v=0 offer".to_vec(),
+            },
+        );
+    }
+    net.drive_bounded(200_000, |n| {
+        signals(n, b).len() == 3 && signals(n, a).len() == 2
+    });
+    let refusals = signals(&net, a);
+    let limited = SignalRefusal::RATE_LIMITED.encode().to_vec();
+    assert_eq!(
+        refusals,
+        vec![
+            (idb, 4, SignalKind::REFUSED, limited.clone()),
+            (idb, 5, SignalKind::REFUSED, limited.clone())
+        ]
+    );
+    assert_eq!(
+        signals(&net, b).iter().map(|s| s.1).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    let c = net.node(bridge).counters();
+    assert_eq!(c.get(Count::SignalRateLimited), 2);
+    assert_eq!(c.get(Count::SignalRefusalSent), 2);
+    // B refuses one of the offers it got: the refusal travels the route back to A.
+    signal(
+        &mut net,
+        b,
+        Command::Signal {
+            to: ida,
+            via: None,
+            session: 2,
+            kind: SignalKind::REFUSED,
+            sdp: SignalRefusal::UNANSWERED.encode().to_vec(),
+        },
+    );
+    net.drive_bounded(200_000, |n| signals(n, a).len() == 3);
+    assert_eq!(
+        signals(&net, a)[2],
+        (
+            idb,
+            2,
+            SignalKind::REFUSED,
+            SignalRefusal::UNANSWERED.encode().to_vec()
+        )
+    );
+    // A refusal answers only an offer received: B cannot send one out of the blue.
+    let now = net.now;
+    assert!(
+        net.taped(b)
+            .command(
+                now,
+                Command::Signal {
+                    to: ida,
+                    via: Some(idbr),
+                    session: 99,
+                    kind: SignalKind::REFUSED,
+                    sdp: vec![0],
+                }
+            )
+            .is_err()
+    );
+    // The bucket refills: a second later one more offer passes.
+    settle(&mut net, 1);
+    signal(
+        &mut net,
+        a,
+        Command::Signal {
+            to: idb,
+            via: Some(idbr),
+            session: 6,
+            kind: SignalKind::OFFER,
+            sdp: b"v=0 offer".to_vec(),
+        },
+    );
+    net.drive_bounded(200_000, |n| signals(n, b).len() == 4);
+    assert_eq!(net.node(bridge).counters().get(Count::SignalRateLimited), 2);
 }

@@ -245,8 +245,10 @@ pub enum Command {
     /// Peersm: send a WebRTC offer or answer (SDP) to peer `to` through the network
     /// (PEER_SIGNAL, PROTOCOL.md 3.1 and 12). An offer goes on our one-hop circuit to
     /// `via` (a peer with a circuit to `to`, a bridge say) or, without `via`, straight to
-    /// `to`; an answer goes back the way its offer came. The peer's reply arrives as
-    /// [`Event::SignalReceived`]. Answered with [`CommandOk::Done`].
+    /// `to`; an answer goes back the way its offer came, and so does a refusal
+    /// ([`SignalKind::REFUSED`], one [`SignalRefusal`](crate::cells::relay::SignalRefusal)
+    /// byte: the offer cannot be answered). The peer's reply (or an introducer's
+    /// refusal) arrives as [`Event::SignalReceived`]. Answered with [`CommandOk::Done`].
     Signal {
         /// The peer the SDP is for.
         to: PeerId,
@@ -254,9 +256,9 @@ pub enum Command {
         via: Option<PeerId>,
         /// The exchange's id: chosen by the offerer, repeated by the answer.
         session: u32,
-        /// [`SignalKind::OFFER`] or [`SignalKind::ANSWER`].
+        /// [`SignalKind::OFFER`], [`SignalKind::ANSWER`] or [`SignalKind::REFUSED`].
         kind: SignalKind,
-        /// The SDP (1..=8192 bytes).
+        /// The SDP (1..=8192 bytes); for a refusal, the reason byte.
         sdp: Vec<u8>,
     },
 }
@@ -340,6 +342,12 @@ pub enum ConnectTarget {
         addr: SocketAddr,
         /// The identity the link must prove, if known.
         id: Option<PeerId>,
+        /// A peer that can pass a WebRTC offer to `id` through the network (the
+        /// `via` of a [`Command::Signal`]): the peer we learned `id`'s record from (a
+        /// bridge's DB_FOUND_PEER, a DHT_FOUND), which has or had a circuit to it.
+        /// Transports that need signalling send the offer through it and fall back to
+        /// their own signalling without it; others ignore it.
+        introducer: Option<PeerId>,
     },
     /// At an exit: a plain TCP connection for a stream, already checked against the exit
     /// policy.
@@ -478,16 +486,19 @@ pub enum Event {
         /// How.
         result: Result<(), crate::ordb::DlError>,
     },
-    /// A peer's WebRTC offer or answer reached us through the network (whole). Answer an
-    /// offer with [`Command::Signal`] (kind ANSWER, same `session`, `to: from`).
+    /// A peer's WebRTC offer or answer reached us through the network (whole), or a
+    /// refusal of one of our offers. Answer an offer with [`Command::Signal`] (kind
+    /// ANSWER, same `session`, `to: from`), or refuse it (kind REFUSED).
     SignalReceived {
-        /// The sender (as it claims: the link handshake proves the answerer's identity).
+        /// The sender (as it claims: the link handshake proves the answerer's identity);
+        /// for a refusal, the target of our offer.
         from: PeerId,
         /// The exchange's id.
         session: u32,
-        /// Offer or answer.
+        /// Offer, answer or refusal.
         kind: SignalKind,
-        /// The SDP.
+        /// The SDP; for a refusal, its one reason byte
+        /// ([`SignalRefusal`](crate::cells::relay::SignalRefusal)).
         sdp: Vec<u8>,
     },
 }

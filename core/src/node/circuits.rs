@@ -818,6 +818,7 @@ impl Node {
                 }
                 self.on_ordb_circuit_gone(key);
                 self.on_download_circuit_closed(key);
+                self.on_signal_circuit_gone(key);
             }
             Circuit::Relay(r) => {
                 let mut ends = alloc::vec![r.prev];
@@ -836,6 +837,7 @@ impl Node {
                     self.drop_exit(exit, true);
                 }
                 self.on_ordb_circuit_gone(key);
+                self.on_signal_circuit_gone(key);
             }
         }
     }

@@ -132,6 +132,37 @@ pub struct PeersmConfig {
     pub max_queries: usize,
     /// The ORDB and seeder role: content store, lists, serving (PROTOCOL.md section 9).
     pub ordb: OrdbConfig,
+    /// Peer introduction (PEER_SIGNAL): what an introducer accepts, what a node keeps.
+    pub signal: SignalConfig,
+}
+
+/// Peer introduction knobs (PROTOCOL.md section 12).
+#[derive(Debug, Clone)]
+pub struct SignalConfig {
+    /// Offers one offerer may have introduced in a burst (a token bucket per link the
+    /// offers come in on; 0 with `offers_per_sec` 0 turns the limit off).
+    pub offer_burst: u32,
+    /// Offers one offerer may have introduced per second after its burst.
+    pub offers_per_sec: u32,
+    /// Offerers whose bucket is kept (the least recently seen is forgotten first).
+    pub max_offerers: usize,
+    /// Peers whose introducer (the peer we learned their record from) is remembered
+    /// (the oldest is forgotten first).
+    pub max_introducers: usize,
+}
+
+impl Default for SignalConfig {
+    fn default() -> SignalConfig {
+        SignalConfig {
+            // A joining peer dials the bridge's peer and then, during its lookups, a few
+            // peers per answer: 16 at once and 4 a second cover that; a flood does not
+            // get through.
+            offer_burst: 16,
+            offers_per_sec: 4,
+            max_offerers: 1024,
+            max_introducers: 512,
+        }
+    }
 }
 
 /// The ORDB and seeder knobs of a Peersm node (PROTOCOL.md, "ORDB function in the node").
@@ -211,6 +242,7 @@ impl PeersmConfig {
             max_requests: 256,
             max_queries: 16,
             ordb: OrdbConfig::default(),
+            signal: SignalConfig::default(),
         }
     }
 }

@@ -122,6 +122,11 @@ counters! {
     OrdbChunksServed,
     /// Queries forwarded to a facilitator after an unsuccessful FIND_VALUE.
     OrdbToFacilitator,
+    /// A PEER_SIGNAL offer refused by the introducer's per-offerer rate limit (answered
+    /// REFUSED RATE_LIMITED).
+    SignalRateLimited,
+    /// PEER_SIGNAL REFUSED sent back to an offerer (any reason).
+    SignalRefusalSent,
 }
 
 /// The counters of one node.

@@ -36,7 +36,11 @@ impl Node {
         self.set_link_deadline(conn);
         self.outputs.push_back(Output::Connect {
             conn,
-            target: ConnectTarget::Relay { addr, id: Some(id) },
+            target: ConnectTarget::Relay {
+                addr,
+                id: Some(id),
+                introducer: self.introducer_of(&id),
+            },
         });
         Some(conn)
     }

@@ -132,6 +132,13 @@ impl Node {
             .peersm
             .as_ref()
             .map(|p| alloc::boxed::Box::new(ordb::OrdbState::new(&p.ordb)));
+        let signals = signal::SignalState::new(
+            &config
+                .peersm
+                .as_ref()
+                .map(|p| p.signal.clone())
+                .unwrap_or_default(),
+        );
         let mut node = Node {
             config,
             rng,
@@ -151,7 +158,7 @@ impl Node {
             peersm,
             ordb,
             downloads: download::Downloads::default(),
-            signals: signal::SignalState::default(),
+            signals,
         };
         node.arm_dht_tick();
         Ok(node)

@@ -282,7 +282,7 @@ fn found_cells(kind: FoundKind, peers: &[PeerRecord]) -> Vec<DhtFound> {
 }
 
 /// A rate-limit key for the link a circuit came in on.
-fn link_key(conn: super::api::ConnId) -> PeerId {
+pub(super) fn link_key(conn: super::api::ConnId) -> PeerId {
     let mut b = [0u8; 20];
     b[..8].copy_from_slice(&conn.0.to_be_bytes());
     PeerId(b)
@@ -1055,6 +1055,8 @@ impl Node {
                 RelayMsg::DhtFound(m) => {
                     req.got += m.peers.len();
                     let done = m.peers.is_empty() || req.got >= MAX_FOUND_PEERS;
+                    self.signals
+                        .learned(m.peers.iter().map(|r| &r.id), peer, p.me.id);
                     (m.peers, done)
                 }
                 _ => {
@@ -1079,6 +1081,8 @@ impl Node {
         match (&req.kind, msg) {
             (ReqKind::FindPeer { query }, RelayMsg::DbFoundPeer(m)) => {
                 let q = *query;
+                // The bridge verified the peer over its own circuit: it can introduce us.
+                self.signals.learned([&m.peer.id], peer, p.me.id);
                 p.requests.remove(&(key, sid));
                 if let Some(query) = p.queries.get_mut(&q) {
                     // Another starting peer for the running bootstrap.
@@ -1098,10 +1102,16 @@ impl Node {
                 self.close_idle_circuits();
                 return;
             }
-            (ReqKind::Register, RelayMsg::DbFoundPeer(_)) => {}
+            (ReqKind::Register, RelayMsg::DbFoundPeer(m)) => {
+                // A peer (a fellow bridge, say) we registered with handed out one of its
+                // peers: it can introduce that one should we dial it.
+                self.signals.learned([&m.peer.id], peer, p.me.id);
+            }
             (ReqKind::Register, RelayMsg::DhtFound(m)) => {
                 req.got += m.peers.len();
                 done = m.peers.is_empty() || req.got >= MAX_FOUND_PEERS;
+                self.signals
+                    .learned(m.peers.iter().map(|r| &r.id), peer, p.me.id);
             }
             (ReqKind::Lookup { query }, RelayMsg::DhtFound(m)) => {
                 let q = *query;
@@ -1110,6 +1120,9 @@ impl Node {
                 let closer = req.closer;
                 let mut closer_now = closer;
                 p.hear(&m.peers);
+                // The answerer knows the peers it lists from its own circuits to them.
+                self.signals
+                    .learned(m.peers.iter().map(|r| &r.id), peer, p.me.id);
                 let learn = m.kind == FoundKind::CloserNodes;
                 if let Some(query) = p.queries.get_mut(&q) {
                     let t = query.lookup.target();

@@ -14,6 +14,15 @@
 //!   the answer goes back the same way. Only offers open routes.
 //! - **Target**: reassembles the fragments (in order, bounded), then emits
 //!   [`Event::SignalReceived`](super::api::Event::SignalReceived).
+//! - **Refusals**: an introducer that will not or cannot pass an offer on (no record or
+//!   circuit for the target, the offerer's rate spent, its table full, the target's
+//!   circuit lost before the answer) sends REFUSED back on the offerer's circuit at
+//!   once, so the offerer falls back to other signalling instead of waiting out its
+//!   timeout; a target that cannot answer refuses the same way.
+//! - **Who introduces whom** ([`Introducers`]): the peer we learned a record from (a
+//!   bridge's DB_FOUND_PEER, a DHT_FOUND) has or had a circuit to that peer, so it can
+//!   pass our offers on; a dial to the peer names it (`ConnectTarget::Relay`'s
+//!   `introducer`) for the runtime to signal through.
 //!
 //! Every bound (reassemblies, routes, lifetime) drops the oldest and counts it; input that
 //! breaks the fragment rules is dropped and counted (`Signal*` counters). A PEER_SIGNAL
@@ -25,11 +34,13 @@ use core::time::Duration;
 
 use super::Node;
 use super::api::{CommandError, Event};
+use super::config::SignalConfig;
 use super::counters::Count;
 use crate::Instant;
-use crate::cells::relay::{MAX_SIGNAL_LEN, PeerSignal, RelayCell, SignalKind};
+use crate::cells::relay::{MAX_SIGNAL_LEN, PeerSignal, RelayCell, SignalKind, SignalRefusal};
 use crate::circuit::{CircKey, Circuit};
 use crate::crypto::identity::PeerId;
+use crate::dht::RateLimiter;
 
 /// How long a reassembly, a route or a reply path lives: an exchange takes a few round
 /// trips, the runtime's signalling times out after 15 s.
@@ -138,16 +149,72 @@ impl Reassembler {
     }
 }
 
+/// Who can pass an offer to a peer: for each peer whose record we learned from another
+/// peer, that peer (the latest one wins: its circuit to the peer is the freshest). At
+/// most `max` peers; the one learned longest ago is forgotten first.
+#[derive(Debug, Default)]
+pub(crate) struct Introducers {
+    /// peer -> (introducer, when learned: the key in `order`).
+    by_peer: BTreeMap<PeerId, (PeerId, u64)>,
+    /// Learning order -> peer.
+    order: BTreeMap<u64, PeerId>,
+    next: u64,
+    max: usize,
+}
+
+impl Introducers {
+    /// A table of at most `max` peers.
+    pub(crate) fn new(max: usize) -> Introducers {
+        Introducers {
+            max,
+            ..Introducers::default()
+        }
+    }
+
+    /// We learned `peer`'s record from `introducer`.
+    pub(crate) fn learned(&mut self, peer: PeerId, introducer: PeerId) {
+        if peer == introducer || self.max == 0 {
+            return;
+        }
+        if let Some((_, seq)) = self.by_peer.remove(&peer) {
+            self.order.remove(&seq);
+        }
+        while self.by_peer.len() >= self.max {
+            let Some((_, old)) = self.order.pop_first() else {
+                break;
+            };
+            self.by_peer.remove(&old);
+        }
+        let seq = self.next;
+        self.next += 1;
+        self.order.insert(seq, peer);
+        self.by_peer.insert(peer, (introducer, seq));
+    }
+
+    /// The peer we learned `peer`'s record from, if we remember one.
+    pub(crate) fn get(&self, peer: &PeerId) -> Option<PeerId> {
+        self.by_peer.get(peer).map(|&(i, _)| i)
+    }
+
+    /// Peers remembered.
+    pub(crate) fn len(&self) -> usize {
+        self.by_peer.len()
+    }
+}
+
 /// An introduction passed on: the offerer's circuit to us and ours to the target.
 #[derive(Debug, Clone, Copy)]
 struct Route {
     offerer_leg: CircKey,
     target_leg: CircKey,
     expires: Instant,
+    /// The target's answer (or refusal) went back whole: the exchange is over, and losing
+    /// the target's circuit now refuses nothing.
+    answered: bool,
 }
 
 /// The node's signalling state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct SignalState {
     /// SDPs for us being reassembled.
     partial: Reassembler,
@@ -157,12 +224,44 @@ pub(super) struct SignalState {
     replies: BTreeMap<(PeerId, u32), (CircKey, Instant)>,
     /// Circuits carrying an exchange, until when: not closed as idle meanwhile.
     busy: BTreeMap<CircKey, Instant>,
+    /// Who can pass our offers to whom.
+    introducers: Introducers,
+    /// Offers introduced per offerer (keyed by the link they come in on), when limited.
+    offer_rate: Option<RateLimiter>,
 }
 
 impl SignalState {
+    /// The state of a node with these knobs.
+    pub(super) fn new(cfg: &SignalConfig) -> SignalState {
+        SignalState {
+            partial: Reassembler::default(),
+            routes: BTreeMap::new(),
+            replies: BTreeMap::new(),
+            busy: BTreeMap::new(),
+            introducers: Introducers::new(cfg.max_introducers),
+            offer_rate: (cfg.offer_burst > 0)
+                .then(|| RateLimiter::new(cfg.offer_burst, cfg.offers_per_sec, cfg.max_offerers)),
+        }
+    }
+
     /// `key` carries a signalling exchange (so it is not idle).
     pub(super) fn is_busy(&self, key: CircKey, now: Instant) -> bool {
         self.busy.get(&key).is_some_and(|&t| t > now)
+    }
+
+    /// We learned the record of each of `peers` from `introducer` (a DB_FOUND_PEER, a
+    /// DHT_FOUND); `me` is never anyone's.
+    pub(super) fn learned<'a>(
+        &mut self,
+        peers: impl IntoIterator<Item = &'a PeerId>,
+        introducer: PeerId,
+        me: PeerId,
+    ) {
+        for p in peers {
+            if *p != me {
+                self.introducers.learned(*p, introducer);
+            }
+        }
     }
 
     /// Routes, reassemblies and reply paths held now (for tests and bounds checks).
@@ -191,6 +290,42 @@ impl Node {
         self.signals.census()
     }
 
+    /// The peer that can pass our WebRTC offers to `peer` (the one we learned its record
+    /// from), if we know one. Dials name it too (`ConnectTarget::Relay::introducer`).
+    pub fn introducer_of(&self, peer: &PeerId) -> Option<PeerId> {
+        self.signals.introducers.get(peer)
+    }
+
+    /// Peers whose introducer we remember.
+    pub fn introducers_known(&self) -> usize {
+        self.signals.introducers.len()
+    }
+
+    /// A circuit closed: the introductions through it end. One whose target's circuit
+    /// went before the answer came back is refused to its offerer (NO_ROUTE).
+    pub(super) fn on_signal_circuit_gone(&mut self, key: CircKey) {
+        let gone: Vec<((PeerId, PeerId, u32), Route)> = self
+            .signals
+            .routes
+            .iter()
+            .filter(|(_, r)| r.offerer_leg == key || r.target_leg == key)
+            .map(|(k, r)| (*k, *r))
+            .collect();
+        for ((offerer, target, session), r) in gone {
+            self.signals.routes.remove(&(offerer, target, session));
+            if r.target_leg == key && !r.answered {
+                self.signal_refuse(
+                    r.offerer_leg,
+                    offerer,
+                    target,
+                    session,
+                    SignalRefusal::NO_ROUTE,
+                );
+            }
+        }
+        self.signals.busy.remove(&key);
+    }
+
     /// `Command::Signal`: send an SDP to `to`, through `via` (or straight to `to`). An
     /// answer to an offer we received goes back on that offer's circuit.
     pub(super) fn signal_command(
@@ -205,7 +340,8 @@ impl Node {
             return Err(CommandError::NotAPeer);
         }
         let me = self.peer_id();
-        if to == me || (kind != SignalKind::OFFER && kind != SignalKind::ANSWER) {
+        let known = [SignalKind::OFFER, SignalKind::ANSWER, SignalKind::REFUSED];
+        if to == me || !known.contains(&kind) {
             return Err(CommandError::BadPath);
         }
         if sdp.is_empty() || sdp.len() > MAX_SIGNAL_LEN {
@@ -214,9 +350,13 @@ impl Node {
         let dropped = self.signals.expire(self.now);
         self.bump_n(Count::SignalDropped, dropped);
         let back = match kind {
-            SignalKind::ANSWER => self.signals.replies.get(&(to, session)).map(|&(k, _)| k),
-            _ => None,
+            SignalKind::OFFER => None,
+            _ => self.signals.replies.get(&(to, session)).map(|&(k, _)| k),
         };
+        // A refusal only ever answers an offer we received.
+        if kind == SignalKind::REFUSED && back.is_none() {
+            return Err(CommandError::BadPath);
+        }
         let leg = match back {
             Some(k) => k,
             None => {
@@ -247,7 +387,7 @@ impl Node {
         let dropped = self.signals.expire(now);
         self.bump_n(Count::SignalDropped, dropped);
         let me = self.peer_id();
-        let known = m.kind == SignalKind::OFFER || m.kind == SignalKind::ANSWER;
+        let known = [SignalKind::OFFER, SignalKind::ANSWER, SignalKind::REFUSED].contains(&m.kind);
         // Our own signal coming back is a loop.
         if !known || m.from == me || m.from == m.to {
             self.counters.bump(Count::SignalBad);
@@ -310,46 +450,109 @@ impl Node {
                 self.counters.bump(Count::SignalBad);
                 return;
             }
-            None => {
-                // Only the first fragment of an offer, on a circuit a peer built to us,
-                // opens a route; the target must be a peer we can reach ourselves.
-                let from_relay_side = matches!(self.circuits.get(&key), Some(Circuit::Relay(_)));
-                if !offer || m.offset != 0 || !from_relay_side {
-                    self.counters.bump(Count::SignalNoRoute);
+            None => match self.signal_open_route(key, &m) {
+                Ok(target_leg) => {
+                    self.signals.routes.insert(
+                        rk,
+                        Route {
+                            offerer_leg: key,
+                            target_leg,
+                            expires: now + SIGNAL_LIFETIME,
+                            answered: false,
+                        },
+                    );
+                    target_leg
+                }
+                Err(Some(reason)) => {
+                    self.signal_refuse(key, m.from, m.to, m.session, reason);
                     return;
                 }
-                if self.signals.routes.len() >= MAX_ROUTES {
-                    self.counters.bump(Count::SignalRefused);
-                    return;
-                }
-                let Some(rec) = self.peer_record_of(&m.to) else {
-                    self.counters.bump(Count::SignalNoRoute);
-                    return;
-                };
-                let Some(target_leg) = self.circ_to(&rec) else {
-                    self.counters.bump(Count::SignalRefused);
-                    return;
-                };
-                if target_leg == key {
-                    self.counters.bump(Count::SignalBad);
-                    return;
-                }
-                self.signals.routes.insert(
-                    rk,
-                    Route {
-                        offerer_leg: key,
-                        target_leg,
-                        expires: now + SIGNAL_LIFETIME,
-                    },
-                );
-                target_leg
-            }
+                Err(None) => return,
+            },
         };
         self.signals.mark_busy(key, now);
         self.signals.mark_busy(out, now);
+        let last = m.is_last();
         if !self.signal_send(out, RelayCell::new(None, m)) {
-            self.signals.routes.remove(&rk);
+            if let Some(r) = self.signals.routes.remove(&rk)
+                && offer
+            {
+                self.signal_refuse(r.offerer_leg, rk.0, rk.1, rk.2, SignalRefusal::NO_ROUTE);
+            }
             self.counters.bump(Count::SignalNoRoute);
+        } else if !offer && last {
+            // The answer (or refusal) is through: the route only waits to expire.
+            if let Some(r) = self.signals.routes.get_mut(&rk) {
+                r.answered = true;
+            }
+        }
+    }
+
+    /// A signal for another peer with no route yet: open one if it is the first fragment
+    /// of an offer, on a circuit a peer built to us, towards a peer we reach on our own
+    /// circuit, within the offerer's rate and our table. `Err(Some(reason))`: refuse the
+    /// offer; `Err(None)`: drop the signal (counted).
+    fn signal_open_route(
+        &mut self,
+        key: CircKey,
+        m: &PeerSignal,
+    ) -> Result<CircKey, Option<SignalRefusal>> {
+        let prev_link = match self.circuits.get(&key) {
+            Some(Circuit::Relay(r)) => Some(r.prev.conn),
+            _ => None,
+        };
+        let Some(prev_link) = prev_link.filter(|_| m.kind == SignalKind::OFFER && m.offset == 0)
+        else {
+            self.counters.bump(Count::SignalNoRoute);
+            return Err(None);
+        };
+        // Per offerer: the link the offer came in on is the offerer's own for the one-hop
+        // circuits offers travel on, and unlike `from` it cannot be made up.
+        if let Some(limiter) = self.signals.offer_rate.as_mut()
+            && !limiter.allow(&super::peersm::link_key(prev_link), self.now)
+        {
+            self.counters.bump(Count::SignalRateLimited);
+            return Err(Some(SignalRefusal::RATE_LIMITED));
+        }
+        if self.signals.routes.len() >= MAX_ROUTES {
+            self.counters.bump(Count::SignalRefused);
+            return Err(Some(SignalRefusal::BUSY));
+        }
+        let Some(rec) = self.peer_record_of(&m.to) else {
+            self.counters.bump(Count::SignalNoRoute);
+            return Err(Some(SignalRefusal::NO_ROUTE));
+        };
+        let Some(target_leg) = self.circ_to(&rec) else {
+            self.counters.bump(Count::SignalRefused);
+            return Err(Some(SignalRefusal::BUSY));
+        };
+        if target_leg == key {
+            self.counters.bump(Count::SignalBad);
+            return Err(None);
+        }
+        Ok(target_leg)
+    }
+
+    /// Send REFUSED for `offerer`'s offer `session` to `target` back on `leg`.
+    fn signal_refuse(
+        &mut self,
+        leg: CircKey,
+        offerer: PeerId,
+        target: PeerId,
+        session: u32,
+        reason: SignalRefusal,
+    ) {
+        let refusal = PeerSignal {
+            kind: SignalKind::REFUSED,
+            session,
+            to: offerer,
+            from: target,
+            total: 1,
+            offset: 0,
+            data: heapless::Vec::from_slice(&reason.encode()).unwrap_or_default(),
+        };
+        if self.signal_send(leg, RelayCell::new(None, refusal)) {
+            self.counters.bump(Count::SignalRefusalSent);
         }
     }
 

@@ -4,7 +4,9 @@
 //!   signalling endpoint at ADDR (newcomers, browsers) and through the network
 //!   (PEER_SIGNAL), its UDP socket shares the port, its PEER record advertises ADDR, and
 //!   it dials every link over WebRTC — so every node of such a network runs with
-//!   `--webrtc` (the bridge line to give is the one it prints).
+//!   `--webrtc` (the bridge line to give is the one it prints). Its offers go through
+//!   the peer that introduced the target (the bridge that handed it out, the peer whose
+//!   DHT answer listed it), HTTP to the target's endpoint being the fallback.
 //! - `--browser-webrtc ADDR`: native links stay TLS; browsers may also link over WebRTC
 //!   (offers POSTed to `/offer` on ADDR and on the node's web and OR ports, data channels
 //!   on a UDP socket on ADDR's port).

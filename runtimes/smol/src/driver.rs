@@ -184,6 +184,18 @@ pub enum LinkEvent {
 /// The exchange that completes a dial (for WebRTC: the offer sent, the answer back).
 pub type Exchange = Pin<Box<dyn Future<Output = io::Result<String>> + Send>>;
 
+/// A link a [`LinkTransport`] dials (from the core's `ConnectTarget::Relay`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DialTarget {
+    /// The relay's address.
+    pub addr: SocketAddr,
+    /// The identity the link must prove, if known.
+    pub peer: Option<PeerId>,
+    /// A peer that can pass signalling (a WebRTC offer) to `peer` through the network:
+    /// the one the core learned its record from.
+    pub introducer: Option<PeerId>,
+}
+
 /// Links whose I/O lives inside the driver's task: the driver polls the transport for
 /// events, wakes on its socket and timer, and writes only what it says it takes, so
 /// bytes go straight between the transport and the core. The WebRTC runtime plugs its
@@ -195,9 +207,9 @@ pub trait LinkTransport: Send + Sync + 'static {
     /// Whether a link to the relay at `addr` is dialled through this transport (else
     /// over TLS).
     fn dials(&self, addr: &SocketAddr) -> bool;
-    /// Start dialling `addr`: the new link's key and the exchange whose result goes to
+    /// Start dialling `target`: the new link's key and the exchange whose result goes to
     /// [`LinkTransport::complete_dial`].
-    fn dial(&mut self, addr: SocketAddr) -> io::Result<(LinkKey, Exchange)>;
+    fn dial(&mut self, target: DialTarget) -> io::Result<(LinkKey, Exchange)>;
     /// The exchange of a dial finished with `reply`; an error closes the link.
     fn complete_dial(&mut self, key: LinkKey, reply: io::Result<String>) -> io::Result<()>;
     /// When [`LinkTransport::handle_timeout`] is due next.
@@ -1261,11 +1273,18 @@ impl Driver {
     fn connect(&mut self, conn: ConnId, target: ConnectTarget) {
         let net = self.net_tx.clone();
         let (exit, task) = match target {
-            ConnectTarget::Relay { addr, id }
-                if self.transport.as_ref().is_some_and(|t| t.dials(&addr)) =>
-            {
-                tracing::debug!(conn = conn.0, %addr, ?id, "dialling transport link");
-                let dial = self.transport.as_mut().map(|t| t.dial(addr));
+            ConnectTarget::Relay {
+                addr,
+                id,
+                introducer,
+            } if self.transport.as_ref().is_some_and(|t| t.dials(&addr)) => {
+                tracing::debug!(conn = conn.0, %addr, ?id, ?introducer, "dialling transport link");
+                let target = DialTarget {
+                    addr,
+                    peer: id,
+                    introducer,
+                };
+                let dial = self.transport.as_mut().map(|t| t.dial(target));
                 let (key, exchange) = match dial {
                     Some(Ok(x)) => x,
                     Some(Err(e)) => {
@@ -1291,7 +1310,7 @@ impl Driver {
                 self.conns.insert(conn, st);
                 return;
             }
-            ConnectTarget::Relay { addr, id } => {
+            ConnectTarget::Relay { addr, id, .. } => {
                 tracing::debug!(conn = conn.0, %addr, ?id, "connecting link");
                 let connector = self.connector.clone();
                 let task = smol::spawn(async move {

@@ -356,11 +356,17 @@ impl Peer {
     pub fn poll(&mut self) -> JsValue {
         match self.node.poll_output() {
             Output::Connect { conn, target } => match target {
-                ConnectTarget::Relay { addr, id } => obj(&[
+                ConnectTarget::Relay {
+                    addr,
+                    id,
+                    introducer,
+                } => obj(&[
                     ("kind", s("connect")),
                     ("conn", conn_js(conn)),
                     ("addr", s(addr)),
                     ("id", id.map_or(JsValue::NULL, s)),
+                    // The peer that can pass an offer to `id` (not used by the page yet).
+                    ("introducer", introducer.map_or(JsValue::NULL, s)),
                 ]),
                 // A browser peer is no exit; the driver refuses these.
                 ConnectTarget::Exit { host, port } => obj(&[

@@ -24,7 +24,9 @@ use std::time::Duration;
 use onionpeer_core::node::NodeError;
 use onionpeer_core::node::api::RelayTarget;
 use onionpeer_core::node::config::NodeConfig;
-use onionpeer_smol::driver::{Exchange, LinkEvent, LinkKey, LinkTransport, WeakNodeHandle};
+use onionpeer_smol::driver::{
+    DialTarget, Exchange, LinkEvent, LinkKey, LinkTransport, WeakNodeHandle,
+};
 use onionpeer_smol::tls::TlsListener;
 
 use crate::rtc::{RtcEndpoint, RtcEvent, RtcKey};
@@ -110,9 +112,9 @@ impl LinkTransport for RtcLinks {
         self.dial.is_webrtc(addr) || self.signaller.routes(addr)
     }
 
-    fn dial(&mut self, addr: SocketAddr) -> io::Result<(LinkKey, Exchange)> {
+    fn dial(&mut self, target: DialTarget) -> io::Result<(LinkKey, Exchange)> {
         let (key, offer) = self.endpoint.offer()?;
-        Ok((link(key), self.signaller.exchange(addr, offer)))
+        Ok((link(key), self.signaller.exchange(&target, offer)))
     }
 
     fn complete_dial(&mut self, key: LinkKey, reply: io::Result<String>) -> io::Result<()> {
@@ -372,9 +374,10 @@ pub async fn spawn_relay(
 /// Start a Peersm peer (or with `bridge`, a bridge) whose links are WebRTC: its HTTP
 /// signalling endpoint and UDP socket at `webrtc` (its PEER record advertises that
 /// address), its OR port at `or_port` for TLS links (and WebSocket ones with `web`).
-/// Every link it dials is WebRTC (HTTP signalling to the peer's endpoint, or through
-/// the network for peers introduced to its [`crate::netsignal::NetworkSignaller`]), so
-/// the peers it meets must be WebRTC peers too.
+/// Every link it dials is WebRTC, signalled through the network via the peer the core
+/// names as the target's introducer (or one introduced to its
+/// [`crate::netsignal::NetworkSignaller`]), else by HTTP to the peer's endpoint; so the
+/// peers it meets must be WebRTC peers too.
 pub async fn spawn_peer(
     webrtc: SocketAddr,
     or_port: SocketAddr,

@@ -23,6 +23,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use smol::future::FutureExt as _;
+
+pub use onionpeer_smol::driver::DialTarget;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpListener, TcpStream};
 
@@ -34,10 +36,11 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(15);
 /// A boxed future of an SDP answer.
 pub type AnswerFuture = Pin<Box<dyn Future<Output = io::Result<String>> + Send>>;
 
-/// Carries an offer to the peer reached at `addr` and returns its answer.
+/// Carries an offer to the peer being dialled and returns its answer.
 pub trait Signaller: Send + Sync {
-    /// Send `offer` (SDP) to `addr`'s node; resolve to its answer (SDP).
-    fn exchange(&self, addr: SocketAddr, offer: String) -> AnswerFuture;
+    /// Send `offer` (SDP) to `to`'s node (at `to.addr`, proving `to.peer`, introduced by
+    /// `to.introducer`); resolve to its answer (SDP).
+    fn exchange(&self, to: &DialTarget, offer: String) -> AnswerFuture;
 
     /// Links to `addr` are WebRTC through this signaller whatever the dial policy says
     /// (a peer introduced through the network).
@@ -55,8 +58,8 @@ pub trait Signaller: Send + Sync {
 pub struct HttpSignaller;
 
 impl Signaller for HttpSignaller {
-    fn exchange(&self, addr: SocketAddr, offer: String) -> AnswerFuture {
-        Box::pin(post_offer(addr, offer))
+    fn exchange(&self, to: &DialTarget, offer: String) -> AnswerFuture {
+        Box::pin(post_offer(to.addr, offer))
     }
 }
 

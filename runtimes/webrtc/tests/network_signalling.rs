@@ -23,7 +23,7 @@ use onionpeer_webrtc::driver::{
     DialPolicy, DriverConfig, NodeHandle, dial_only_endpoint, os_seed, spawn_node,
 };
 use onionpeer_webrtc::netsignal::{Introduction, NetworkSignaller};
-use onionpeer_webrtc::signal::{AnswerFuture, HttpSignaller, Signaller};
+use onionpeer_webrtc::signal::{AnswerFuture, DialTarget, HttpSignaller, Signaller};
 use sha2::{Digest, Sha256};
 use smol::future::FutureExt as _;
 
@@ -192,8 +192,8 @@ fn peer_signing_another_fingerprint_is_refused() {
 struct Forging(NetworkSignaller);
 
 impl Signaller for Forging {
-    fn exchange(&self, addr: SocketAddr, offer: String) -> AnswerFuture {
-        let answer = self.0.exchange(addr, offer);
+    fn exchange(&self, to: &DialTarget, offer: String) -> AnswerFuture {
+        let answer = self.0.exchange(to, offer);
         Box::pin(async move {
             let answer = answer.await?;
             Ok(answer

@@ -28,7 +28,9 @@ pub use peersm::{
     FoundKind, HashName, MAX_CHUNK_DATA_LEN, MAX_FOUND_PEERS, MAX_HASHES_PER_MSG,
     MAX_QUERY_COUNTER, PeerRecord, Progress,
 };
-pub use signal::{MAX_SIGNAL_FRAGMENT, MAX_SIGNAL_LEN, PeerSignal, SIGNAL_HEADER_LEN, SignalKind};
+pub use signal::{
+    MAX_SIGNAL_FRAGMENT, MAX_SIGNAL_LEN, PeerSignal, SIGNAL_HEADER_LEN, SignalKind, SignalRefusal,
+};
 pub use tor::{
     Begin, BeginDir, Connected, Data, DropMsg, End, EndReason, Extend2, Extended2, Host, LinkSpec,
     Resolve, Resolved, ResolvedAnswer, ResolvedValue, Sendme, Truncate, Truncated,

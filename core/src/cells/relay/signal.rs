@@ -28,6 +28,50 @@ impl SignalKind {
     pub const OFFER: SignalKind = SignalKind(0);
     /// An SDP answer to an offer with the same session.
     pub const ANSWER: SignalKind = SignalKind(1);
+    /// The offer with the same session will not be answered: sent back to the offerer
+    /// by the introducer (or the target) at once, so the offerer need not wait out its
+    /// timeout. `from` is the offer's target, `data` one [`SignalRefusal`] byte.
+    pub const REFUSED: SignalKind = SignalKind(2);
+}
+
+/// Why an offer was refused: the one data byte of a [`SignalKind::REFUSED`] signal (an
+/// open set: unknown values round-trip and mean "refused").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SignalRefusal(pub u8);
+
+impl SignalRefusal {
+    /// The introducer knows no record of the target, or cannot open a circuit to it.
+    pub const NO_ROUTE: SignalRefusal = SignalRefusal(0);
+    /// The offerer sent more offers than the introducer's per-offerer rate allows.
+    pub const RATE_LIMITED: SignalRefusal = SignalRefusal(1);
+    /// The introducer's table of introductions in progress is full.
+    pub const BUSY: SignalRefusal = SignalRefusal(2);
+    /// The target got the offer and cannot answer it (no WebRTC endpoint, a bad SDP).
+    pub const UNANSWERED: SignalRefusal = SignalRefusal(3);
+
+    /// The reason a REFUSED signal's reassembled data carries: exactly one byte.
+    pub fn decode(data: &[u8]) -> Result<SignalRefusal> {
+        match data {
+            [b] => Ok(SignalRefusal(*b)),
+            _ => Err(Error::BadLength("PEER_SIGNAL REFUSED: one reason byte")),
+        }
+    }
+
+    /// The data of a REFUSED signal.
+    pub fn encode(self) -> [u8; 1] {
+        [self.0]
+    }
+
+    /// A short name for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            SignalRefusal::NO_ROUTE => "no route to the target",
+            SignalRefusal::RATE_LIMITED => "rate limited",
+            SignalRefusal::BUSY => "introducer busy",
+            SignalRefusal::UNANSWERED => "target cannot answer",
+            _ => "refused",
+        }
+    }
 }
 
 /// One fragment of an SDP offer or answer from `from` to `to`.

@@ -443,6 +443,21 @@ fn samples() -> Vec<(&'static str, RelayCell)> {
             ),
         ),
         (
+            "peer_signal_refused",
+            RelayCell::new(
+                None,
+                PeerSignal {
+                    kind: SignalKind::REFUSED,
+                    session: 0x0102_0304,
+                    to: PeerId([0xaa; 20]),
+                    from: PeerId([0xbb; 20]),
+                    total: 1,
+                    offset: 0,
+                    data: heapless::Vec::from_slice(&SignalRefusal::RATE_LIMITED.encode()).unwrap(),
+                },
+            ),
+        ),
+        (
             "unrecognized",
             RelayCell::new(
                 sid(1),
@@ -1079,4 +1094,16 @@ fn peer_signal_fragments_cover_the_sdp_in_order() {
         )
         .is_err()
     );
+}
+
+#[test]
+fn fuzz_signal_refusal_decode() {
+    bolero::check!().for_each(|input: &[u8]| match SignalRefusal::decode(input) {
+        Ok(r) => {
+            assert_eq!(input.len(), 1);
+            assert_eq!(r.encode(), [input[0]]);
+            let _ = r.name();
+        }
+        Err(_) => assert_ne!(input.len(), 1),
+    });
 }

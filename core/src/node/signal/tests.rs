@@ -107,3 +107,50 @@ fn fuzz_reassembly_stays_bounded() {
         }
     });
 }
+
+#[test]
+fn introducers_are_bounded_and_the_latest_wins() {
+    let id = |b: u8| PeerId([b; 20]);
+    let mut t = Introducers::new(3);
+    t.learned(id(1), id(100));
+    t.learned(id(2), id(100));
+    // Learned again from someone else: that one introduces it now, and it counts as new.
+    t.learned(id(1), id(101));
+    assert_eq!(t.get(&id(1)), Some(id(101)));
+    t.learned(id(3), id(100));
+    t.learned(id(4), id(100));
+    // The oldest (2) made room.
+    assert_eq!(t.len(), 3);
+    assert_eq!(t.get(&id(2)), None);
+    assert_eq!(t.get(&id(1)), Some(id(101)));
+    // Nobody introduces themselves; a zero-sized table keeps nothing.
+    t.learned(id(5), id(5));
+    assert_eq!(t.get(&id(5)), None);
+    let mut none = Introducers::new(0);
+    none.learned(id(1), id(2));
+    assert_eq!(none.len(), 0);
+}
+
+/// Any sequence of records learned keeps the introducer table within its bound, and the
+/// last introducer learned for a peer still held is the one given.
+#[test]
+fn fuzz_introducers_stay_bounded() {
+    bolero::check!().for_each(|input: &[u8]| {
+        let mut t = Introducers::new(8);
+        let mut last = BTreeMap::new();
+        for pair in input.chunks_exact(2) {
+            let (peer, via) = (PeerId([pair[0] % 32; 20]), PeerId([pair[1] % 32; 20]));
+            t.learned(peer, via);
+            if peer != via {
+                last.insert(peer, via);
+            }
+            assert!(t.len() <= 8);
+            if peer != via {
+                assert_eq!(t.get(&peer), Some(via));
+            }
+        }
+        for (peer, via) in last {
+            assert!(t.get(&peer).is_none_or(|v| v == via));
+        }
+    });
+}
