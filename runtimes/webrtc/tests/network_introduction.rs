@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use onionpeer_core::crypto::identity::PeerId;
-use onionpeer_core::node::api::{BootstrapVia, Command, Event, FirstHop, StreamTarget};
+use onionpeer_core::node::api::{BootstrapVia, Command, Event};
 use onionpeer_core::node::config::{NodeConfig, PeersmConfig, Role};
 use onionpeer_core::node::counters::Count;
 use onionpeer_core::node::exit_policy::ExitPolicy;
@@ -22,7 +22,6 @@ use onionpeer_webrtc::driver::{
 };
 use onionpeer_webrtc::netsignal::{Introduction, NetworkSignaller};
 use onionpeer_webrtc::signal::{AnswerFuture, DialTarget, HttpSignaller, Signaller};
-use sha2::{Digest, Sha256};
 use smol::future::FutureExt as _;
 
 /// HTTP signalling to one address only (the bridge's); every other exchange fails at
@@ -164,26 +163,8 @@ fn peers_link_through_the_bridge_they_met_by_and_move_data() {
         bootstrap(&c, &bridge).await;
         let intro = c.inspect(move |n| n.introducer_of(&idb)).await.unwrap();
         assert_eq!(intro, Some(idbr), "the bridge introduces B to C");
-        let data = Arc::new(pattern(1 << 20));
-        let server = source(data.clone(), None).await;
         let started = Instant::now();
-        let circ = c
-            .build_circuit(vec![b.webrtc_target().unwrap().clone()], FirstHop::Ntor)
-            .or(give_up(60, "circuit build"))
-            .await
-            .unwrap();
-        let mut s = c
-            .open_stream(
-                circ,
-                StreamTarget::Tcp {
-                    host: "127.0.0.1".into(),
-                    port: server.port(),
-                },
-            )
-            .await
-            .unwrap();
-        let got = read_all(&mut s).or(give_up(60, "transfer")).await;
-        assert_eq!(Sha256::digest(&got), Sha256::digest(&data[..]));
+        fetch_1mib_through(&c, b.webrtc_target().unwrap().clone()).await;
         eprintln!(
             "circuit + 1 MiB through B: {:?}; C's signalling: {:?}",
             started.elapsed(),

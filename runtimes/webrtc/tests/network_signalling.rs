@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use onionpeer_core::node::api::{
-    BootstrapVia, Command, Event, FirstHop, LinkCloseReason, StreamTarget,
-};
+use onionpeer_core::node::api::{BootstrapVia, Command, Event, FirstHop, LinkCloseReason};
 use onionpeer_core::node::config::{NodeConfig, PeersmConfig, Role};
 use onionpeer_core::node::counters::Count;
 use onionpeer_core::node::exit_policy::ExitPolicy;
@@ -24,7 +22,6 @@ use onionpeer_webrtc::driver::{
 };
 use onionpeer_webrtc::netsignal::{Introduction, NetworkSignaller};
 use onionpeer_webrtc::signal::{AnswerFuture, DialTarget, HttpSignaller, Signaller};
-use sha2::{Digest, Sha256};
 use smol::future::FutureExt as _;
 
 /// A Peersm peer whose links are TLS unless its signaller routes them (its PEER record
@@ -126,25 +123,7 @@ fn peers_introduced_by_a_bridge_link_over_webrtc_and_move_data() {
         let a_events = a.events();
         // A's bootstrap meets B through the bridge: that link is WebRTC.
         bootstrap(&a, &bridge).await;
-        let data = Arc::new(pattern(1 << 20));
-        let server = source(data.clone(), None).await;
-        let circ = a
-            .build_circuit(vec![b.relay_target().unwrap().clone()], FirstHop::Ntor)
-            .or(give_up(60, "circuit build"))
-            .await
-            .unwrap();
-        let mut s = a
-            .open_stream(
-                circ,
-                StreamTarget::Tcp {
-                    host: "127.0.0.1".into(),
-                    port: server.port(),
-                },
-            )
-            .await
-            .unwrap();
-        let got = read_all(&mut s).or(give_up(60, "transfer")).await;
-        assert_eq!(Sha256::digest(&got), Sha256::digest(&data[..]));
+        fetch_1mib_through(&a, b.relay_target().unwrap().clone()).await;
         // The link to B proved B's id and is a WebRTC one (A has no other).
         let mut up = Vec::new();
         while let Ok(e) = a_events.try_recv() {

@@ -55,6 +55,27 @@ pub async fn read_all(s: &mut OnionStream) -> Vec<u8> {
     got
 }
 
+/// Build a one-hop circuit to `target` from `from`, fetch 1 MiB through it from a local
+/// source and check it (SHA-256).
+pub async fn fetch_1mib_through(from: &NodeHandle, target: RelayTarget) {
+    use sha2::{Digest, Sha256};
+    use smol::future::FutureExt as _;
+    let data = Arc::new(pattern(1 << 20));
+    let server = source(data.clone(), None).await;
+    let circ = from
+        .build_circuit(vec![target], onionpeer_core::node::api::FirstHop::Ntor)
+        .or(give_up(60, "circuit build"))
+        .await
+        .unwrap();
+    let target = onionpeer_core::node::api::StreamTarget::Tcp {
+        host: "127.0.0.1".into(),
+        port: server.port(),
+    };
+    let mut s = from.open_stream(circ, target).await.unwrap();
+    let got = read_all(&mut s).or(give_up(60, "transfer")).await;
+    assert_eq!(Sha256::digest(&got), Sha256::digest(&data[..]));
+}
+
 /// Panics after `secs` seconds: race it against something that must not hang.
 pub async fn give_up<T>(secs: u64, what: &str) -> T {
     smol::Timer::after(Duration::from_secs(secs)).await;
