@@ -355,3 +355,99 @@ fn introducer_refuses_offers_past_the_offerers_rate_at_once() {
     net.drive_bounded(200_000, |n| signals(n, b).len() == 4);
     assert_eq!(net.node(bridge).counters().get(Count::SignalRateLimited), 2);
 }
+
+/// A registrant is reached down the circuit it registered on: the bridge names it as its
+/// own introducer while that circuit is open, and an offer sent to it there is answered
+/// the same way. A fellow bridge that got the registration forwarded reaches the
+/// registrant through the bridge that forwarded it, which passes the offer on. Neither
+/// needs a signalling endpoint of the registrant (PROTOCOL.md section 12).
+#[test]
+fn registrants_are_reached_down_the_circuit_they_registered_on() {
+    let mut net = Network::new();
+    let mut n = 0;
+    let br1 = add_peer(&mut net, &mut n, "bridge1", true);
+    let br2 = add_peer(&mut net, &mut n, "bridge2", true);
+    let a = add_peer(&mut net, &mut n, "a", false);
+    let (ida, id1, id2) = (
+        net.node(a).peer_id(),
+        net.node(br1).peer_id(),
+        net.node(br2).peer_id(),
+    );
+    // Bridge 1 forwards its registrations to bridge 2.
+    let fellow = BootstrapVia::Bridge(net.target(br2));
+    let now = net.now;
+    net.taped(br1)
+        .command(now, Command::Bootstrap { via: fellow })
+        .unwrap();
+    net.flush(br1);
+    settle(&mut net, 2);
+    let via = BootstrapVia::Bridge(net.target(br1));
+    let now = net.now;
+    net.taped(a)
+        .command(now, Command::Bootstrap { via })
+        .unwrap();
+    net.flush(a);
+    net.drive_bounded(200_000, |n| n.node(br2).introducer_of(&ida).is_some());
+    assert_eq!(net.node(br1).introducer_of(&ida), Some(ida));
+    assert_eq!(net.node(br2).introducer_of(&ida), Some(ida));
+
+    let exchange = |net: &mut Network, from: NodeIx, from_id: PeerId, session: u32| {
+        let offer = format!("v=0 offer from {}", net.name(from)).into_bytes();
+        signal(
+            net,
+            from,
+            Command::Signal {
+                to: ida,
+                via: Some(ida),
+                session,
+                kind: SignalKind::OFFER,
+                sdp: offer.clone(),
+            },
+        );
+        let got = |n: &mut Network| signals(n, a).into_iter().any(|s| s.1 == session);
+        net.drive_bounded(200_000, got);
+        assert!(
+            signals(net, a).contains(&(from_id, session, SignalKind::OFFER, offer)),
+            "the offer from {} reached A",
+            net.name(from)
+        );
+        signal(
+            net,
+            a,
+            Command::Signal {
+                to: from_id,
+                via: None,
+                session,
+                kind: SignalKind::ANSWER,
+                sdp: b"v=0 answer".to_vec(),
+            },
+        );
+        let answered = |n: &mut Network| signals(n, from).iter().any(|s| s.1 == session);
+        net.drive_bounded(200_000, answered);
+        assert!(
+            signals(net, from).contains(&(
+                ida,
+                session,
+                SignalKind::ANSWER,
+                b"v=0 answer".to_vec()
+            )),
+            "A's answer reached {}",
+            net.name(from)
+        );
+    };
+    exchange(&mut net, br1, id1, 1);
+    exchange(&mut net, br2, id2, 2);
+    // Bridge 1 passed bridge 2's offer on (one route); nothing was refused or dropped.
+    assert_eq!(net.node(br1).signal_census().0, 1);
+    for ix in [a, br1, br2] {
+        let c = net.node(ix).counters();
+        for k in [
+            Count::SignalBad,
+            Count::SignalNoRoute,
+            Count::SignalRefused,
+            Count::SignalDropped,
+        ] {
+            assert_eq!(c.get(k), 0, "{}: {k:?}", net.name(ix));
+        }
+    }
+}

@@ -868,6 +868,10 @@ impl Node {
         let Some(sid) = self.register_request(key, rec.id, kind) else {
             return false;
         };
+        if matches!(msg, RelayMsg::DbFindPeer(_)) {
+            // The peer verifies the registrant by an offer down this circuit (signal.rs).
+            self.signals.mark_busy(key, self.now);
+        }
         self.send_on(&rec.id, key, RelayCell::new(Some(sid), msg));
         true
     }
@@ -1580,6 +1584,9 @@ impl Node {
                     );
                     self.send_relay_inbound(key, &cell);
                 }
+                // The asker (or the fellow forwarding it) built this circuit: our offer
+                // verifying it can come down it, needing no signalling endpoint.
+                self.signals.reachable_on(asker.id, key, self.now);
                 self.verify_peer(asker);
             }
             _ => self.counters.bump(Count::UnexpectedCell),

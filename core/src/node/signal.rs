@@ -23,6 +23,12 @@
 //!   bridge's DB_FOUND_PEER, a DHT_FOUND) has or had a circuit to that peer, so it can
 //!   pass our offers on; a dial to the peer names it (`ConnectTarget::Relay`'s
 //!   `introducer`) for the runtime to signal through.
+//! - **Registrants** ([`SignalPaths`]): a DB_FIND_PEER came on a circuit its sender built
+//!   to us, so an offer sent back down that circuit reaches whoever asked: the registrant
+//!   itself, or a fellow bridge forwarding it, which passes it on as an introducer. The
+//!   dial that verifies a registrant names the registrant as its own introducer, so a
+//!   node can verify peers whose signalling endpoint it cannot reach. The sender keeps
+//!   that circuit open for [`SIGNAL_LIFETIME`] for the purpose.
 //!
 //! Every bound (reassemblies, routes, lifetime) drops the oldest and counts it; input that
 //! breaks the fragment rules is dropped and counted (`Signal*` counters). A PEER_SIGNAL
@@ -51,6 +57,9 @@ pub const MAX_REASSEMBLIES: usize = 8;
 pub const MAX_ROUTES: usize = 64;
 /// Offers received whose answer path is kept, at most.
 pub const MAX_REPLY_PATHS: usize = 64;
+/// Registrants whose circuit to us is kept as a signalling path, at most (a bridge
+/// verifies every peer that registers, a few hundred in a lifetime when busy).
+pub const MAX_SIGNAL_PATHS: usize = 1024;
 
 /// An SDP being reassembled.
 #[derive(Debug)]
@@ -202,6 +211,54 @@ impl Introducers {
     }
 }
 
+/// Peers that asked us something on a circuit they built to us (a DB_FIND_PEER): an offer
+/// for such a peer goes back down that circuit until [`SIGNAL_LIFETIME`] has passed or
+/// the circuit closes. At most [`MAX_SIGNAL_PATHS`]; the oldest goes first.
+#[derive(Debug, Default)]
+pub(crate) struct SignalPaths {
+    by_peer: BTreeMap<PeerId, (CircKey, Instant)>,
+}
+
+impl SignalPaths {
+    /// `peer` can be reached on `key` until `now + SIGNAL_LIFETIME`.
+    pub(crate) fn insert(&mut self, peer: PeerId, key: CircKey, now: Instant) {
+        if !self.by_peer.contains_key(&peer) && self.by_peer.len() >= MAX_SIGNAL_PATHS {
+            let oldest = self
+                .by_peer
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| *k);
+            if let Some(k) = oldest {
+                self.by_peer.remove(&k);
+            }
+        }
+        self.by_peer.insert(peer, (key, now + SIGNAL_LIFETIME));
+    }
+
+    /// The circuit `peer` built to us, if still usable at `now`.
+    pub(crate) fn get(&self, peer: &PeerId, now: Instant) -> Option<CircKey> {
+        self.by_peer
+            .get(peer)
+            .filter(|(_, until)| *until > now)
+            .map(|(k, _)| *k)
+    }
+
+    /// Circuit `key` closed.
+    fn circuit_gone(&mut self, key: CircKey) {
+        self.by_peer.retain(|_, (k, _)| *k != key);
+    }
+
+    fn expire(&mut self, now: Instant) {
+        self.by_peer.retain(|_, (_, until)| *until > now);
+    }
+
+    /// Paths held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.by_peer.len()
+    }
+}
+
 /// An introduction passed on: the offerer's circuit to us and ours to the target.
 #[derive(Debug, Clone, Copy)]
 struct Route {
@@ -226,6 +283,8 @@ pub(super) struct SignalState {
     busy: BTreeMap<CircKey, Instant>,
     /// Who can pass our offers to whom.
     introducers: Introducers,
+    /// Registrants reachable down the circuit they registered on.
+    paths: SignalPaths,
     /// Offers introduced per offerer (keyed by the link they come in on), when limited.
     offer_rate: Option<RateLimiter>,
 }
@@ -239,6 +298,7 @@ impl SignalState {
             replies: BTreeMap::new(),
             busy: BTreeMap::new(),
             introducers: Introducers::new(cfg.max_introducers),
+            paths: SignalPaths::default(),
             offer_rate: (cfg.offer_burst > 0)
                 .then(|| RateLimiter::new(cfg.offer_burst, cfg.offers_per_sec, cfg.max_offerers)),
         }
@@ -264,6 +324,12 @@ impl SignalState {
         }
     }
 
+    /// `peer` asked us something on circuit `key`, which it (or a peer forwarding for
+    /// it) built to us: offers for it can go back that way for a while.
+    pub(super) fn reachable_on(&mut self, peer: PeerId, key: CircKey, now: Instant) {
+        self.paths.insert(peer, key, now);
+    }
+
     /// Routes, reassemblies and reply paths held now (for tests and bounds checks).
     pub(super) fn census(&self) -> (usize, usize, usize) {
         (self.routes.len(), self.partial.len(), self.replies.len())
@@ -275,10 +341,13 @@ impl SignalState {
         self.routes.retain(|_, r| r.expires > now);
         self.replies.retain(|_, (_, t)| *t > now);
         self.busy.retain(|_, t| *t > now);
+        self.paths.expire(now);
         dropped
     }
 
-    fn mark_busy(&mut self, key: CircKey, now: Instant) {
+    /// Keep circuit `key` open for [`SIGNAL_LIFETIME`]: it carries an exchange, or the
+    /// peer at its end may send an offer down it (we just registered with it).
+    pub(super) fn mark_busy(&mut self, key: CircKey, now: Instant) {
         self.busy.insert(key, now + SIGNAL_LIFETIME);
     }
 }
@@ -291,8 +360,13 @@ impl Node {
     }
 
     /// The peer that can pass our WebRTC offers to `peer` (the one we learned its record
-    /// from), if we know one. Dials name it too (`ConnectTarget::Relay::introducer`).
+    /// from), if we know one; `peer` itself while the circuit it registered with us on is
+    /// open (an offer for it goes back down that circuit). Dials name it too
+    /// (`ConnectTarget::Relay::introducer`).
     pub fn introducer_of(&self, peer: &PeerId) -> Option<PeerId> {
+        if self.signals.paths.get(peer, self.now).is_some() {
+            return Some(*peer);
+        }
         self.signals.introducers.get(peer)
     }
 
@@ -324,10 +398,13 @@ impl Node {
             }
         }
         self.signals.busy.remove(&key);
+        self.signals.paths.circuit_gone(key);
     }
 
-    /// `Command::Signal`: send an SDP to `to`, through `via` (or straight to `to`). An
-    /// answer to an offer we received goes back on that offer's circuit.
+    /// `Command::Signal`: send an SDP to `to`, through `via` (or straight to `to`: down
+    /// the circuit it registered on, if open, else on our own circuit to it; `via ==
+    /// Some(to)` means the same). An answer to an offer we received goes back on that
+    /// offer's circuit.
     pub(super) fn signal_command(
         &mut self,
         to: PeerId,
@@ -357,7 +434,12 @@ impl Node {
         if kind == SignalKind::REFUSED && back.is_none() {
             return Err(CommandError::BadPath);
         }
-        let leg = match back {
+        let via = via.filter(|v| *v != to);
+        let path = match via {
+            None => self.signals.paths.get(&to, self.now),
+            Some(_) => None,
+        };
+        let leg = match back.or(path) {
             Some(k) => k,
             None => {
                 let hop = via.unwrap_or(to);
@@ -489,9 +571,10 @@ impl Node {
     }
 
     /// A signal for another peer with no route yet: open one if it is the first fragment
-    /// of an offer, on a circuit a peer built to us, towards a peer we reach on our own
-    /// circuit, within the offerer's rate and our table. `Err(Some(reason))`: refuse the
-    /// offer; `Err(None)`: drop the signal (counted).
+    /// of an offer, on a circuit a peer built to us (or one we built to a peer that
+    /// verifies a registrant we forwarded), towards a peer we reach on our own circuit,
+    /// within the offerer's rate and our table. `Err(Some(reason))`: refuse the offer;
+    /// `Err(None)`: drop the signal (counted).
     fn signal_open_route(
         &mut self,
         key: CircKey,
@@ -499,7 +582,8 @@ impl Node {
     ) -> Result<CircKey, Option<SignalRefusal>> {
         let prev_link = match self.circuits.get(&key) {
             Some(Circuit::Relay(r)) => Some(r.prev.conn),
-            _ => None,
+            Some(Circuit::Client(c)) => Some(c.link),
+            None => None,
         };
         let Some(prev_link) = prev_link.filter(|_| m.kind == SignalKind::OFFER && m.offset == 0)
         else {
@@ -507,7 +591,8 @@ impl Node {
             return Err(None);
         };
         // Per offerer: the link the offer came in on is the offerer's own for the one-hop
-        // circuits offers travel on, and unlike `from` it cannot be made up.
+        // circuits offers travel on (either way round), and unlike `from` it cannot be
+        // made up.
         if let Some(limiter) = self.signals.offer_rate.as_mut()
             && !limiter.allow(&super::peersm::link_key(prev_link), self.now)
         {

@@ -13,9 +13,11 @@
 //! ([`answer_network_offers`], started by `spawn_node`), and refuses (REFUSED
 //! UNANSWERED) those it cannot answer. A node *sends* an offer through the network when
 //! it knows a peer that can pass it on: the introducer the core names on the dial (the
-//! peer it learned the target's record from: the bridge's DB_FOUND_PEER, a DHT_FOUND), or
-//! one introduced to its [`NetworkSignaller`] ([`NetworkSignaller::introduce`]). Other
-//! dials, and exchanges the network refused or left unanswered, go to its fallback (HTTP).
+//! peer it learned the target's record from: the bridge's DB_FOUND_PEER, a DHT_FOUND; or
+//! the target itself when it just registered with us, so the offer goes down the circuit
+//! it registered on), or one introduced to its [`NetworkSignaller`]
+//! ([`NetworkSignaller::introduce`]). Other dials, and exchanges the network refused or
+//! left unanswered, go to its fallback (HTTP).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -147,9 +149,13 @@ impl NetworkSignaller {
         if let Some(intro) = self.lock().routes.get(&to.addr) {
             return Some(*intro);
         }
+        let peer = to.peer?;
+        let introducer = to.introducer?;
+        // A peer that is its own introducer registered with us: the core sends the offer
+        // down the circuit it registered on.
         Some(Introduction {
-            peer: to.peer?,
-            via: Some(to.introducer?),
+            peer,
+            via: Some(introducer).filter(|i| *i != peer),
         })
     }
 

@@ -1,8 +1,9 @@
 //! A node signals its WebRTC links through the network on its own: peers whose HTTP
-//! signalling endpoints the other peers cannot reach (only the bridge's is) still link
-//! over WebRTC, because the core names the bridge that handed a peer out as its
-//! introducer and the offer goes through it (PEER_SIGNAL). An offer the network cannot
-//! carry is refused at once (REFUSED), not left to time out.
+//! signalling endpoints nobody can reach (only the bridge's is reachable, and the bridge
+//! reaches none) still link over WebRTC. The bridge verifies each registrant by an offer
+//! down the circuit it registered on; the core names the bridge that handed a peer out as
+//! its introducer and the offer goes through it (PEER_SIGNAL). An offer the network
+//! cannot carry is refused at once (REFUSED), not left to time out.
 
 mod common;
 
@@ -131,13 +132,14 @@ async fn network(
     (NodeHandle, Arc<Mutex<Vec<SocketAddr>>>),
     (NodeHandle, NetworkSignaller, Arc<Mutex<Vec<SocketAddr>>>),
 ) {
-    let bridge = webrtc_peer(
-        true,
-        false,
-        NetworkSignaller::new(Some(Arc::new(HttpSignaller))),
-        tune,
-    )
-    .await;
+    // The bridge reaches nobody's HTTP endpoint either: it verifies registrants by
+    // offers down the circuits they registered on.
+    let bridge_refused = Arc::new(Mutex::new(Vec::new()));
+    let bridge_sig = NetworkSignaller::new(Some(Arc::new(OnlyTo {
+        allowed: SocketAddr::from(([0, 0, 0, 0], 0)),
+        refused: bridge_refused.clone(),
+    })));
+    let bridge = webrtc_peer(true, false, bridge_sig.clone(), tune).await;
     let (b, _, b_refused) = fenced_peer(&bridge, true).await;
     // The bridge has nobody to give B (its bootstrap ends only after its retries): what
     // matters is that the bridge verified B over its own circuit and can introduce it.
@@ -147,6 +149,15 @@ async fn network(
     .await
     .unwrap();
     registered(&bridge, b.peer_id()).await;
+    let stats = bridge_sig.stats();
+    assert!(
+        stats.answered >= 1,
+        "B verified over its circuit: {stats:?}"
+    );
+    assert!(
+        bridge_refused.lock().unwrap().is_empty(),
+        "the bridge tried HTTP"
+    );
     let (c, c_sig, c_refused) = fenced_peer(&bridge, false).await;
     (bridge, (b, b_refused), (c, c_sig, c_refused))
 }
@@ -273,5 +284,48 @@ fn unroutable_unanswerable_and_rate_limited_offers_are_refused_at_once() {
         assert!(c.get(Count::SignalRateLimited) >= 1);
         assert!(c.get(Count::SignalRefusalSent) >= 2);
         assert_eq!(c.get(Count::SignalBad), 0);
+    });
+}
+
+/// A dial whose introducer refuses the offer falls back to HTTP at once: C names the
+/// bridge as introducer of a peer the bridge does not know (REFUSED NO_ROUTE); C's HTTP
+/// fallback then gets the answer of the node at the dialled address (here the bridge's
+/// own endpoint, the one C reaches), in milliseconds rather than after the 8 s wait.
+#[test]
+fn a_refused_offer_falls_back_to_http_at_once() {
+    init_log();
+    smol::block_on(async {
+        let (bridge, _, (c, c_sig, c_refused)) = network(|_| {}).await;
+        bootstrap(&c, &bridge).await;
+        let before = c_sig.stats();
+        let refused_before = c_refused.lock().unwrap().len();
+        // A real offer, from an endpoint of the test's own.
+        let socket = onionpeer_webrtc::rtc::bind_udp(any()).unwrap();
+        let cert = onionpeer_webrtc::rtc::generate_cert().unwrap();
+        let mut endpoint =
+            onionpeer_webrtc::rtc::RtcEndpoint::new(socket, cert, Duration::from_secs(10)).unwrap();
+        let (key, offer) = endpoint.offer().unwrap();
+        let target = DialTarget {
+            addr: bridge.webrtc_target().unwrap().addr,
+            peer: Some(PeerId([0x77; 20])),
+            introducer: Some(bridge.peer_id()),
+        };
+        let t = Instant::now();
+        let answer = c_sig
+            .exchange(&target, offer)
+            .await
+            .expect("the fallback's answer");
+        let took = t.elapsed();
+        eprintln!("refused, then answered by HTTP: {took:?}");
+        assert!(answer.contains("a=fingerprint:sha-256"), "{answer}");
+        endpoint.accept_answer(key, &answer).unwrap();
+        let after = c_sig.stats();
+        assert_eq!(after.refused, before.refused + 1, "{after:?}");
+        assert_eq!(after.fallbacks, before.fallbacks + 1, "{after:?}");
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+        // HTTP to the bridge is allowed: this exchange was not one of C's refused ones.
+        assert_eq!(c_refused.lock().unwrap().len(), refused_before);
+        let counters = bridge.inspect(|n| n.counters().clone()).await.unwrap();
+        assert!(counters.get(Count::SignalRefusalSent) >= 1);
     });
 }

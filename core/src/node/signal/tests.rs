@@ -154,3 +154,33 @@ fn fuzz_introducers_stay_bounded() {
         }
     });
 }
+
+#[test]
+fn signal_paths_are_bounded_expire_and_end_with_their_circuit() {
+    let id = |n: u32| {
+        let mut b = [0u8; 20];
+        b[..4].copy_from_slice(&n.to_be_bytes());
+        PeerId(b)
+    };
+    let mut p = SignalPaths::default();
+    p.insert(id(1), CircKey(1), T0);
+    assert_eq!(p.get(&id(1), T0), Some(CircKey(1)));
+    // Gone with its lifetime, and with its circuit.
+    assert_eq!(p.get(&id(1), T0 + SIGNAL_LIFETIME), None);
+    p.circuit_gone(CircKey(1));
+    assert_eq!(p.get(&id(1), T0), None);
+    // Bounded: the oldest makes room.
+    for n in 0..(MAX_SIGNAL_PATHS as u32 + 5) {
+        p.insert(
+            id(n),
+            CircKey(u64::from(n)),
+            Instant::from_millis(u64::from(n)),
+        );
+        assert!(p.len() <= MAX_SIGNAL_PATHS);
+    }
+    assert_eq!(p.get(&id(0), T0), None);
+    let last = MAX_SIGNAL_PATHS as u32 + 4;
+    assert_eq!(p.get(&id(last), T0), Some(CircKey(u64::from(last))));
+    p.expire(T0 + SIGNAL_LIFETIME + Duration::from_secs(10));
+    assert_eq!(p.len(), 0);
+}
