@@ -13,8 +13,9 @@
 //      page's download keeps the pieces already in IndexedDB (`held`), fetches fewer
 //      bytes, and ends byte-exact;
 //   C. the page is loaded again with `?transport=webrtc`: every link of the browser
-//      peer is a WebRTC data channel (signalling: one HTTP POST per link); it joins and
-//      downloads scenario A's file again (fresh), byte-exact.
+//      peer is a WebRTC data channel (signalling: an HTTP POST to the bridge, then offers
+//      through the network to the peers it was introduced to, answered the same way);
+//      it joins and downloads scenario A's file again (fresh), byte-exact.
 //
 //   node test.mjs URL [TIMEOUT_SECS]
 //
@@ -238,6 +239,7 @@ try {
       phase: sc.phase,
       transport: after.transport,
       opened: after.opened,
+      signalling: after.signalling,
       linksUp: after.linksUp,
       ordbCircuits: sc.ordbCircuits,
       ms: timesOf(sc.times),
@@ -319,6 +321,9 @@ try {
   if (c) {
     checks.push([c.phase !== "failed" && c.ordbCircuits > 0, "C: the WebRTC page did not join"]);
     checks.push([c.transport === "webrtc" && c.opened.ws === 0 && c.opened.webrtc > 0 && c.linksUp > 0, `C: links were not WebRTC only (${JSON.stringify(c.opened)}, ${c.linksUp} up)`]);
+    // The bridge is dialled by HTTP (a newcomer's signalling); the peers it and the DHT
+    // introduced are dialled through the network (PEER_SIGNAL), answered by them.
+    checks.push([c.signalling.http >= 1 && c.signalling.answered >= 1, `C: no offer went through the network and was answered (${JSON.stringify(c.signalling)})`]);
     checks.push([c.download.phase === "done" && c.download.byteExact && c.download.sha256 === c.download.wantSha256, `C: the WebRTC download ended ${c.download.phase} (${c.download.error})`]);
     checks.push([c.wsAgain.download.phase === "done" && c.wsAgain.download.byteExact, `C: the WebSocket download after it ended ${c.wsAgain.download.phase} (${c.wsAgain.download.error})`]);
     checks.push([c.tampered.refused > 0 && c.tampered.linksUp === 0, `C: links with a wrong fingerprint were not refused (${JSON.stringify(c.tampered)})`]);
@@ -330,6 +335,7 @@ try {
       `page load -> wasm ${t.wasmReady?.toFixed(0)} ms, first link ${t.firstLink?.toFixed(0)} ms, first circuit ${t.firstCircuit?.toFixed(0)} ms, first ORDB circuit ${t.ordbCircuit?.toFixed(0)} ms (WebSocket)` +
       (c ? `; WebRTC: wasm ${c.ms.wasmReady?.toFixed(0)} ms, first link ${c.ms.firstLink?.toFixed(0)} ms, first circuit ${c.ms.firstCircuit?.toFixed(0)} ms, first ORDB circuit ${c.ms.ordbCircuit?.toFixed(0)} ms` : "") +
       (c ? `; WebSocket again: wasm ${c.wsAgain.ms.wasmReady?.toFixed(0)} ms, first link ${c.wsAgain.ms.firstLink?.toFixed(0)} ms, first circuit ${c.wsAgain.ms.firstCircuit?.toFixed(0)} ms, first ORDB circuit ${c.wsAgain.ms.ordbCircuit?.toFixed(0)} ms` : "") +
+      (c ? `; WebRTC offers ${JSON.stringify(c.signalling)}` : "") +
       (d ? `; resume: ${d.firstBytes} bytes before the reload, ${d.heldChunks} chunks kept, ${d.bytes} of ${d.size} fetched after` : ""),
   );
 } catch (e) {

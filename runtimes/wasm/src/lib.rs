@@ -14,9 +14,13 @@
 //! last), exactly as a native runtime drains `Node::poll_output`. Time is the page's
 //! `performance.now()` in milliseconds; the seed comes from `crypto.getRandomValues`.
 //!
-//! A WebRTC link (the driver's RTCPeerConnection with one ordered data channel, its offer
-//! POSTed to `http://<addr>/offer`) is bound by the DTLS certificate fingerprints of the
-//! two SDPs ([`Peer::connected_webrtc`]), exactly as runtimes/webrtc binds its links.
+//! A WebRTC link (the driver's RTCPeerConnection with one ordered data channel) is bound
+//! by the DTLS certificate fingerprints of the two SDPs ([`Peer::connected_webrtc`]),
+//! exactly as runtimes/webrtc binds its links. Its offer goes through the network when
+//! the `connect` output names an introducer ([`Peer::signal_offer`], the answer a
+//! `SignalReceived` event), else, or when that is refused or unanswered, it is POSTed to
+//! `http://<addr>/offer` (how a newcomer reaches its bridge). A browser peer answers no
+//! offers: it is a client, no peer builds a circuit to it, so none can reach it.
 //!
 //! A WebSocket link's binding (PROTOCOL.md, "WebSocket links"): the driver draws a
 //! 32-byte nonce, puts it in the URL (`/link?b=<hex>`), and hands it to
@@ -29,6 +33,7 @@ use js_sys::{Array, Object, Reflect, Uint8Array};
 use onionpeer_core::Instant;
 use onionpeer_core::cells::relay::HashName;
 use onionpeer_core::cells::relay::PeerRecord;
+use onionpeer_core::cells::relay::{SignalKind, SignalRefusal};
 use onionpeer_core::crypto::identity::PeerId;
 use onionpeer_core::node::Node;
 use onionpeer_core::node::api::{
@@ -241,6 +246,34 @@ fn event_js(e: &Event) -> JsValue {
                 ),
             ],
         ),
+        Event::SignalReceived {
+            from,
+            session,
+            kind,
+            sdp,
+        } => {
+            let (signal, sdp, reason) = match *kind {
+                SignalKind::OFFER => ("offer", s(String::from_utf8_lossy(sdp)), JsValue::NULL),
+                SignalKind::ANSWER => ("answer", s(String::from_utf8_lossy(sdp)), JsValue::NULL),
+                _ => (
+                    "refused",
+                    JsValue::NULL,
+                    s(SignalRefusal::decode(sdp)
+                        .unwrap_or(SignalRefusal::UNANSWERED)
+                        .name()),
+                ),
+            };
+            ev(
+                "SignalReceived",
+                &[
+                    ("from", s(from)),
+                    ("session", n(*session)),
+                    ("signal", s(signal)),
+                    ("sdp", sdp),
+                    ("reason", reason),
+                ],
+            )
+        }
         // Streams, clock skew: the page only logs them.
         other => ev("Other", &[("detail", s(format!("{other:?}")))]),
     }
@@ -365,7 +398,7 @@ impl Peer {
                     ("conn", conn_js(conn)),
                     ("addr", s(addr)),
                     ("id", id.map_or(JsValue::NULL, s)),
-                    // The peer that can pass an offer to `id` (not used by the page yet).
+                    // The peer that can pass an offer to `id` ([`Peer::signal_offer`]).
                     ("introducer", introducer.map_or(JsValue::NULL, s)),
                 ]),
                 // A browser peer is no exit; the driver refuses these.
@@ -431,6 +464,33 @@ impl Peer {
             },
             now_ms,
         )
+    }
+
+    /// Send a WebRTC offer (`sdp`, our `pc.localDescription.sdp`) to peer `to_hex`
+    /// through the network: to `via_hex` (the introducer a `connect` output named), which
+    /// passes it on to the peer (PEER_SIGNAL, PROTOCOL.md section 3.1). The answer, or a
+    /// refusal, comes back as a `SignalReceived` event from `to_hex` with this `session`.
+    pub fn signal_offer(
+        &mut self,
+        to_hex: &str,
+        via_hex: &str,
+        session: u32,
+        sdp: &str,
+        now_ms: f64,
+    ) -> Result<(), JsError> {
+        let to = PeerId(unhex::<20>(to_hex).map_err(|e| JsError::new(&e))?);
+        let via = PeerId(unhex::<20>(via_hex).map_err(|e| JsError::new(&e))?);
+        let cmd = Command::Signal {
+            to,
+            via: Some(via),
+            session,
+            kind: SignalKind::OFFER,
+            sdp: sdp.as_bytes().to_vec(),
+        };
+        match self.node.command(instant(now_ms), cmd) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(JsError::new(&format!("offer not sent: {e}"))),
+        }
     }
 
     /// PING every ORDB over its ORDB circuit (answers come as `OrdbAnswered` events).

@@ -20,6 +20,8 @@ const state = {
   opened: { ws: 0, webrtc: 0 },
   bytesIn: 0,
   bytesOut: 0,
+  // How WebRTC offers went (the driver's counts): through the network or by HTTP.
+  signalling: { network: 0, answered: 0, refused: 0, unanswered: 0, http: 0 },
   peerId: null,
   bridge: null,
   // Milliseconds since navigation start (performance.now()).
@@ -92,6 +94,7 @@ function render() {
   state.counters = s.counters;
   state.bytesIn = driver.bytesIn;
   state.bytesOut = driver.bytesOut;
+  state.signalling = { ...driver.signalling };
   if (s.ordbCircuits > 0) {
     mark("ordbCircuit");
     $("get").disabled = false;

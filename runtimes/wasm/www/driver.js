@@ -6,11 +6,15 @@
 // - "ws": a WebSocket to `ws://<addr>/link?b=<nonce>`: the bridge's WebSocket port, or a
 //   native peer's OR port (which tells WebSocket from TLS by the first byte). The nonce
 //   binds the link (PROTOCOL.md, "WebSocket links").
-// - "webrtc": an RTCPeerConnection with one reliable ordered data channel ("onionpeer"),
-//   its offer POSTed to `http://<addr>/offer` (the same address) and the answer set; once
-//   the channel opens, both SDPs go to `Peer.connected_webrtc`, whose core binds the link
-//   to their DTLS fingerprints (the peer's CERTS must sign the answer's). Binary messages
-//   carry the cell stream, at most 16 KiB each.
+// - "webrtc": an RTCPeerConnection with one reliable ordered data channel ("onionpeer").
+//   Its offer goes through the network when the core names an introducer for the peer
+//   (the bridge that handed it out, the peer whose DHT answer listed it): PEER_SIGNAL via
+//   `Peer.signal_offer`, the answer a `SignalReceived` event. Otherwise (the bridge, for a
+//   newcomer), or when the introducer refuses it or no answer comes within 8 s, the offer
+//   is POSTed to `http://<addr>/offer`. Once the channel opens, both SDPs go to
+//   `Peer.connected_webrtc`, whose core binds the link to their DTLS fingerprints (the
+//   peer's CERTS must sign the answer's). Binary messages carry the cell stream, at most
+//   16 KiB each.
 
 import init, { Peer } from "./onionpeer_wasm.js";
 
@@ -18,6 +22,9 @@ const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0"))
 
 // Largest data channel message sent (what every implementation takes).
 const RTC_MESSAGE = 16 * 1024;
+// How long an offer sent through the network waits for its answer before the HTTP
+// fallback is tried (answers take a few round trips; the core's link deadline is 30 s).
+const NETWORK_ANSWER_MS = 8000;
 
 export class Driver {
   constructor(peer, onEvent, transport = "ws", certificate = null) {
@@ -31,6 +38,11 @@ export class Driver {
     // Bytes in and out over links, for the page's figures.
     this.bytesIn = 0;
     this.bytesOut = 0;
+    // Offers sent through the network awaiting their answer: "<peer>/<session>" -> resolve.
+    this.exchanges = new Map();
+    // How the WebRTC offers went: through the network (answered, refused, unanswered),
+    // and by HTTP.
+    this.signalling = { network: 0, answered: 0, refused: 0, unanswered: 0, http: 0 };
   }
 
   now() {
@@ -52,6 +64,7 @@ export class Driver {
           this.close(out.conn);
           break;
         case "event":
+          if (out.type === "SignalReceived") this.onSignal(out);
           try {
             this.onEvent(out);
           } catch (e) {
@@ -93,7 +106,7 @@ export class Driver {
       return;
     }
     if (this.transport === "webrtc") {
-      this.connectRtc(conn, out.addr);
+      this.connectRtc(conn, out);
       return;
     }
     const nonce = crypto.getRandomValues(new Uint8Array(32));
@@ -131,8 +144,50 @@ export class Driver {
     ws.onerror = () => {};
   }
 
-  // A WebRTC link to the node whose signalling endpoint is `http://addr/offer`.
-  connectRtc(conn, addr) {
+  // An answer or refusal for one of our offers. (Offers never reach a browser peer: it
+  // is a client, no peer has a circuit to it.)
+  onSignal(out) {
+    const resolve = this.exchanges.get(`${out.from}/${out.session}`);
+    if (out.signal === "offer" || !resolve) return;
+    this.exchanges.delete(`${out.from}/${out.session}`);
+    resolve(out);
+  }
+
+  // Send `sdp` to peer `to` through introducer `via`; its answer, or null when it was
+  // refused, could not be sent or got no answer in time.
+  async offerThroughNetwork(to, via, sdp) {
+    const session = crypto.getRandomValues(new Uint32Array(1))[0];
+    const key = `${to}/${session}`;
+    const reply = new Promise((resolve) => {
+      this.exchanges.set(key, resolve);
+      setTimeout(() => resolve(null), NETWORK_ANSWER_MS);
+    });
+    try {
+      this.peer.signal_offer(to, via, session, sdp, this.now());
+    } catch (e) {
+      this.exchanges.delete(key);
+      console.warn(`offer to ${to} via ${via}: ${e}`);
+      return null;
+    }
+    this.signalling.network++;
+    this.drain();
+    const got = await reply;
+    this.exchanges.delete(key);
+    if (got === null) this.signalling.unanswered++;
+    else if (got.signal === "answer") {
+      this.signalling.answered++;
+      return got.sdp;
+    } else {
+      this.signalling.refused++;
+      console.warn(`offer to ${to} refused by the network: ${got.reason}`);
+    }
+    return null;
+  }
+
+  // A WebRTC link to peer `out.id` at `out.addr`: signalled through `out.introducer`,
+  // else (or when that fails) by POSTing the offer to `http://<out.addr>/offer`.
+  connectRtc(conn, out) {
+    const addr = out.addr;
     let pc, dc;
     try {
       pc = new RTCPeerConnection({ iceServers: [], certificates: this.certificate ? [this.certificate] : undefined });
@@ -190,11 +245,17 @@ export class Driver {
     (async () => {
       await pc.setLocalDescription(await pc.createOffer());
       link.localSdp = pc.localDescription.sdp;
-      // One POST, no trickle: the node learns our address from our connectivity checks.
-      // A text/plain body keeps it a "simple" cross-origin request (no preflight).
-      const res = await fetch(`http://${addr}/offer`, { method: "POST", body: link.localSdp, cache: "no-store" });
-      const answer = await res.text();
-      if (!res.ok) throw new Error(`offer refused: ${res.status} ${answer.trim()}`);
+      // One offer, no trickle: the node learns our address from our connectivity checks.
+      let answer = null;
+      if (out.id && out.introducer) answer = await this.offerThroughNetwork(out.id, out.introducer, link.localSdp);
+      if (link.done) return;
+      if (answer === null) {
+        this.signalling.http++;
+        // A text/plain body keeps it a "simple" cross-origin request (no preflight).
+        const res = await fetch(`http://${addr}/offer`, { method: "POST", body: link.localSdp, cache: "no-store" });
+        answer = await res.text();
+        if (!res.ok) throw new Error(`offer refused: ${res.status} ${answer.trim()}`);
+      }
       if (link.done) return;
       link.remoteSdp = answer;
       await pc.setRemoteDescription({ type: "answer", sdp: answer });
