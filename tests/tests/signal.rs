@@ -365,9 +365,11 @@ fn introducer_refuses_offers_past_the_offerers_rate_at_once() {
 fn registrants_are_reached_down_the_circuit_they_registered_on() {
     let mut net = Network::new();
     let mut n = 0;
-    let br1 = add_peer(&mut net, &mut n, "bridge1", true);
-    let br2 = add_peer(&mut net, &mut n, "bridge2", true);
-    let a = add_peer(&mut net, &mut n, "a", false);
+    // As the WebRTC runtime sets it: registrations keep their circuit for the offer.
+    let hold = |p: &mut PeersmConfig| p.signal.registration_hold = Duration::from_secs(30);
+    let br1 = add_peer_with(&mut net, &mut n, "bridge1", true, hold);
+    let br2 = add_peer_with(&mut net, &mut n, "bridge2", true, hold);
+    let a = add_peer_with(&mut net, &mut n, "a", false, hold);
     let (ida, id1, id2) = (
         net.node(a).peer_id(),
         net.node(br1).peer_id(),

@@ -149,6 +149,11 @@ pub struct SignalConfig {
     /// Peers whose introducer (the peer we learned their record from) is remembered
     /// (the oldest is forgotten first).
     pub max_introducers: usize,
+    /// How long a circuit we sent a DB_FIND_PEER registering a peer on stays open for
+    /// the verifier's offer to come down it (PROTOCOL.md section 12, "Registrants"):
+    /// zero (the default) when peers reach us without signalling (TLS); the WebRTC
+    /// runtime sets it for nodes whose every link is WebRTC.
+    pub registration_hold: Duration,
 }
 
 impl Default for SignalConfig {
@@ -161,6 +166,7 @@ impl Default for SignalConfig {
             offers_per_sec: 4,
             max_offerers: 1024,
             max_introducers: 512,
+            registration_hold: Duration::ZERO,
         }
     }
 }

@@ -868,9 +868,16 @@ impl Node {
         let Some(sid) = self.register_request(key, rec.id, kind) else {
             return false;
         };
-        if matches!(msg, RelayMsg::DbFindPeer(_)) {
-            // The peer verifies the registrant by an offer down this circuit (signal.rs).
-            self.signals.mark_busy(key, self.now);
+        let hold = self
+            .config
+            .peersm
+            .as_ref()
+            .map(|c| c.signal.registration_hold);
+        if let Some(hold) = hold.filter(|h| !h.is_zero())
+            && matches!(msg, RelayMsg::DbFindPeer(_))
+        {
+            // The peer may verify the registrant by an offer down this circuit (signal.rs).
+            self.signals.hold(key, self.now + hold);
         }
         self.send_on(&rec.id, key, RelayCell::new(Some(sid), msg));
         true

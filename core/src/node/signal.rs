@@ -28,7 +28,7 @@
 //!   itself, or a fellow bridge forwarding it, which passes it on as an introducer. The
 //!   dial that verifies a registrant names the registrant as its own introducer, so a
 //!   node can verify peers whose signalling endpoint it cannot reach. The sender keeps
-//!   that circuit open for [`SIGNAL_LIFETIME`] for the purpose.
+//!   that circuit open for the purpose (`SignalConfig::registration_hold`).
 //!
 //! Every bound (reassemblies, routes, lifetime) drops the oldest and counts it; input that
 //! breaks the fragment rules is dropped and counted (`Signal*` counters). A PEER_SIGNAL
@@ -345,10 +345,16 @@ impl SignalState {
         dropped
     }
 
-    /// Keep circuit `key` open for [`SIGNAL_LIFETIME`]: it carries an exchange, or the
+    /// Keep circuit `key` open for [`SIGNAL_LIFETIME`]: it carries an exchange.
+    fn mark_busy(&mut self, key: CircKey, now: Instant) {
+        self.hold(key, now + SIGNAL_LIFETIME);
+    }
+
+    /// Keep circuit `key` open until `until` (never shortening an earlier hold): the
     /// peer at its end may send an offer down it (we just registered with it).
-    pub(super) fn mark_busy(&mut self, key: CircKey, now: Instant) {
-        self.busy.insert(key, now + SIGNAL_LIFETIME);
+    pub(super) fn hold(&mut self, key: CircKey, until: Instant) {
+        let t = self.busy.entry(key).or_insert(until);
+        *t = (*t).max(until);
     }
 }
 

@@ -207,6 +207,10 @@ pub fn spawn_node(config: DriverConfig) -> Result<NodeHandle, NodeError> {
     spawn_node_with_web(config, None)
 }
 
+/// How long a WebRTC-only node keeps the circuit it registered with a peer on open for
+/// that peer's verifying offer (the core's signalling lifetime).
+const REGISTRATION_HOLD: Duration = Duration::from_secs(30);
+
 /// Start a node that also serves `web` (WebSocket links, the page): its HTTP ports and,
 /// with `web.on_or_port`, its OR port answer WebRTC offers POSTed to `/offer`, so a
 /// browser reaches it over WebRTC at the address it would open a WebSocket to.
@@ -227,6 +231,15 @@ pub fn spawn_node_with_web(
                 }
             })
         })));
+    }
+    let mut config = config;
+    if matches!(config.dial, DialPolicy::AllWebRtc)
+        && let Some(p) = config.node.peersm.as_mut()
+        && p.signal.registration_hold.is_zero()
+    {
+        // Peers verify our registrations over WebRTC: their offers come down the circuit
+        // the registration went on (core/PROTOCOL.md section 12), so it stays open a while.
+        p.signal.registration_hold = REGISTRATION_HOLD;
     }
     let fingerprint = config.endpoint.fingerprint();
     let signal_addr = config.signalling.as_ref().and_then(|l| l.local_addr().ok());
