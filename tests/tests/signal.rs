@@ -84,6 +84,22 @@ fn signal(net: &mut Network, ix: NodeIx, cmd: Command) {
     net.flush(ix);
 }
 
+/// None of `nodes` dropped, refused or failed to route a signal, nor saw a malformed one.
+fn assert_no_signal_trouble(net: &Network, nodes: &[NodeIx]) {
+    for &ix in nodes {
+        let c = net.node(ix).counters();
+        for k in [
+            Count::SignalBad,
+            Count::SignalNoRoute,
+            Count::SignalRefused,
+            Count::SignalDropped,
+            Count::MalformedRelayMessage,
+        ] {
+            assert_eq!(c.get(k), 0, "{}: {k:?}", net.name(ix));
+        }
+    }
+}
+
 #[test]
 fn bridge_introduces_two_peers_offer_and_answer_cross_it() {
     let (mut net, bridge, a, b) = three();
@@ -132,18 +148,7 @@ fn bridge_introduces_two_peers_offer_and_answer_cross_it() {
         signals(&net, a),
         vec![(idb, 42, SignalKind::ANSWER, answer)]
     );
-    for ix in [a, b, bridge] {
-        let c = net.node(ix).counters();
-        for k in [
-            Count::SignalBad,
-            Count::SignalNoRoute,
-            Count::SignalRefused,
-            Count::SignalDropped,
-            Count::MalformedRelayMessage,
-        ] {
-            assert_eq!(c.get(k), 0, "{}: {k:?}", net.name(ix));
-        }
-    }
+    assert_no_signal_trouble(&net, &[a, b, bridge]);
     // Routes and reply paths expire.
     settle(&mut net, 40);
     signal(
@@ -441,15 +446,5 @@ fn registrants_are_reached_down_the_circuit_they_registered_on() {
     exchange(&mut net, br2, id2, 2);
     // Bridge 1 passed bridge 2's offer on (one route); nothing was refused or dropped.
     assert_eq!(net.node(br1).signal_census().0, 1);
-    for ix in [a, br1, br2] {
-        let c = net.node(ix).counters();
-        for k in [
-            Count::SignalBad,
-            Count::SignalNoRoute,
-            Count::SignalRefused,
-            Count::SignalDropped,
-        ] {
-            assert_eq!(c.get(k), 0, "{}: {k:?}", net.name(ix));
-        }
-    }
+    assert_no_signal_trouble(&net, &[a, br1, br2]);
 }

@@ -223,14 +223,7 @@ impl SignalPaths {
     /// `peer` can be reached on `key` until `now + SIGNAL_LIFETIME`.
     pub(crate) fn insert(&mut self, peer: PeerId, key: CircKey, now: Instant) {
         if !self.by_peer.contains_key(&peer) && self.by_peer.len() >= MAX_SIGNAL_PATHS {
-            let oldest = self
-                .by_peer
-                .iter()
-                .min_by_key(|(_, (_, t))| *t)
-                .map(|(k, _)| *k);
-            if let Some(k) = oldest {
-                self.by_peer.remove(&k);
-            }
+            drop_oldest(&mut self.by_peer, |(_, until)| *until);
         }
         self.by_peer.insert(peer, (key, now + SIGNAL_LIFETIME));
     }
@@ -257,6 +250,12 @@ impl SignalPaths {
     pub(crate) fn len(&self) -> usize {
         self.by_peer.len()
     }
+}
+
+/// Remove the entry of `map` whose `time` is earliest; whether there was one.
+fn drop_oldest<K: Ord + Copy, V>(map: &mut BTreeMap<K, V>, time: impl Fn(&V) -> Instant) -> bool {
+    let oldest = map.iter().min_by_key(|(_, v)| time(v)).map(|(k, _)| *k);
+    oldest.is_some_and(|k| map.remove(&k).is_some())
 }
 
 /// An introduction passed on: the offerer's circuit to us and ours to the target.
@@ -499,16 +498,10 @@ impl Node {
         };
         let s = &mut self.signals;
         if m.kind == SignalKind::OFFER {
-            if s.replies.len() >= MAX_REPLY_PATHS {
-                let first = s
-                    .replies
-                    .iter()
-                    .min_by_key(|(_, (_, t))| *t)
-                    .map(|(k, _)| *k);
-                if let Some(k) = first {
-                    s.replies.remove(&k);
-                    self.counters.bump(Count::SignalDropped);
-                }
+            if s.replies.len() >= MAX_REPLY_PATHS
+                && drop_oldest(&mut s.replies, |(_, until)| *until)
+            {
+                self.counters.bump(Count::SignalDropped);
             }
             s.replies
                 .insert((m.from, m.session), (key, now + SIGNAL_LIFETIME));
