@@ -1,4 +1,5 @@
-//! The `sim` command on the shipped small scenario: summary, trace file, plots.
+//! The `sim` command on the shipped small scenario: summary, trace file, plots; and every
+//! shipped scenario parses.
 
 use clap::Parser;
 use onionpeer_sim::SimArgs;
@@ -51,4 +52,26 @@ fn run_scenario_reports_percentiles_and_failures() {
             .any(|k| k.starts_with("stream_failed")),
         "{s}"
     );
+}
+
+/// Every shipped scenario parses and its topology resolves (the big ones are release runs
+/// no test executes: a typo there would only show hours into a study).
+#[test]
+fn every_scenario_parses() {
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios"));
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let s = onionpeer_sim::scenario::Scenario::load(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        s.topology
+            .resolve(dir, s.seed)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(s.duration_ms > 0, "{}", path.display());
+        n += 1;
+    }
+    assert!(n >= 10, "only {n} scenarios found");
 }
