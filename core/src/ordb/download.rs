@@ -32,8 +32,11 @@
 //!   GETs in flight in all, and never more than 2 × the circuits up.
 //! - **Slow circuits.** Each check (every second while GETs run), once 3 used circuits
 //!   have a rate, a circuit whose rate is below the median / 4 is dropped
-//!   ([`DlAction::ReplaceCircuit`]); a GET with no data for 15 s drops its circuit too.
+//!   ([`DlAction::ReplaceCircuit`]); a GET with no data for 15 s (or 4 × the circuit's
+//!   measured response delay, at most 60 s) drops its circuit too.
 //!   What the dropped circuit had outstanding is asked elsewhere.
+//! - **Giving up.** 32 failed GETs in a row without a new chunk; once the manifest is
+//!   verified, only after 5 minutes without a new chunk as well.
 //! - **Resume.** An interrupted GET (DB_END, circuit gone, bad data) is re-requested from
 //!   its first chunk not received; chunks already held (a restart) are never asked.
 //! - **Verification.** Every chunk is verified before it is buffered; a tampering error
@@ -75,8 +78,13 @@ pub struct DownloadConfig {
     pub window_blocks: u16,
     /// GETs in flight per circuit at most (2: one running, one sent early).
     pub pipeline: usize,
-    /// A GET that got no data for this long drops its circuit.
+    /// A GET that got no data for this long drops its circuit, or for 4 × the
+    /// circuit's measured response delay when that is longer (a congested path is slow
+    /// to answer, not dead: dropping it throws away what is queued for it and asks the
+    /// same servers again)...
     pub stall_timeout: Duration,
+    /// ... but never longer than this.
+    pub stall_timeout_max: Duration,
     /// How long a GET must have run before its rate is judged.
     pub measure_after: Duration,
     /// A circuit slower than the median rate divided by this is dropped.
@@ -85,6 +93,9 @@ pub struct DownloadConfig {
     pub max_strikes: u32,
     /// Failed GETs in a row without a new verified chunk before giving up.
     pub max_failures: u32,
+    /// Once the manifest is verified (someone serves the name), the failures alone do
+    /// not end the download: it also takes this long without a new verified chunk.
+    pub give_up_after: Duration,
     /// Circuits tracked at most (used and spare); more are ignored.
     pub max_circuits: usize,
     /// Live: chunks older than this many windows behind the newest are skipped.
@@ -103,10 +114,12 @@ impl Default for DownloadConfig {
             window_blocks: 10,
             pipeline: 2,
             stall_timeout: Duration::from_secs(15),
+            stall_timeout_max: Duration::from_secs(60),
             measure_after: Duration::from_secs(4),
             slow_factor: 4,
             max_strikes: 3,
             max_failures: 32,
+            give_up_after: Duration::from_secs(300),
             max_circuits: 16,
             live_windows_kept: 4,
             live_retry: Duration::from_millis(500),
@@ -285,6 +298,8 @@ pub struct Downloader {
     readable_signalled: bool,
     advertised: Option<Progress>,
     failures: u32,
+    /// When the last new chunk (or the manifest) was verified.
+    last_progress: Option<Instant>,
     info_attempts: u64,
     hold_until: Option<Instant>,
     next_check: Option<Instant>,
@@ -335,6 +350,7 @@ impl Downloader {
             readable_signalled: false,
             advertised: None,
             failures: 0,
+            last_progress: None,
             info_attempts: 0,
             hold_until: None,
             next_check: None,
@@ -434,6 +450,12 @@ impl Downloader {
         if let Some(h) = self.hold_until {
             t = Some(t.map_or(h, |x| x.min(h)));
         }
+        if self.failures >= self.cfg.max_failures
+            && let Some(p) = self.last_progress
+        {
+            let g = p + self.cfg.give_up_after;
+            t = Some(t.map_or(g, |x| x.min(g)));
+        }
         t
     }
 
@@ -448,6 +470,10 @@ impl Downloader {
         if self.next_check.is_some_and(|t| t <= now) {
             self.next_check = None;
             self.check_circuits(now);
+        }
+        self.check_failures(now);
+        if self.done {
+            return;
         }
         self.schedule(now);
     }
@@ -469,7 +495,7 @@ impl Downloader {
     pub fn handle_circuit_down(&mut self, now: Instant, circuit: DlCircuit) {
         if self.forget_circuit(circuit).is_some_and(|n| n > 0) {
             self.failures = self.failures.saturating_add(1);
-            self.check_failures();
+            self.check_failures(now);
         }
         self.schedule(now);
     }
@@ -514,6 +540,7 @@ impl Downloader {
                     self.verified.push_back(Verified::Manifest(m));
                 }
                 self.content = content;
+                self.last_progress = Some(now);
                 self.measure_first(circ, now, get);
                 self.end_get(get, false);
                 // The other circuits' info GETs have done their work (their ORDBs found
@@ -626,6 +653,7 @@ impl Downloader {
                 }
                 if acc == Accepted::New {
                     self.failures = 0;
+                    self.last_progress = Some(now);
                     self.verified
                         .push_back(Verified::Chunk(index, msg.data.clone()));
                     self.on_new_chunk(index, msg.data);
@@ -654,7 +682,7 @@ impl Downloader {
                 self.strike(circ);
             }
         }
-        self.check_failures();
+        self.check_failures(now);
         self.schedule(now);
     }
 
@@ -918,8 +946,15 @@ impl Downloader {
         self.actions.push_back(DlAction::Done(result));
     }
 
-    fn check_failures(&mut self) {
-        if self.failures >= self.cfg.max_failures && !self.live {
+    /// Give up after `max_failures` failed GETs in a row; once the manifest is known,
+    /// only if no new chunk came for `give_up_after` as well: a busy swarm (a saturated
+    /// seeder, churning relays) fails many GETs and still delivers, and giving up would
+    /// throw away the window's out-of-order chunks.
+    fn check_failures(&mut self, now: Instant) {
+        let starved = self
+            .last_progress
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.cfg.give_up_after);
+        if self.failures >= self.cfg.max_failures && starved && !self.live {
             self.finish(Err(DlError::Unavailable));
         }
     }
@@ -955,7 +990,7 @@ impl Downloader {
             self.end_get(get, true);
             self.failures = self.failures.saturating_add(1);
             self.strike(circ);
-            self.check_failures();
+            self.check_failures(now);
         }
         self.schedule(now);
     }
@@ -1070,20 +1105,35 @@ impl Downloader {
         }
     }
 
+    /// How long a GET on `circ` may go without data: 4 × the circuit's measured
+    /// response delay (a circuit not measured yet: the slowest measured one's), within
+    /// `stall_timeout ..= stall_timeout_max`.
+    fn stall_after(&self, circ: DlCircuit) -> Duration {
+        let delay = self
+            .circuits
+            .get(&circ)
+            .and_then(|c| c.delay)
+            .or_else(|| self.circuits.values().filter_map(|c| c.delay).max());
+        let floor = self.cfg.stall_timeout;
+        delay
+            .map_or(floor, |d| d.saturating_mul(4).max(floor))
+            .min(self.cfg.stall_timeout_max.max(floor))
+    }
+
     /// Stalled GETs and slow circuits.
     fn check_circuits(&mut self, now: Instant) {
         let stalled: Vec<DlCircuit> = self
             .gets
             .values()
             .filter(|g| !self.awaits_production(g))
-            .filter(|g| now.saturating_duration_since(g.last_at) >= self.cfg.stall_timeout)
+            .filter(|g| now.saturating_duration_since(g.last_at) >= self.stall_after(g.circ))
             .map(|g| g.circ)
             .collect();
         for c in stalled {
             self.failures = self.failures.saturating_add(1);
             self.drop_circuit(c, DropReason::Stalled);
         }
-        self.check_failures();
+        self.check_failures(now);
         let busy: Vec<DlCircuit> = self
             .circuits
             .iter()

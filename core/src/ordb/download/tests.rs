@@ -391,6 +391,42 @@ fn stalled_get_drops_its_circuit() {
     h.assert_complete();
 }
 
+/// A congested path is slow, not dead: a circuit whose answers take 10 s gets 4 × that
+/// before its silent GET counts as stalled; one never measured is judged by the slowest
+/// measured circuit; and `stall_timeout_max` is the limit whatever the delay.
+#[test]
+fn the_stall_timeout_follows_the_measured_delay() {
+    fn stalled_after(delay_s: u64, measured: bool, max_s: u64) -> u64 {
+        let cfg = DownloadConfig {
+            stall_timeout_max: Duration::from_secs(max_s),
+            ..small_cfg()
+        };
+        let mut h = Harness::new(seeder(20_000, 16), &[], cfg);
+        let c = h.circuit_up();
+        // The answer to the info GET sets the circuit's delay.
+        h.advance(delay_s * 1000);
+        let info = h.sent[0].0;
+        while h.step(info) {}
+        assert!(h.info.is_some());
+        let mute = if measured { c } else { h.circuit_up() };
+        h.streams.retain(|_, s| s.circ == mute);
+        let start = h.now;
+        while !h.replaced.contains(&(mute, DropReason::Stalled)) {
+            assert!(
+                h.now < start + Duration::from_secs(120),
+                "never judged stalled"
+            );
+            h.advance(500);
+        }
+        (h.now - start).as_secs()
+    }
+    // Unmeasured, or quick to answer: the 15 s floor.
+    assert_eq!(stalled_after(0, true, 60), 15);
+    assert_eq!(stalled_after(10, true, 60), 40);
+    assert_eq!(stalled_after(10, false, 60), 40);
+    assert_eq!(stalled_after(10, true, 30), 30);
+}
+
 #[test]
 fn resume_never_asks_for_held_chunks() {
     let s = seeder(10_000, 16);
@@ -468,6 +504,57 @@ fn unavailable_everywhere_gives_up() {
         h.advance(10);
     }
     assert_eq!(h.done, Some(Err(DlError::Unavailable)));
+}
+
+/// Once the manifest is verified, failed GETs alone do not end the download: a busy
+/// swarm fails many and still delivers. It ends when no new chunk came for
+/// `give_up_after` as well, and a chunk in between starts the wait again.
+#[test]
+fn a_download_with_a_known_seeder_waits_before_giving_up() {
+    let cfg = DownloadConfig {
+        give_up_after: Duration::from_secs(60),
+        ..small_cfg()
+    };
+    let mut h = Harness::new(seeder(20_000, 16), &[], cfg);
+    for _ in 0..6 {
+        h.circuit_up();
+    }
+    let info = h.sent[0].0;
+    while h.step(info) {}
+    assert!(h.info.is_some());
+    let fail_all = |h: &mut Harness| {
+        let gets: Vec<GetId> = h.streams.keys().copied().collect();
+        for g in gets {
+            h.d.handle_end(h.now, g, DbEndReason::FINISHED);
+            h.pump();
+        }
+    };
+    // 40 rounds of failures (well over `max_failures`) within 40 s: still running.
+    for _ in 0..40 {
+        fail_all(&mut h);
+        h.advance(1000);
+    }
+    assert_eq!(h.done, None);
+    // One new chunk: the wait starts again from it.
+    let get = *h.streams.keys().next().expect("a GET in flight");
+    while h.d.progress().0 == 0 && h.step(get) {}
+    assert_eq!(h.d.progress().0, 1);
+    let chunk_at = h.now;
+    for _ in 0..59 {
+        fail_all(&mut h);
+        h.advance(1000);
+    }
+    assert_eq!(h.done, None);
+    // Nothing new for `give_up_after`: the timer alone ends it (no GET needs to fail).
+    h.streams.clear();
+    while h.done.is_none() && h.now < chunk_at + Duration::from_secs(61) {
+        let next = h.d.poll_timeout().expect("a wake-up while running");
+        h.now = h.now.max(next);
+        h.d.handle_timeout(h.now);
+        h.pump();
+    }
+    assert_eq!(h.done, Some(Err(DlError::Unavailable)));
+    assert!(h.now >= chunk_at + Duration::from_secs(60));
 }
 
 #[test]
