@@ -23,7 +23,7 @@
 //! bytes read and the first wrong byte if any; bytes read by all downloaders per
 //! [`BIN_S`] seconds; at the end, the node counters `OrdbBytesServed` (DB_DATA bytes
 //! served from a node's own store: the seeder's versus the other peers'),
-//! `DownloadTampering` and `DownloadCircuitSlow` / `Stalled` / `Strikes`.
+//! `DownloadTampering`, `OrdbTamperCaught` and `DownloadCircuitSlow` / `Stalled` / `Strikes`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -436,6 +436,8 @@ pub struct HostFigures {
     pub served: BTreeMap<String, (HostRole, u64)>,
     /// `DownloadTampering` summed over hosts.
     pub tampering: u64,
+    /// `OrdbTamperCaught` summed over hosts (tampering caught by a relaying ORDB).
+    pub relay_caught: u64,
     /// `DownloadCircuitSlow` summed over hosts.
     pub slow: u64,
     /// `DownloadCircuitStalled` summed over hosts.
@@ -453,6 +455,7 @@ impl HostFigures {
             self.served.insert(name.to_string(), (role, served));
         }
         self.tampering += c.get(Count::DownloadTampering);
+        self.relay_caught += c.get(Count::OrdbTamperCaught);
         self.slow += c.get(Count::DownloadCircuitSlow);
         self.stalled += c.get(Count::DownloadCircuitStalled);
         self.strikes += c.get(Count::DownloadCircuitStrikes);
@@ -564,6 +567,7 @@ pub fn finish(
         hosts.served.keys().filter(|h| **h != c.seeder).count() as u64,
     );
     metrics.count("swarm/tamper_detections", hosts.tampering);
+    metrics.count("swarm/tamper_caught_by_ordbs", hosts.relay_caught);
     metrics.count("swarm/circuits_slow", hosts.slow);
     metrics.count("swarm/circuits_stalled", hosts.stalled);
     metrics.count("swarm/circuits_strikes", hosts.strikes);
@@ -699,7 +703,7 @@ pub fn finish(
     let fmt = |x: Option<f64>| x.map_or("null".to_string(), |v| format!("{v:.3}"));
     let comp = p("swarm_completion_s");
     let json = format!(
-        "{{\"size\":{},\"downloaders\":{},\"completed\":{},\"byte_exact\":{},\"completion_s_p50\":{},\"completion_s_p90\":{},\"pct_of_bottleneck_mean\":{},\"pct_of_bottleneck_after_formed_mean\":{},\"swarm_formed_s\":{},\"seeder_bytes_served\":{},\"peer_bytes_served\":{},\"tamper_detections\":{},\"circuits_slow\":{},\"circuits_stalled\":{},\"circuits_strikes\":{},\"resumes\":{},\"restarts\":{},\"down_bps\":{},\"up_bps\":{}}}\n",
+        "{{\"size\":{},\"downloaders\":{},\"completed\":{},\"byte_exact\":{},\"completion_s_p50\":{},\"completion_s_p90\":{},\"pct_of_bottleneck_mean\":{},\"pct_of_bottleneck_after_formed_mean\":{},\"swarm_formed_s\":{},\"seeder_bytes_served\":{},\"peer_bytes_served\":{},\"tamper_detections\":{},\"tamper_caught_by_ordbs\":{},\"circuits_slow\":{},\"circuits_stalled\":{},\"circuits_strikes\":{},\"resumes\":{},\"restarts\":{},\"down_bps\":{},\"up_bps\":{}}}\n",
         c.size,
         rows.len(),
         dones.len(),
@@ -712,6 +716,7 @@ pub fn finish(
         seeder_bytes,
         peer_bytes,
         hosts.tampering,
+        hosts.relay_caught,
         hosts.slow,
         hosts.stalled,
         hosts.strikes,
@@ -788,8 +793,9 @@ pub fn render(metrics: &Metrics, s: &mut String) {
     );
     let _ = writeln!(
         s,
-        "  tampering detected {} (circuits dropped); circuits replaced as slow {}, stalled {}, after strikes {}",
+        "  tampering detected by downloads {}, by relaying ORDBs {} (circuits dropped); circuits replaced as slow {}, stalled {}, after strikes {}",
         c("swarm/tamper_detections"),
+        c("swarm/tamper_caught_by_ordbs"),
         c("swarm/circuits_slow"),
         c("swarm/circuits_stalled"),
         c("swarm/circuits_strikes")

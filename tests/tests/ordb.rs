@@ -1,7 +1,8 @@
 //! The ORDB function on real nodes in the in-memory network: a seeder serves a raw
 //! DB_QUERY over a two-hop ORDB circuit; an ORDB forwards a query it cannot serve and
 //! splices the answer back byte-exact; the FIND_VALUE fallback; the loop counter;
-//! DB_END UNAVAILABLE; a tampering ORDB; a live stream joined 2 windows behind; a live
+//! DB_END UNAVAILABLE; a tampering ORDB, and one caught by the honest ORDB it answers
+//! through; a live stream joined 2 windows behind; a live
 //! stream re-served by a viewer; the facilitator fallback.
 
 use std::collections::BTreeSet;
@@ -363,6 +364,81 @@ fn tampering_ordb_is_caught() {
     assert!(msgs.iter().any(|m| matches!(m, RelayMsg::DbData(_))));
     let err = verify(&name, &msgs).unwrap_err();
     assert!(err.starts_with("data"), "{err}");
+}
+
+#[test]
+fn an_ordb_catches_a_tamperer_upstream_and_goes_around_it() {
+    // The seeder keeps no ORDB circuits; a tampering peer claims the name to its ORDBs.
+    // An honest ORDB of the tamperer forwards there, the tamperer fetches from the seeder
+    // and flips a byte of each DB_DATA: the honest ORDB must catch it at the first bad
+    // cell (never relaying it), drop that circuit, and serve later queries around it.
+    let (seeder_i, tamperer_i) = (5, 7);
+    let (mut net, all) = bootstrapped_with(14, |i, p| {
+        if i == seeder_i {
+            p.ordb_circuits = 0;
+        }
+        p.ordb.tamper_relayed_data = i == tamperer_i;
+    });
+    let (seeder, tamperer) = (all[seeder_i], all[tamperer_i]);
+    let data = pattern(4, 20_000);
+    let (name, hname) = seed(&mut net, seeder, data.clone());
+    run(
+        &mut net,
+        tamperer,
+        Command::Advertise {
+            hash_name: hname.clone(),
+            progress: Progress::Full,
+        },
+    );
+    settle(&mut net, 5);
+    let t_id = id_of(&net, tamperer);
+    let by_id: std::collections::BTreeMap<PeerId, NodeIx> =
+        all.iter().map(|&i| (id_of(&net, i), i)).collect();
+    let (asker, ordb) = all
+        .iter()
+        .copied()
+        .filter(|&i| i != seeder && i != tamperer)
+        .find_map(|i| {
+            net.node(i)
+                .ordb_peers()
+                .into_iter()
+                .find(|o| *o != t_id && net.node(by_id[o]).ordb_references(&hname) > 0)
+                .map(|o| (i, o))
+        })
+        .expect("a peer whose ORDB references the tamperer");
+    let caught = |net: &Network| {
+        net.node(by_id[&ordb])
+            .counters()
+            .get(Count::OrdbTamperCaught)
+    };
+
+    let n_chunks = data.len().div_ceil(486) as u16;
+    let first = query(&mut net, asker, ordb, &hname, 1, n_chunks);
+    assert_eq!(
+        end_reason(&first),
+        Some(DbEndReason::DESTROYED),
+        "{} cells",
+        first.len()
+    );
+    verify(&name, &first).expect("a tampered cell reached the asker");
+    assert!(!first.iter().any(|m| matches!(m, RelayMsg::DbData(_))));
+    assert_eq!(caught(&net), 1);
+    assert_eq!(
+        net.node(tamperer).counters().get(Count::OrdbTamperCaught),
+        0
+    );
+
+    // Later queries go around the tamperer: the whole file, byte-exact.
+    let mut got = None;
+    for _ in 0..3 {
+        let msgs = query(&mut net, asker, ordb, &hname, 1, n_chunks);
+        let ok = verify(&name, &msgs).expect("a tampered cell reached the asker");
+        if end_reason(&msgs) == Some(DbEndReason::FINISHED) {
+            got = Some(ok);
+            break;
+        }
+    }
+    assert_eq!(got.as_deref(), Some(&data[..]), "caught {}", caught(&net));
 }
 
 #[test]

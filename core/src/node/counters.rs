@@ -100,6 +100,15 @@ counters! {
     OrdbBytesServed,
     /// A download dropped an ORDB circuit that delivered data failing verification.
     DownloadTampering,
+    /// An ORDB caught an answer it relays failing verification (PROTOCOL.md 6.6): the
+    /// upstream circuit destroyed, a holder's peer convicted, the requester told DESTROYED.
+    OrdbTamperCaught,
+    /// A peer proven to tamper (a download's ORDB, or a holder an ORDB connected to):
+    /// never picked as an ORDB or a holder again, removed from the DHT table.
+    PeerConvicted,
+    /// An ORDB ended a relayed answer whose DB_DATA came without the hashes that prove it
+    /// (not relayed; the requester told DESTROYED).
+    OrdbRelayUnproven,
     /// A download dropped an ORDB circuit far slower than its others.
     DownloadCircuitSlow,
     /// A download dropped an ORDB circuit whose GET got no data for the stall timeout.

@@ -293,6 +293,13 @@ impl Node {
                         DropReason::Strikes => Count::DownloadCircuitStrikes,
                     });
                     let key = CircKey(circuit.0);
+                    if let DropReason::Tampering(_) = reason
+                        && let Some(ordb) = self.ordb_of_circuit(key)
+                    {
+                        // Our circuit's middle hop cannot alter cells unseen (relay
+                        // digests), and ORDBs check what they relay: the ORDB did it.
+                        self.convict(ordb);
+                    }
                     if self.is_ordb_circuit(key) {
                         self.destroy_circuit(key, DestroyReason::FINISHED, None);
                         self.replace_ordb_circuits();

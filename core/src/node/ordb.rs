@@ -31,6 +31,7 @@ use super::config::OrdbConfig;
 use super::counters::Count;
 use super::ordb_lists::{OrdbLists, PeerRef};
 use crate::Instant;
+use crate::cells::channel::DestroyReason;
 use crate::cells::relay::{
     DbEnd, DbEndReason, DbInfo, DbQuery, DbSendme, HashName, MAX_QUERY_COUNTER, PeerRecord,
     Progress, RelayCell, RelayMsg, StreamId,
@@ -38,8 +39,8 @@ use crate::cells::relay::{
 use crate::circuit::{CircKey, Circuit};
 use crate::crypto::identity::{Ed25519Keypair, PeerId};
 use crate::ordb::{
-    ChunkStore, FileSeeder, LiveSeeder, Manifest, MemoryStore, Name20, ServeCursor, ServeStep,
-    Verified, store_file, store_segment,
+    ChunkStore, FileSeeder, FileVerifier, LiveSeeder, Manifest, MemoryStore, Name20, ServeCursor,
+    ServeStep, Verified, VerifyError, VerifyLimits, store_file, store_segment,
 };
 
 /// DB_DATA cells a server may send on one stream before the receiver's DB_SENDME opens
@@ -108,6 +109,22 @@ struct Splice {
     /// Answer cells relayed so far.
     relayed: u64,
     attempts: u8,
+    /// The check of the current upstream's answer.
+    check: Check,
+}
+
+/// What an ORDB checks of the answer stream it splices (PROTOCOL.md 6.6): a file's hash
+/// lists and chunks against its signed manifest, so that a tamperer upstream is caught
+/// here, at the first bad cell, and never reached again from here.
+#[derive(Debug)]
+enum Check {
+    /// No DB_CONNECTED yet: a hash list or chunk now is invented.
+    Manifest,
+    /// A file: every DB_HASHES and DB_DATA is verified before it is relayed.
+    File(Box<FileVerifier>),
+    /// A live stream or a file over the size limit: relayed as it comes (the viewer
+    /// checks it).
+    Unchecked,
 }
 
 /// A one-hop circuit we built to a holder found with FIND_VALUE.
@@ -913,6 +930,7 @@ impl Node {
                 credit: STREAM_WINDOW,
                 relayed: 0,
                 attempts: 0,
+                check: Check::Manifest,
             },
         );
         o.by_down.insert((key, sid), id);
@@ -996,6 +1014,7 @@ impl Node {
             o.by_up.remove(&(old.circ, old.sid));
         }
         s.up = Some(Leg { circ, sid });
+        s.check = Check::Manifest;
         s.tried.push(circ);
         s.attempts = s.attempts.saturating_add(1);
         let q = s.query.clone();
@@ -1098,7 +1117,7 @@ impl Node {
         let want = o.cfg.find_value_peers;
         let found: Vec<PeerRecord> = holders
             .iter()
-            .filter(|h| Some(h.id) != me)
+            .filter(|h| Some(h.id) != me && !self.is_suspected(&h.id))
             .take(want)
             .cloned()
             .collect();
@@ -1243,16 +1262,21 @@ impl Node {
         self.on_content_reply(key, sid, msg);
     }
 
-    /// An answer cell from upstream of splice `id`: to the requester.
+    /// An answer cell from upstream of splice `id`: checked, then to the requester.
     fn relay_down(&mut self, id: u64, msg: RelayMsg) {
         let Some(o) = self.ordb.as_mut() else {
             return;
         };
         let tamper = o.cfg.tamper_relayed_data;
+        let limits = o.cfg.download.limits;
         let Some(s) = o.splices.get_mut(&id) else {
             return;
         };
         let down = s.down;
+        if let Err(e) = check_answer(&mut s.check, &s.query.hash_name, &msg, limits) {
+            self.on_bad_answer(id, e);
+            return;
+        }
         let msg = match msg {
             RelayMsg::DbEnd(e) => {
                 if e.reason == DbEndReason::UNAVAILABLE && s.relayed == 0 {
@@ -1292,6 +1316,38 @@ impl Node {
         if !self.circ_send(down.circ, Some(down.sid), msg) {
             self.drop_splice(id, Some(DbEndReason::FINISHED), None);
         }
+    }
+
+    /// Splice `id`'s upstream answered something that does not verify. Tampering: the
+    /// upstream circuit is destroyed (whatever else rides on it is resumed elsewhere) and
+    /// its peer, when we connected to it as a holder, convicted. The requester gets DB_END
+    /// DESTROYED and resumes the GET on another way; the bad cell is never relayed.
+    fn on_bad_answer(&mut self, id: u64, e: VerifyError) {
+        let Some(up) = self
+            .ordb
+            .as_ref()
+            .and_then(|o| o.splices.get(&id))
+            .and_then(|s| s.up)
+        else {
+            return;
+        };
+        self.drop_splice(id, None, Some(DbEndReason::DESTROYED));
+        if !e.is_tampering() {
+            // An answer that skips its proofs (or whose proofs we forgot): not relayed.
+            self.counters.bump(Count::OrdbRelayUnproven);
+            self.send_end(up, DbEndReason::FINISHED);
+            return;
+        }
+        self.counters.bump(Count::OrdbTamperCaught);
+        if let Some(peer) = self
+            .ordb
+            .as_ref()
+            .and_then(|o| o.fwd.get(&up.circ))
+            .map(|f| f.peer)
+        {
+            self.convict(peer);
+        }
+        self.destroy_circuit(up.circ, DestroyReason::PROTOCOL, None);
     }
 
     fn on_test_reply(&mut self, k: (CircKey, StreamId), msg: RelayMsg) {
@@ -1419,6 +1475,33 @@ impl Node {
         if let Some(o) = self.ordb.as_mut() {
             o.by_up.retain(|k, _| k.0 != key);
         }
+    }
+}
+
+/// Check one answer cell against what the stream proved so far (`Ok` for what is not
+/// checked); a DB_CONNECTED starts the check.
+fn check_answer(
+    check: &mut Check,
+    hash_name: &HashName,
+    msg: &RelayMsg,
+    limits: VerifyLimits,
+) -> Result<(), VerifyError> {
+    match (msg, &mut *check) {
+        (RelayMsg::DbConnected(c), _) => {
+            *check = match FileVerifier::for_relay(hash_name.as_bytes(), c, limits) {
+                Ok(Some(v)) => Check::File(Box::new(v)),
+                Ok(None) => Check::Unchecked,
+                Err(e) if e.is_tampering() => return Err(e),
+                Err(_) => Check::Unchecked,
+            };
+            Ok(())
+        }
+        (RelayMsg::DbHashes(h), Check::File(v)) => v.accept_hashes(h).map(drop),
+        (RelayMsg::DbData(d), Check::File(v)) => v.accept_db_data(d).map(drop),
+        (RelayMsg::DbHashes(_) | RelayMsg::DbData(_), Check::Manifest) => Err(
+            VerifyError::BadManifest("proofs or data before DB_CONNECTED"),
+        ),
+        _ => Ok(()),
     }
 }
 

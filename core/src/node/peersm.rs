@@ -340,6 +340,36 @@ impl Node {
 
     // ---- hooks for downloads (node/download.rs) ---------------------------------------
 
+    /// The ORDB (last hop) of our ORDB circuit `key`.
+    pub(super) fn ordb_of_circuit(&self, key: CircKey) -> Option<PeerId> {
+        self.peersm.as_ref()?.ordbs.get(&key).map(|c| c.ordb.id)
+    }
+
+    /// `id` delivered data that failed verification (proof, not suspicion): from now on it
+    /// is never picked as an ORDB, never connected to as a holder, and out of our DHT
+    /// table (`Count::PeerConvicted`).
+    pub(super) fn convict(&mut self, id: PeerId) {
+        let Some(p) = self.peersm.as_mut() else {
+            return;
+        };
+        if !p.suspects.contains_key(&id) && p.suspects.len() >= MAX_SUSPECTS {
+            // Make room with the least suspected peer.
+            let least = p.suspects.iter().min_by_key(|(_, n)| **n).map(|(k, _)| *k);
+            if let Some(k) = least {
+                p.suspects.remove(&k);
+            }
+        }
+        let n = p.suspects.entry(id).or_insert(0);
+        *n = (*n).max(SUSPECT_LIMIT);
+        p.table.remove(&id);
+        self.counters.bump(Count::PeerConvicted);
+    }
+
+    /// `id` was convicted or suspected enough to be avoided.
+    pub(super) fn is_suspected(&self, id: &PeerId) -> bool {
+        self.peersm.as_ref().is_some_and(|p| p.suspected(id))
+    }
+
     /// `key` is a built ORDB circuit.
     pub(super) fn is_ordb_circuit(&self, key: CircKey) -> bool {
         self.peersm

@@ -388,6 +388,44 @@ fn pending_blocks_are_bounded() {
 }
 
 #[test]
+fn a_relay_checks_every_chunk_passing_by_in_bounded_memory() {
+    // 5,000 chunks: 334 blocks, more than a relay keeps.
+    let s = seed_file(5_000 * 486);
+    let lim = VerifyLimits::default();
+    let mut r = FileVerifier::for_relay(&s.hash_name(), &s.db_connected(), lim)
+        .unwrap()
+        .expect("a file is checked");
+    for i in 0..s.n_chunks() {
+        assert_eq!(fetch(&mut r, &s, i), Ok(Accepted::New), "chunk {i}");
+        // The same chunk again (for another requester): checked again, not a duplicate.
+        assert_eq!(r.accept_db_data(&s.db_data(i).unwrap()), Ok(Accepted::New));
+        let mut bad = s.db_data(i).unwrap();
+        let at = i as usize % bad.data.len();
+        bad.data[at] ^= 0x40;
+        let e = r.accept_db_data(&bad).unwrap_err();
+        assert!(e.is_tampering(), "{e:?}");
+        assert!(r.pending_blocks() <= 256);
+    }
+    assert_eq!(r.verified_count(), 0, "a relay keeps no per-chunk state");
+    // The lowest blocks were forgotten: their chunks need their proofs again (not an
+    // accusation), and a forged chunk is still never accepted.
+    let e = r.accept_db_data(&s.db_data(0).unwrap()).unwrap_err();
+    assert!(matches!(e, VerifyError::NeedHashes { .. }), "{e:?}");
+    assert!(!e.is_tampering());
+    assert_eq!(fetch(&mut r, &s, 0), Ok(Accepted::New));
+    // Another file's manifest under this name is refused; a live stream is not checked.
+    let other = FileSeeder::new(&key(2), "video/webm", PUBLISHED, content(999, 1)).unwrap();
+    let e = FileVerifier::for_relay(&s.hash_name(), &other.db_connected(), lim).unwrap_err();
+    assert!(e.is_tampering());
+    let live = live_seeder(64);
+    assert!(
+        FileVerifier::for_relay(&live.hash_name(), &live.db_connected(), lim)
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
 fn tree_shapes() {
     let t = TreeShape::new(1).unwrap();
     assert_eq!((t.depth(), t.level_len(1), t.children_len(1, 0)), (1, 1, 1));
@@ -695,8 +733,13 @@ fn fuzz_hashes_and_segment_decode() {
 fn fuzz_file_verifier() {
     let s = seed_file(300 * 486 + 17);
     let n = s.n_chunks();
+    let relay = FileVerifier::for_relay(&s.hash_name(), &s.db_connected(), Default::default())
+        .unwrap()
+        .unwrap();
     bolero::check!().for_each(|input: &[u8]| {
         let mut v = verifier(&s);
+        // A relay's check sees the same inputs: it never accepts a wrong chunk either.
+        let mut r = relay.clone();
         let mut it = input.chunks(3);
         while let Some(op) = it.next() {
             let [kind, a, b] = [0, 1, 2].map(|i| op.get(i).copied().unwrap_or(0));
@@ -708,6 +751,7 @@ fn fuzz_file_verifier() {
                     let node = s.shape().ancestor(idx.min(n - 1), level) as u32;
                     if let Some(h) = s.hashes(level, node) {
                         let _ = v.accept_hashes(&h);
+                        let _ = r.accept_hashes(&h);
                     }
                 }
                 1 => {
@@ -715,16 +759,21 @@ fn fuzz_file_verifier() {
                     let body: Vec<u8> = it.by_ref().take(30).flatten().copied().collect();
                     if let Ok(h) = DbHashes::decode_body(&body) {
                         let _ = v.accept_hashes(&h);
+                        let _ = r.accept_hashes(&h);
                     }
                 }
                 2 => {
                     if let Some(d) = s.db_data(idx) {
                         let _ = v.accept_db_data(&d);
+                        let _ = r.accept_db_data(&d);
                     }
                 }
                 3 => {
                     let data: Vec<u8> = it.by_ref().take(4).flatten().copied().collect();
                     if v.accept_chunk(idx, &data) == Ok(Accepted::New) {
+                        assert_eq!(Some(data.as_slice()), s.chunk(idx));
+                    }
+                    if r.accept_chunk(idx, &data) == Ok(Accepted::New) {
                         assert_eq!(Some(data.as_slice()), s.chunk(idx));
                     }
                 }
@@ -735,6 +784,7 @@ fn fuzz_file_verifier() {
                     {
                         *x ^= 1 << (b % 8);
                         assert_ne!(v.accept_db_data(&d), Ok(Accepted::New));
+                        assert!(r.accept_db_data(&d).is_err());
                     }
                 }
             }

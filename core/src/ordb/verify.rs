@@ -2,18 +2,21 @@
 //! (the manifest, tree hashes checked top-down against the signed root) and accept a chunk
 //! only when its hash matches a proven leaf hash. The first bad input is reported with a
 //! precise [`VerifyError`]; [`VerifyError::is_tampering`] says when it proves the sender
-//! misbehaved (drop its circuit, fetch the block elsewhere).
+//! misbehaved (drop its circuit, fetch the block elsewhere). A relaying ORDB checks each
+//! answer stream it splices with [`FileVerifier::for_relay`], so a tamperer upstream of it
+//! is caught by the first honest ORDB, not by the downloader (PROTOCOL.md 6.4).
 //!
-//! Memory, for a file of `n` chunks: the proven inner hashes, at most
-//! `32 × (⌈n/15⌉ + ⌈n/225⌉ + …) ≤ 32 × (n/14 + 9)` bytes (≈ 2.3 bytes per 486-byte chunk,
-//! ≈ 5 MB for the default 1 GiB limit), one bit per chunk, and the leaf hashes of at most
-//! `max_pending_blocks` blocks (480 bytes each) whose chunks are not all verified yet.
-//! Leaf hashes of finished blocks are dropped.
+//! Memory, for a file of `n` chunks: the proven inner hashes, at most `n/14 + 9` map
+//! entries of 32 bytes and a key (≈ 4 bytes per 486-byte chunk, ≈ 9 MB for the default
+//! 1 GiB limit, only for the paths proven), one bit per chunk, and the leaf hashes of at
+//! most `max_pending_blocks` blocks (480 bytes each) whose chunks are not all verified
+//! yet. Leaf hashes of finished blocks are dropped.
 
 use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
+use core::ops::RangeInclusive;
 
 use super::content::{FileManifest, Manifest, file_root_prefix, verify_manifest};
 use super::live::{LiveManifest, segment_root_prefix, verify_live_manifest, verify_segment};
@@ -192,6 +195,40 @@ impl Bits {
     }
 }
 
+/// Inner hashes, and blocks of leaf hashes, a relay's tree keeps (each): 256 blocks are
+/// 3,840 chunks, several times a GET's range.
+const RELAY_MAX_HASHES: usize = 256;
+
+/// Remove the entry of `map` within `range` whose `distance` is largest (of the first
+/// and last there).
+fn forget_farthest<K: Ord + Copy, V>(
+    map: &mut BTreeMap<K, V>,
+    range: RangeInclusive<K>,
+    distance: impl Fn(&K) -> u64,
+) {
+    let mut held = map.range(range).map(|(k, _)| *k);
+    let (Some(low), high) = (held.next(), held.next_back()) else {
+        return;
+    };
+    let victim = match high {
+        Some(h) if distance(&h) > distance(&low) => h,
+        _ => low,
+    };
+    map.remove(&victim);
+}
+
+/// What a tree keeps of what it proved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keeping {
+    /// The downloader's: a bit per verified chunk; a finished block's leaf hashes are
+    /// dropped and its chunks are duplicates from then on.
+    Downloader,
+    /// A relaying ORDB's: no bits (every chunk passing by is checked, since each goes to
+    /// someone else), and at most this many inner hashes and blocks of leaf hashes, the
+    /// lowest forgotten first (a served stream moves forward).
+    Relay(usize),
+}
+
 /// Proven state of one tree (a file, or one live segment).
 #[derive(Debug, Clone)]
 struct TreeState {
@@ -199,43 +236,44 @@ struct TreeState {
     shape: TreeShape,
     root_prefix: Vec<u8>,
     root: [u8; 32],
-    /// Hashes of levels 1..depth (index `level - 1`), with which are proven.
-    inner: Vec<Vec<[u8; 32]>>,
-    inner_known: Vec<Bits>,
+    /// Proven hashes of inner nodes, levels 1..depth, by (level, node). Sparse: a relay
+    /// or a short download proves only the paths it needs.
+    inner: BTreeMap<(u8, u64), [u8; 32]>,
     /// Leaf hashes of level-1 nodes (blocks) proven but not finished.
     pending: BTreeMap<u64, Vec<[u8; 32]>>,
     done: Bits,
     done_count: u64,
+    keeping: Keeping,
 }
 
 impl TreeState {
-    fn new(id: u32, shape: TreeShape, root_prefix: &[u8], root: [u8; 32]) -> TreeState {
-        let inner: Vec<Vec<[u8; 32]>> = (1..shape.depth())
-            .map(|l| vec![[0u8; 32]; shape.level_len(l) as usize])
-            .collect();
-        let inner_known = (1..shape.depth())
-            .map(|l| Bits::new(shape.level_len(l)))
-            .collect();
+    fn new(
+        id: u32,
+        shape: TreeShape,
+        root_prefix: &[u8],
+        root: [u8; 32],
+        keeping: Keeping,
+    ) -> TreeState {
+        let done = match keeping {
+            Keeping::Downloader => Bits::new(shape.n_leaves()),
+            Keeping::Relay(_) => Bits::default(),
+        };
         TreeState {
             id,
             shape,
             root_prefix: root_prefix.into(),
             root,
-            inner,
-            inner_known,
+            inner: BTreeMap::new(),
             pending: BTreeMap::new(),
-            done: Bits::new(shape.n_leaves()),
+            done,
             done_count: 0,
+            keeping,
         }
     }
 
     /// The proven hash of inner node (`level`, `node`), `1 ≤ level < depth`.
     fn inner_hash(&self, level: u8, node: u64) -> Option<&[u8; 32]> {
-        let l = usize::from(level.checked_sub(1)?);
-        if !self.inner_known.get(l)?.get(node) {
-            return None;
-        }
-        self.inner.get(l)?.get(node as usize)
+        self.inner.get(&(level, node))
     }
 
     fn block_complete(&self, block: u64) -> bool {
@@ -283,19 +321,17 @@ impl TreeState {
         }
         let first = n * ARITY as u64;
         if level >= 2 {
-            let l = usize::from(level - 2);
-            let (Some(dst), Some(known)) = (self.inner.get_mut(l), self.inner_known.get_mut(l))
-            else {
-                return Err(self.bad_list(level, node));
-            };
             let mut fresh = false;
             for (i, h) in hashes.iter().enumerate() {
-                let idx = first + i as u64;
-                fresh |= !known.get(idx);
-                if let Some(slot) = dst.get_mut(idx as usize) {
-                    *slot = *h;
+                fresh |= self
+                    .inner
+                    .insert((level - 1, first + i as u64), *h)
+                    .is_none();
+            }
+            if let Keeping::Relay(max) = self.keeping {
+                while self.inner.len() > max {
+                    self.forget_inner(level - 1, first);
                 }
-                known.set(idx);
             }
             return Ok(if fresh {
                 Accepted::New
@@ -306,11 +342,33 @@ impl TreeState {
         if self.pending.contains_key(&n) || self.block_complete(n) {
             return Ok(Accepted::Duplicate);
         }
-        if self.pending.len() >= max_pending {
-            return Err(VerifyError::TooManyPending);
+        match self.keeping {
+            Keeping::Relay(max) => {
+                while self.pending.len() >= max.max(1) {
+                    forget_farthest(&mut self.pending, 0..=u64::MAX, |b| b.abs_diff(n));
+                }
+            }
+            Keeping::Downloader if self.pending.len() >= max_pending => {
+                return Err(VerifyError::TooManyPending);
+            }
+            Keeping::Downloader => {}
         }
         self.pending.insert(n, hashes.to_vec());
         Ok(Accepted::New)
+    }
+
+    /// A relay's bound: forget one inner hash, at the lowest level held, the farthest
+    /// from node `near` of `level` (a served range moves one way; the top of the tree,
+    /// needed by every chunk, is kept).
+    fn forget_inner(&mut self, level: u8, near: u64) {
+        let Some(&(lowest, _)) = self.inner.keys().next() else {
+            return;
+        };
+        let scale = (ARITY as u64).saturating_pow(u32::from(level.saturating_sub(lowest)));
+        let near = near.saturating_mul(scale);
+        forget_farthest(&mut self.inner, (lowest, 0)..=(lowest, u64::MAX), |k| {
+            k.1.abs_diff(near)
+        });
     }
 
     /// The proven leaf hash of chunk `index`, if its block's hashes are held.
@@ -345,6 +403,9 @@ impl TreeState {
         };
         if leaf_hash(data) != *want {
             return Err(VerifyError::BadChunk { index });
+        }
+        if let Keeping::Relay(_) = self.keeping {
+            return Ok(Accepted::New);
         }
         self.done.set(index);
         self.done_count += 1;
@@ -392,18 +453,7 @@ impl FileVerifier {
         manifest: FileManifest,
         limits: VerifyLimits,
     ) -> Result<FileVerifier, VerifyError> {
-        verify_manifest(hash_name, &manifest)?;
-        if manifest.size > limits.max_file_size {
-            return Err(VerifyError::TooLarge);
-        }
-        let shape = manifest.shape().ok_or(VerifyError::TooLarge)?;
-        let prefix = file_root_prefix(manifest.size, manifest.chunk_size);
-        let tree = TreeState::new(0, shape, &prefix, manifest.root);
-        Ok(FileVerifier {
-            manifest,
-            limits,
-            tree,
-        })
+        FileVerifier::keeping(hash_name, manifest, limits, Keeping::Downloader)
     }
 
     /// Start from the DB_CONNECTED answer (must be a file manifest).
@@ -416,6 +466,45 @@ impl FileVerifier {
             Manifest::File(m) => FileVerifier::new(hash_name, m, limits),
             Manifest::Live(_) => Err(VerifyError::BadManifest("a live stream, not a file")),
         }
+    }
+
+    /// A relaying ORDB's check of one answer stream, from its DB_CONNECTED: every chunk
+    /// passing by is checked against the hashes the stream proved (none counts as a
+    /// duplicate), and memory stays bounded (about 135 kB at most) whatever the file's
+    /// size, by forgetting the lowest hashes first. `Ok(None)` for a live stream, which
+    /// is not checked on the way.
+    pub fn for_relay(
+        hash_name: &[u8],
+        c: &DbConnected,
+        limits: VerifyLimits,
+    ) -> Result<Option<FileVerifier>, VerifyError> {
+        match Manifest::from_db_connected(c)? {
+            Manifest::File(m) => {
+                FileVerifier::keeping(hash_name, m, limits, Keeping::Relay(RELAY_MAX_HASHES))
+                    .map(Some)
+            }
+            Manifest::Live(_) => Ok(None),
+        }
+    }
+
+    fn keeping(
+        hash_name: &[u8],
+        manifest: FileManifest,
+        limits: VerifyLimits,
+        keeping: Keeping,
+    ) -> Result<FileVerifier, VerifyError> {
+        verify_manifest(hash_name, &manifest)?;
+        if manifest.size > limits.max_file_size {
+            return Err(VerifyError::TooLarge);
+        }
+        let shape = manifest.shape().ok_or(VerifyError::TooLarge)?;
+        let prefix = file_root_prefix(manifest.size, manifest.chunk_size);
+        let tree = TreeState::new(0, shape, &prefix, manifest.root, keeping);
+        Ok(FileVerifier {
+            manifest,
+            limits,
+            tree,
+        })
     }
 
     /// The verified manifest.
@@ -604,7 +693,7 @@ impl LiveVerifier {
         let shape = TreeShape::new(u64::from(h.n_chunks))
             .ok_or(VerifyError::BadSegment { segment: h.segment })?;
         let prefix = segment_root_prefix(h.segment, h.n_chunks);
-        let tree = TreeState::new(h.segment, shape, &prefix, h.root);
+        let tree = TreeState::new(h.segment, shape, &prefix, h.root, Keeping::Downloader);
         self.segments.insert(
             h.segment,
             LiveSegment {

@@ -5,6 +5,7 @@
 use super::super::Node;
 use super::super::api::{Command, CommandOk, DownloadHandle, Event, Output};
 use super::super::config::{NodeConfig, PeersmConfig, Role};
+use super::super::counters::Count;
 use super::{DB_SENDME_EVERY, StreamId};
 use crate::Instant;
 use crate::cells::relay::{DbEnd, DbEndReason, HashName, PeerRecord, Progress, RelayMsg};
@@ -256,6 +257,10 @@ fn tampering_ordb_is_dropped_and_the_file_still_arrives() {
         .filter(|(k, _, m)| *k == bad && matches!(m, RelayMsg::DbQuery(_)))
         .count();
     assert_eq!(on_bad, 2);
+    // Its ORDB is convicted: never picked again, the others not suspected at all.
+    assert_eq!(g.node.counters().get(Count::PeerConvicted), 1);
+    assert!(g.node.suspicion(&ordb(1).id) >= 2);
+    assert_eq!(g.node.suspicion(&ordb(2).id), 0);
     assert!(g.events.contains(&Event::ContentDone {
         handle: h,
         result: Ok(()),
