@@ -471,13 +471,13 @@ impl SimPeer {
             let mut app = Workload::new(spec.seed, spec.name);
             if role.is_peersm() && !role.is_bridge() && spec.now > Instant::ZERO {
                 // A peer that joins later (churn, `join`) bootstraps at once.
-                app.add_task(spec.now, &Action::new("bootstrap"));
+                let _ = app.add_task(spec.now, &Action::new("bootstrap"));
             }
             if role == HostRole::Downloader && spec.now > Instant::ZERO {
                 // A downloader back after a crash or restart resumes its download (with
                 // `held`: what it had read) once it has ORDB circuits again.
                 let later = spec.now + std::time::Duration::from_secs(10);
-                app.add_task(later, &Action::new("get").with("resume", true));
+                let _ = app.add_task(later, &Action::new("get").with("resume", true));
             }
             SimPeer::Node(Box::new(NodeHost {
                 node,
@@ -541,7 +541,12 @@ impl SimPeer {
             let wanted = action.str("role").unwrap_or(default);
             let named = action.str("host").is_some();
             if named || HostRole::parse(wanted) == role {
-                n.app.add_task(ctx.now, action);
+                let at = n.app.add_task(ctx.now, action);
+                if action.kind == "get" && action.bool("resume") != Some(true) {
+                    let mut dir = n.dir.borrow_mut();
+                    let r = dir.swarm.downloads.entry(n.name.clone()).or_default();
+                    r.planned = r.planned.or(at);
+                }
             }
         }
     }

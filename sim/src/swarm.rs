@@ -182,6 +182,9 @@ pub struct Seeded {
 /// One downloader's download.
 #[derive(Debug, Clone, Default)]
 pub struct DlRecord {
+    /// When its first `get` is due (kept across restarts: a downloader restarted before
+    /// its arrival time still asks then).
+    pub planned: Option<Instant>,
     /// When it was first asked for.
     pub asked: Option<Instant>,
     /// When the manifest was verified.
@@ -272,8 +275,16 @@ impl SwarmApp {
                 let read = {
                     let mut d = dir.borrow_mut();
                     let r = d.swarm.downloads.entry(me.to_string()).or_default();
-                    if r.done.is_some() || (*resume_only && r.asked.is_none()) {
+                    if r.done.is_some() {
                         return None;
+                    }
+                    if *resume_only && r.asked.is_none() {
+                        // Restarted before its first `get`: it asks at its planned time.
+                        match r.planned {
+                            Some(t) if t > now => return Some(t - now),
+                            Some(_) => {}
+                            None => return None,
+                        }
                     }
                     if r.asked.is_some() {
                         r.restarts += 1;

@@ -202,8 +202,8 @@ impl Workload {
         self.streams.len()
     }
 
-    /// Add the task an action describes (other actions are ignored).
-    pub fn add_task(&mut self, now: Instant, action: &Action) {
+    /// Add the task an action describes (other actions are ignored); when it first runs.
+    pub fn add_task(&mut self, now: Instant, action: &Action) -> Option<Instant> {
         let hops = action.u64("hops").unwrap_or(3) as usize;
         let path = action.strs("path");
         let job = match action.kind.as_str() {
@@ -226,7 +226,7 @@ impl Workload {
                     action.bool("resume").unwrap_or(false),
                 ) {
                     Some(j) => Job::Swarm(j),
-                    None => return,
+                    None => return None,
                 },
             },
         };
@@ -248,6 +248,7 @@ impl Workload {
             left,
             next: now + offset,
         });
+        Some(now + offset)
     }
 
     /// When the workload next has something to do.
