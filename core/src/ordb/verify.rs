@@ -4,7 +4,7 @@
 //! precise [`VerifyError`]; [`VerifyError::is_tampering`] says when it proves the sender
 //! misbehaved (drop its circuit, fetch the block elsewhere). A relaying ORDB checks each
 //! answer stream it splices with [`FileVerifier::for_relay`], so a tamperer upstream of it
-//! is caught by the first honest ORDB, not by the downloader (PROTOCOL.md 6.4).
+//! is caught by the first honest ORDB, not by the downloader (PROTOCOL.md 6.6).
 //!
 //! Memory, for a file of `n` chunks: the proven inner hashes, at most `n/14 + 9` map
 //! entries of 32 bytes and a key (≈ 4 bytes per 486-byte chunk, ≈ 9 MB for the default
@@ -224,8 +224,9 @@ enum Keeping {
     /// dropped and its chunks are duplicates from then on.
     Downloader,
     /// A relaying ORDB's: no bits (every chunk passing by is checked, since each goes to
-    /// someone else), and at most this many inner hashes and blocks of leaf hashes, the
-    /// lowest forgotten first (a served stream moves forward).
+    /// someone else), and at most this many inner hashes and blocks of leaf hashes; past
+    /// it the one farthest from the newest proof is forgotten (a served stream moves one
+    /// way).
     Relay(usize),
 }
 
