@@ -471,13 +471,13 @@ impl SimPeer {
             let mut app = Workload::new(spec.seed, spec.name);
             if role.is_peersm() && !role.is_bridge() && spec.now > Instant::ZERO {
                 // A peer that joins later (churn, `join`) bootstraps at once.
-                let _ = app.add_task(spec.now, &Action::new("bootstrap"));
+                app.add_task(spec.now, &Action::new("bootstrap"));
             }
             if role == HostRole::Downloader && spec.now > Instant::ZERO {
                 // A downloader back after a crash or restart resumes its download (with
                 // `held`: what it had read) once it has ORDB circuits again.
                 let later = spec.now + std::time::Duration::from_secs(10);
-                let _ = app.add_task(later, &Action::new("get").with("resume", true));
+                app.add_task(later, &Action::new("get").with("resume", true));
             }
             SimPeer::Node(Box::new(NodeHost {
                 node,
