@@ -1,4 +1,4 @@
-//! Content distribution, small (`swarm_small`: 34 hosts, 1 MB seeded once, 5 downloaders,
+//! Content distribution, small (`swarm_small`: 34 hosts, 3 MB seeded once, 5 downloaders,
 //! 4 tampering peers, 2 downloaders restarted mid-download): every download completes
 //! byte-exact, restarted ones resume with `held`, tampering is caught, and a run is a pure
 //! function of its seed.
@@ -12,7 +12,7 @@ fn swarm_small_downloads_complete_byte_exact_and_tampering_is_caught() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/swarm_small.toml");
     let report = run_scenario(&path, &RunOptions::default()).unwrap();
     let c = |k: &str| report.metrics.counts.get(k).copied().unwrap_or(0);
-    assert_eq!(c("swarm/size"), 1_000_000);
+    assert_eq!(c("swarm/size"), 3_000_000);
     assert_eq!(c("swarm/downloaders"), 5);
     assert_eq!(c("swarm/completed"), 5, "{:?}", report.metrics.counts);
     assert_eq!(c("swarm/exact"), 5);

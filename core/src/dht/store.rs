@@ -16,7 +16,8 @@ use crate::crypto::identity::PeerId;
 pub enum StoreError {
     /// The store holds `max_records` hash_names already.
     Full,
-    /// This hash_name has `max_holders_per_record` live holders already.
+    /// This hash_name has `max_holders_per_record` live holders already, none with less
+    /// of the file than the newcomer.
     TooManyHolders,
 }
 
@@ -71,7 +72,9 @@ impl RecordStore {
     /// Keeps "`peer` holds `hash_name` at `progress`" until `now + record_ttl`. A holder
     /// already known is refreshed (its record and progress replaced). Expired holders of
     /// the name make room; expired names do not (call [`Self::expire`] periodically), so a
-    /// put never scans the whole store.
+    /// put never scans the whole store. When the name's holders are all live, the
+    /// newcomer replaces the one with the least progress (the longest announced among
+    /// equals) if it has at least as much.
     pub fn put(
         &mut self,
         hash_name: &HashName,
@@ -110,7 +113,22 @@ impl RecordStore {
             holders.retain(|h| h.expires > now);
         }
         if holders.len() >= self.max_holders {
-            return Err(StoreError::TooManyHolders);
+            // Full: the newcomer takes the place of the holder with the least of the file,
+            // the longest announced among those, if it has as much. Otherwise the first
+            // announcers would be every lookup's answer for a whole TTL, while those who
+            // finished later (idle uplinks) were never found: the swarm's queries then
+            // queued at a few holders (sim/README.md, `swarm --seed 32`).
+            let weakest = holders
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, h)| (h.progress, h.expires))
+                .map(|(i, h)| (i, h.progress));
+            match weakest {
+                Some((i, p)) if p <= holder.progress => {
+                    holders.remove(i);
+                }
+                _ => return Err(StoreError::TooManyHolders),
+            }
         }
         holders.push(holder);
         Ok(())

@@ -528,12 +528,16 @@ fn store_limits_expiry_and_republish() {
     let c = HashName::new(b"c").unwrap();
     s.put(&a, rec([1; 20]), Progress::Half, secs(0)).unwrap();
     s.put(&a, rec([2; 20]), Progress::Full, secs(0)).unwrap();
+    // Full: a newcomer with less of the file than every holder is refused...
     assert_eq!(
-        s.put(&a, rec([3; 20]), Progress::Full, secs(0)),
+        s.put(&a, rec([3; 20]), Progress::Quarter, secs(0)),
         Err(StoreError::TooManyHolders)
     );
+    // ... one with at least the least progress takes that holder's place.
+    s.put(&a, rec([3; 20]), Progress::Full, secs(0)).unwrap();
+    assert!(s.get(&a, secs(0)).all(|h| h.peer.id != rec([1; 20]).id));
     // A known holder is refreshed, not added.
-    s.put(&a, rec([1; 20]), Progress::Full, secs(600)).unwrap();
+    s.put(&a, rec([2; 20]), Progress::Full, secs(600)).unwrap();
     s.put(&b, rec([1; 20]), Progress::Quarter, secs(0)).unwrap();
     assert_eq!(
         s.put(&c, rec([1; 20]), Progress::Quarter, secs(0)),
@@ -543,10 +547,10 @@ fn store_limits_expiry_and_republish() {
     assert!(s.get(&a, secs(10)).all(|h| h.progress == Progress::Full));
 
     let due = s.due_for_republish(secs(45 * 60));
-    assert_eq!(due.len(), 2); // a/[2] and b/[1]; a/[1] was stored at 0, refreshed at 600
+    assert_eq!(due.len(), 2); // a/[3] and b/[1]; a/[2] was stored at 0, refreshed at 600
     let due = s.due_for_republish(secs(45 * 60));
     assert_eq!(due.len(), 0);
-    // After an hour the first announcements are gone; a/[1] (refreshed at 600 s) lives.
+    // After an hour the first announcements are gone; a/[2] (refreshed at 600 s) lives.
     assert_eq!(s.expire(secs(3600)), 2);
     assert_eq!(s.len(), 1);
     assert_eq!(s.get(&a, secs(3600)).count(), 1);

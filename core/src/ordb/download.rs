@@ -9,11 +9,14 @@
 //! [`GetId`]s the downloader allocates; the node maps them to circuits and stream ids.
 //!
 //! Rules (defaults of [`DownloadConfig`]):
-//! - **Info first.** GET `chunk_nb 1, nb_chunks 0`, answered with DB_CONNECTED; the
-//!   manifest is checked against the hash_name ([`FileVerifier`] / [`LiveVerifier`])
-//!   before anything else is asked. The first round asks every used circuit at once, so
-//!   each ORDB finds the name while the first answer comes back (the first verified one
-//!   wins, the others are forgotten); retries go to one circuit at a time.
+//! - **Info first.** Nothing is accepted before the manifest (DB_CONNECTED) is checked
+//!   against the hash_name ([`FileVerifier`] / [`LiveVerifier`]). The first round asks
+//!   every used circuit at once, so each ORDB finds the name in parallel (the first
+//!   verified manifest wins). A file's first round asks the window's first blocks, one
+//!   per circuit: every answer starts with the manifest, so the chunks follow it without
+//!   another round trip; ranges found past the end once the size is known are dropped
+//!   (and their UNAVAILABLE blames nobody). A live stream asks for the info alone
+//!   (`chunk_nb 1, nb_chunks 0`); so do retries, one circuit at a time.
 //! - **Circuits.** 5 of the circuits the node has are *used*; the others are spares that
 //!   replace a used one when it is dropped.
 //! - **Window and blocks.** The window is 10 blocks of 420 chunks (420 × 486 B ≈ 204 kB, a
@@ -26,10 +29,12 @@
 //! - **Placement.** A new GET goes to the idle used circuit with the best measured rate
 //!   (unmeasured circuits first, so every circuit gets measured); lowest missing chunks
 //!   first (re-requests before new ranges).
-//! - **Pipelining.** At most 2 GETs in flight per circuit: the second is sent early, when
-//!   what remains of the first would arrive within 1.5 × the circuit's measured response
-//!   delay at its measured rate, so the circuit never idles. Hence at most `2 × used`
-//!   GETs in flight in all, and never more than 2 × the circuits up.
+//! - **Pipelining.** At most 2 GETs in flight per circuit: the next is sent early, when
+//!   all the circuit has asked would have arrived within 1.5 × its measured response
+//!   delay (a GET not answered yet: at its expected first answer, then the rest at the
+//!   circuit's transfer rate), so the circuit does not idle while an answer starts.
+//!   Hence at most `2 × used` GETs in flight in all, and never more than 2 × the
+//!   circuits up.
 //! - **Slow circuits.** Each check (every second while GETs run), once 3 used circuits
 //!   have a rate, a circuit whose rate is below the median / 4 is dropped
 //!   ([`DlAction::ReplaceCircuit`]); a GET with no data for 15 s (or 4 × the circuit's
@@ -224,12 +229,15 @@ struct CircState {
     used: bool,
     /// Effective rate of finished GETs, bytes/s (EWMA, ½ weight).
     rate: Option<u64>,
+    /// Transfer rate of finished GETs, first to last chunk, bytes/s (EWMA, ½ weight):
+    /// how fast what is asked drains once it flows, without the response delay.
+    flow_rate: Option<u64>,
     /// Time from a GET to its first answer (EWMA).
     delay: Option<Duration>,
     strikes: u32,
     in_flight: usize,
-    /// The info GET of the first round went to this circuit.
-    info_asked: bool,
+    /// This circuit had its GET of the first round.
+    first_round: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -506,11 +514,14 @@ impl Downloader {
             return;
         };
         let circ = g.circ;
-        if g.kind != GetKind::Info {
-            // An answer nobody asked for: ignore it.
+        let known = !matches!(self.content, Content::Unknown);
+        let info = g.kind == GetKind::Info;
+        if !info && known {
+            // Every answer starts with the manifest; once it is verified, the others are
+            // only looked at through the data they lead (which must verify against it).
             return;
         }
-        if !matches!(self.content, Content::Unknown) {
+        if known {
             // A second info (the first round asks every circuit): already known.
             self.end_get(get, false);
             self.schedule(now);
@@ -542,7 +553,7 @@ impl Downloader {
                 self.content = content;
                 self.last_progress = Some(now);
                 self.measure_first(circ, now, get);
-                self.end_get(get, false);
+                // A first-round range GET goes on with its data; an info GET is done.
                 // The other circuits' info GETs have done their work (their ORDBs found
                 // the name): free those circuits for ranges at once. Their answers
                 // arrive on forgotten streams.
@@ -672,9 +683,13 @@ impl Downloader {
             return;
         };
         let circ = g.circ;
+        // A first-round range past the start may lie beyond the end of a small file:
+        // its UNAVAILABLE proves nothing against the circuit.
+        let blind = matches!(self.content, Content::Unknown)
+            && matches!(g.kind, GetKind::Range { first, .. } if first > 0);
         self.end_get(get, false);
         self.failures = self.failures.saturating_add(1);
-        if reason == DbEndReason::UNAVAILABLE {
+        if reason == DbEndReason::UNAVAILABLE && !blind {
             if self.live && matches!(self.content, Content::Live { .. }) {
                 // Chunks not produced yet: ask again a little later.
                 self.hold_until = Some(now + self.cfg.live_retry);
@@ -758,7 +773,9 @@ impl Downloader {
         match &self.content {
             Content::File(v) => v.is_verified(i),
             Content::Live { v, .. } => v.is_verified(i),
-            Content::Unknown => false,
+            // Before the manifest only the application's word counts (a restart's held
+            // ranges): the first round must not ask them again.
+            Content::Unknown => self.held.iter().any(|&(a, b)| a <= i && i < b),
         }
     }
 
@@ -775,9 +792,45 @@ impl Downloader {
             Content::Live { v, .. } => (0, v.manifest().mime_type.clone()),
             Content::Unknown => return,
         };
+        if let Some(n) = self.n_chunks() {
+            self.clip_to(n);
+        }
         self.held = Vec::new();
         self.actions.push_back(DlAction::Info { size, mime });
         self.after_chunk();
+    }
+
+    /// The file has `n` chunks: the first round's ranges were asked before that was
+    /// known, so what lies beyond it is forgotten (closed, never asked again).
+    fn clip_to(&mut self, n: u64) {
+        let beyond: Vec<GetId> = self
+            .gets
+            .iter()
+            .filter(|(_, g)| matches!(g.kind, GetKind::Range { first, .. } if first >= n))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in beyond {
+            if let Some(g) = self.gets.remove(&id) {
+                if let Some(c) = self.circuits.get_mut(&g.circ) {
+                    c.in_flight = c.in_flight.saturating_sub(1);
+                }
+                self.actions.push_back(DlAction::CloseGet {
+                    get: id,
+                    circuit: g.circ,
+                    send_end: true,
+                });
+            }
+        }
+        for g in self.gets.values_mut() {
+            if let GetKind::Range { end, .. } = &mut g.kind {
+                *end = (*end).min(n);
+            }
+        }
+        self.todo.retain(|&a, _| a < n);
+        for e in self.todo.values_mut() {
+            *e = (*e).min(n);
+        }
+        self.frontier = self.frontier.min(n);
     }
 
     fn on_joined(&mut self, abs: u64) {
@@ -834,8 +887,17 @@ impl Downloader {
             return;
         };
         let sample = rate(g.bytes, now.saturating_duration_since(g.sent_at));
-        if let (Some(s), Some(c)) = (sample, self.circuits.get_mut(&g.circ)) {
+        let flowing = g
+            .first_at
+            .and_then(|f| rate(g.bytes, g.last_at.saturating_duration_since(f)));
+        let Some(c) = self.circuits.get_mut(&g.circ) else {
+            return;
+        };
+        if let Some(s) = sample {
             c.rate = Some(c.rate.map_or(s, |r| r / 2 + s / 2));
+        }
+        if let Some(s) = flowing {
+            c.flow_rate = Some(c.flow_rate.map_or(s, |r| r / 2 + s / 2));
         }
     }
 
@@ -1237,7 +1299,7 @@ impl Downloader {
             let key = u64::MAX - r.unwrap_or(u64::MAX);
             if s.in_flight == 0 {
                 idle.push((key, c));
-            } else if s.in_flight < self.cfg.pipeline.max(1) && self.tail_near(c, s) {
+            } else if s.in_flight < self.cfg.pipeline.max(1) && self.drains_soon(now, c, s) {
                 early.push((key, c));
             }
         }
@@ -1246,24 +1308,35 @@ impl Downloader {
         idle.into_iter().chain(early).map(|(_, c)| c).collect()
     }
 
-    /// The running GET on `c` will be done within 1.5 × the circuit's delay.
-    fn tail_near(&self, c: DlCircuit, s: &CircState) -> bool {
-        let (Some(rate), Some(delay)) = (s.rate, s.delay) else {
+    /// What `c` has asked will have arrived within 1.5 × its response delay: a GET
+    /// sent now starts to flow as the circuit runs dry. A GET not answered yet counts
+    /// until its expected first chunk, then what is left of all of them drains at the
+    /// circuit's transfer rate (one GET of 420 chunks flows in ~0.2 s on a free path,
+    /// while an answer takes 0.6–1 s to start: waiting for the first chunk before
+    /// asking again left circuits idle most of each round trip).
+    fn drains_soon(&self, now: Instant, c: DlCircuit, s: &CircState) -> bool {
+        let (Some(delay), Some(rate)) = (s.delay, s.flow_rate.or(s.rate)) else {
             return false;
         };
+        if rate == 0 {
+            return false;
+        }
         let cs = self.chunk_size();
-        self.gets
-            .values()
-            .filter(|g| g.circ == c)
-            .all(|g| match g.kind {
-                GetKind::Range { end, .. } => {
-                    let left = end.saturating_sub(g.next).saturating_mul(cs);
-                    let ahead =
-                        (u128::from(rate) * delay.as_nanos() * 3 / 2 / 1_000_000_000) as u64;
-                    g.first_at.is_some() && left <= ahead
-                }
-                _ => false,
-            })
+        let mut starts_in = Duration::ZERO;
+        let mut left: u64 = 0;
+        for g in self.gets.values().filter(|g| g.circ == c) {
+            let GetKind::Range { end, .. } = g.kind else {
+                return false;
+            };
+            left = left.saturating_add(end.saturating_sub(g.next).saturating_mul(cs));
+            if g.first_at.is_none() {
+                let first = g.sent_at + delay;
+                starts_in = starts_in.max(first.saturating_duration_since(now));
+            }
+        }
+        let flow = u64::try_from(u128::from(left) * 1_000_000_000 / u128::from(rate))
+            .map_or(Duration::MAX, Duration::from_nanos);
+        starts_in.saturating_add(flow) <= delay.saturating_mul(3) / 2
     }
 
     fn send_get(&mut self, now: Instant, circ: DlCircuit, kind: GetKind) {
@@ -1316,25 +1389,34 @@ impl Downloader {
         };
         if let Some(kind) = first_step {
             if kind == GetKind::Info && self.hold_until.is_none() {
-                // First round: every used circuit asks for the info, so each of their
-                // ORDBs looks the name up (FIND_VALUE, a circuit to a holder) while the
-                // manifest comes back; the first verified answer wins. Otherwise the
-                // first range GETs each wait for that lookup after the manifest.
+                // First round: every used circuit asks at once, so each of their ORDBs
+                // looks the name up (FIND_VALUE, a circuit to a holder) in parallel; the
+                // first verified manifest wins. A file's first round asks ranges (the
+                // window's first blocks, one per circuit): every answer starts with the
+                // manifest, so the data follows it without another round trip. A live
+                // stream must learn its ring first, and asks for the info alone.
                 let fresh: Vec<DlCircuit> = self
                     .circuits
                     .iter()
-                    .filter(|(_, s)| s.used && !s.info_asked && s.in_flight == 0)
+                    .filter(|(_, s)| s.used && !s.first_round && s.in_flight == 0)
                     .map(|(c, _)| *c)
                     .collect();
                 for c in fresh {
                     if let Some(s) = self.circuits.get_mut(&c) {
-                        s.info_asked = true;
+                        s.first_round = true;
                     }
                     self.info_attempts += 1;
+                    let range = if self.live { None } else { self.pick_range() };
+                    let kind = range.map_or(kind, |(first, end)| GetKind::Range { first, end });
                     self.send_get(now, c, kind);
                 }
             }
-            if self.gets.values().all(|g| g.kind != kind) && self.hold_until.is_none() {
+            // Any GET in flight brings the manifest; retries go one at a time.
+            let waiting = match kind {
+                GetKind::Info => !self.gets.is_empty(),
+                _ => self.gets.values().any(|g| g.kind == kind),
+            };
+            if !waiting && self.hold_until.is_none() {
                 // Rotate through the used circuits on retries.
                 let used: Vec<DlCircuit> = self
                     .circuits

@@ -136,15 +136,25 @@ impl Glue {
                 let RelayMsg::DbQuery(q) = msg else {
                     continue;
                 };
+                // The manifest leads every answer; a range past the end is UNAVAILABLE.
                 let mut answers: Vec<RelayMsg> = Vec::new();
-                if q.nb_chunks == 0 {
-                    answers.push(self.seeder.db_connected().into());
+                let (first, n) = (q.chunk - 1, self.seeder.n_chunks());
+                if first >= n {
+                    answers.push(
+                        DbEnd {
+                            reason: DbEndReason::UNAVAILABLE,
+                        }
+                        .into(),
+                    );
                 } else {
-                    let first = q.chunk - 1;
-                    for x in self.seeder.hashes_for_range(first, u64::from(q.nb_chunks)) {
+                    answers.push(self.seeder.db_connected().into());
+                }
+                if q.nb_chunks != 0 && first < n {
+                    let count = u64::from(q.nb_chunks).min(n - first);
+                    for x in self.seeder.hashes_for_range(first, count) {
                         answers.push(x.into());
                     }
-                    for i in first..first + u64::from(q.nb_chunks) {
+                    for i in first..first + count {
                         let mut d = self.seeder.db_data(i).unwrap();
                         if key == self.keys[0]
                             && let Some(n) = tamper.as_mut()
@@ -176,13 +186,17 @@ fn get_fetches_over_ordb_circuits_with_sendmes_and_db_info() {
     let mut g = Glue::new(486 * 2400 + 100, 6);
     let h = g.get();
     let first = g.sent();
-    // The info query first, on each of the 5 used circuits: chunk 1, 0 chunks, counter 0.
+    // The first round, on each of the 5 used circuits: one of the window's first blocks
+    // (the manifest leads each answer), counter 0.
     assert_eq!(first.len(), 5);
-    for sent in &first {
+    for (i, sent) in first.iter().enumerate() {
         let RelayMsg::DbQuery(q) = &sent.2 else {
             panic!("{first:?}")
         };
-        assert_eq!((q.chunk, q.nb_chunks, q.counter), (1, 0, 0));
+        assert_eq!(
+            (q.chunk, q.nb_chunks, q.counter),
+            (1 + 420 * i as u64, 420, 0)
+        );
         assert_eq!(q.hash_name, g.name());
     }
     g.seen = 0;
@@ -249,14 +263,14 @@ fn tampering_ordb_is_dropped_and_the_file_still_arrives() {
         .flat_map(|i| g.seeder.chunk(i).unwrap().to_vec())
         .collect();
     assert_eq!(g.out, expect);
-    // keys[0] carried the info query and one range GET (no time passes, so no rate is
+    // keys[0] carried one range GET, of the first round (no time passes, so no rate is
     // measured and nothing is pipelined); after its bad chunk it was never asked again.
     let bad = g.keys[0];
     let on_bad = log
         .iter()
         .filter(|(k, _, m)| *k == bad && matches!(m, RelayMsg::DbQuery(_)))
         .count();
-    assert_eq!(on_bad, 2);
+    assert_eq!(on_bad, 1);
     // Its ORDB is convicted: never picked again, the others not suspected at all.
     assert_eq!(g.node.counters().get(Count::PeerConvicted), 1);
     assert!(g.node.suspicion(&ordb(1).id) >= 2);
@@ -271,15 +285,15 @@ fn tampering_ordb_is_dropped_and_the_file_still_arrives() {
 fn lost_circuit_and_db_end_resume_elsewhere() {
     let mut g = Glue::new(486 * 2400, 6);
     let h = g.get();
-    // Answer the info query by hand, then cut a range GET with DB_END DESTROYED and
-    // close another circuit.
-    let info = g.sent();
-    let (k, s, _) = info[0].clone();
+    // Answer the first round's manifest by hand, then cut a range GET with DB_END
+    // DESTROYED and close another circuit.
+    let gets = g.sent();
+    assert_eq!(gets.len(), 5);
+    let (k, s, _) = gets[0].clone();
     g.node
         .on_download_reply(k, s, g.seeder.db_connected().into());
     g.drain(h);
-    let gets = g.sent();
-    assert_eq!(gets.len(), 5);
+    assert!(g.sent().is_empty());
     let (k1, s1, _) = gets[0].clone();
     g.node.on_download_reply(
         k1,

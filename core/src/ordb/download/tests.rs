@@ -91,12 +91,16 @@ impl Harness {
     }
 
     fn answers(&self, chunk_nb: u64, nb: u16) -> VecDeque<Msg> {
+        // Like a real ORDB: the manifest first on every stream (PROTOCOL.md 6.4).
         let mut q = VecDeque::new();
-        if nb == 0 {
-            q.push_back(Msg::Connected(self.seeder.db_connected()));
+        let first = chunk_nb - 1;
+        if first >= self.seeder.n_chunks() {
             return q;
         }
-        let first = chunk_nb - 1;
+        q.push_back(Msg::Connected(self.seeder.db_connected()));
+        if nb == 0 {
+            return q;
+        }
         for h in self.seeder.hashes_for_range(first, u64::from(nb)) {
             q.push_back(Msg::Hashes(h));
         }
@@ -232,10 +236,12 @@ impl Harness {
 fn downloads_in_order_over_five_of_six_circuits() {
     let mut h = Harness::new(seeder(20_000, 16), &[], small_cfg());
     let circs: Vec<DlCircuit> = (0..6).map(|_| h.circuit_up()).collect();
-    // The first round asks each of the 5 used circuits for the file info: chunk 1, 0
-    // chunks.
+    // The first round asks each of the 5 used circuits for one of the window's first
+    // blocks at once (the manifest leads every answer): chunks 1, 31, 61, 91, 121.
     assert_eq!(h.sent.len(), 5);
-    assert!(h.sent.iter().all(|s| (s.2, s.3) == (1, 0)));
+    for (i, s) in h.sent.iter().enumerate() {
+        assert_eq!((s.2, s.3), (1 + 30 * i as u64, 30));
+    }
     h.run(&[], 1, 100_000);
     h.assert_complete();
     assert_eq!(h.info, Some((20_000, String::from("video/webm"))));
@@ -244,8 +250,8 @@ fn downloads_in_order_over_five_of_six_circuits() {
     assert_eq!(used.len(), 5);
     assert!(!used.contains(&circs[5]));
     // Every range GET is at most one block, the first five on five circuits.
-    assert!(h.sent[5..].iter().all(|s| s.3 >= 1 && s.3 <= 30));
-    let first5: BTreeSet<DlCircuit> = h.sent[5..10].iter().map(|s| s.1).collect();
+    assert!(h.sent.iter().all(|s| s.3 >= 1 && s.3 <= 30));
+    let first5: BTreeSet<DlCircuit> = h.sent[..5].iter().map(|s| s.1).collect();
     assert_eq!(first5.len(), 5);
     assert!(h.replaced.is_empty());
 }
@@ -479,7 +485,7 @@ fn pipelines_a_second_get_before_the_first_ends() {
         }
     }
     h.assert_complete();
-    assert_eq!(max_on_one, 2);
+    assert_eq!(max_on_one, small_cfg().pipeline);
 }
 
 #[test]
@@ -519,9 +525,10 @@ fn a_download_with_a_known_seeder_waits_before_giving_up() {
     for _ in 0..6 {
         h.circuit_up();
     }
-    let info = h.sent[0].0;
-    while h.step(info) {}
+    let first = h.sent[0].0;
+    while h.info.is_none() && h.step(first) {}
     assert!(h.info.is_some());
+    assert_eq!(h.d.progress().0, 0);
     let fail_all = |h: &mut Harness| {
         let gets: Vec<GetId> = h.streams.keys().copied().collect();
         for g in gets {
@@ -572,9 +579,10 @@ fn forged_manifest_drops_the_circuit() {
     h.pump();
     assert_eq!(h.replaced.len(), 1);
     assert_eq!(h.replaced[0].0, c1);
-    // The info is asked again on the other circuit.
+    // The other circuit's GET of the same first round still brings the manifest: no
+    // retry is sent, and the dropped circuit's block is asked again after it.
     assert_eq!(h.sent.len(), 2);
-    assert_eq!((h.sent[1].2, h.sent[1].3), (1, 0));
+    assert_eq!((h.sent[1].2, h.sent[1].3), (31, 30));
     h.run(&[], 1, 100_000);
     h.assert_complete();
 }
@@ -809,7 +817,8 @@ fn fuzz_scheduler() {
                 }
             }
             h.d.check_invariants().unwrap();
-            let per_circ_ok = (1..h.next_circ).all(|c| h.d.gets_on(DlCircuit(c)) <= 2);
+            let pipeline = small_cfg().pipeline;
+            let per_circ_ok = (1..h.next_circ).all(|c| h.d.gets_on(DlCircuit(c)) <= pipeline);
             assert!(per_circ_ok);
         }
         for &(off, n) in &h.reads {
@@ -921,4 +930,81 @@ fn live_reader_too_far_behind_skips_stale_chunks_without_blaming_the_ordb() {
     // The join chunk is read, then the reader jumps over the lost range.
     let first = h.d.read(h.now, &mut buf);
     assert_eq!(first.map(|r| r.1), Some(h.segs[3].1[0].len()));
+}
+
+/// The first round asks ranges before the size is known: on a file shorter than the
+/// window's first blocks, the GETs beyond its end are closed when the manifest comes,
+/// the one across it is cut at the end, and their UNAVAILABLE answers before that blame
+/// no circuit.
+#[test]
+fn first_round_ranges_beyond_a_small_file_are_dropped_without_blame() {
+    let cfg = DownloadConfig {
+        max_strikes: 1,
+        ..small_cfg()
+    };
+    // 40 chunks: blocks 0..30 and 30..40; the 3 other first-round blocks lie beyond.
+    let mut h = Harness::new(seeder(640, 16), &[], cfg);
+    for _ in 0..5 {
+        h.circuit_up();
+    }
+    assert_eq!(h.sent.len(), 5);
+    let beyond: Vec<GetId> = h.sent[2..4].iter().map(|s| s.0).collect();
+    for g in beyond {
+        h.d.handle_end(h.now, g, DbEndReason::UNAVAILABLE);
+        h.pump();
+    }
+    assert!(h.replaced.is_empty(), "blamed: {:?}", h.replaced);
+    let first = h.sent[0].0;
+    h.step(first);
+    assert_eq!(h.info, Some((640, String::from("video/webm"))));
+    // Only the two GETs within the file are left; nothing beyond it is ever asked.
+    assert_eq!(h.d.gets_in_flight(), 2);
+    h.run(&[], 1, 100_000);
+    h.assert_complete();
+    assert!(h.replaced.is_empty());
+    assert!(h.sent[5..].iter().all(|s| s.2 <= 40));
+}
+
+/// Answers take 100 ms to start and then arrive at once (a long path, a fast flow).
+/// Waiting for a GET's first chunk before asking the next one would leave each circuit
+/// idle for most of every round trip; measured, a circuit gets its second GET while
+/// the first is still unanswered, and the download keeps both flowing.
+#[test]
+fn a_measured_circuit_asks_again_before_the_answer_starts() {
+    let mut h = Harness::new(seeder(60_000, 16), &[], small_cfg());
+    for _ in 0..6 {
+        h.circuit_up();
+    }
+    let mut sent_at: BTreeMap<GetId, Instant> = BTreeMap::new();
+    let mut answered: BTreeSet<GetId> = BTreeSet::new();
+    let mut overlapped = false;
+    for _ in 0..10_000 {
+        if h.done.is_some() {
+            break;
+        }
+        let gets: Vec<GetId> = h.streams.keys().copied().collect();
+        for g in &gets {
+            sent_at.entry(*g).or_insert(h.now);
+        }
+        for g in gets {
+            if h.now.saturating_duration_since(sent_at[&g]) >= Duration::from_millis(100) {
+                answered.insert(g);
+                while h.step(g) {}
+            }
+        }
+        for c in 1..=6 {
+            let waiting = h
+                .streams
+                .iter()
+                .filter(|(g, s)| s.circ == DlCircuit(c) && !answered.contains(g))
+                .count();
+            overlapped |= waiting >= 2;
+        }
+        h.advance(10);
+    }
+    h.assert_complete();
+    assert!(
+        overlapped,
+        "no circuit ever had a GET asked before the last one answered"
+    );
 }
