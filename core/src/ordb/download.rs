@@ -810,16 +810,8 @@ impl Downloader {
             .map(|(id, _)| *id)
             .collect();
         for id in beyond {
-            if let Some(g) = self.gets.remove(&id) {
-                if let Some(c) = self.circuits.get_mut(&g.circ) {
-                    c.in_flight = c.in_flight.saturating_sub(1);
-                }
-                self.actions.push_back(DlAction::CloseGet {
-                    get: id,
-                    circuit: g.circ,
-                    send_end: true,
-                });
-            }
+            // Its range goes back to `todo`, trimmed below like every range.
+            self.end_get(id, true);
         }
         for g in self.gets.values_mut() {
             if let GetKind::Range { end, .. } = &mut g.kind {
