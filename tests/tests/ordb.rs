@@ -241,6 +241,24 @@ fn seeder_serves_and_ordbs_forward_byte_exact() {
     assert_eq!(verify(&name, &msgs).unwrap(), data);
 
     // 2. Through an ORDB that does not have it but references the seeder.
+    let (asker, ordb, _) = sharing_an_ordb_with(&net, &all, seeder);
+    assert!(
+        net.node(by_id[&ordb])
+            .chunk_store()
+            .unwrap()
+            .manifest(&name)
+            .is_none()
+    );
+    let msgs = query(&mut net, asker, ordb, &hname, 1, n_chunks);
+    assert_eq!(end_reason(&msgs), Some(DbEndReason::FINISHED));
+    assert_eq!(verify(&name, &msgs).unwrap(), data, "forwarded answer");
+}
+
+/// A peer (not the seeder) with an ORDB that is also one of the seeder's: the peer,
+/// the ORDB's id and its node.
+fn sharing_an_ordb_with(net: &Network, all: &[NodeIx], seeder: NodeIx) -> (NodeIx, PeerId, NodeIx) {
+    let s_id = id_of(net, seeder);
+    let s_ordbs = net.node(seeder).ordb_peers();
     let (asker, ordb) = all
         .iter()
         .copied()
@@ -253,16 +271,112 @@ fn seeder_serves_and_ordbs_forward_byte_exact() {
                 .map(|o| (i, o))
         })
         .expect("a peer sharing an ORDB with the seeder");
-    assert!(
-        net.node(by_id[&ordb])
-            .chunk_store()
-            .unwrap()
-            .manifest(&name)
-            .is_none()
+    let o = all
+        .iter()
+        .copied()
+        .find(|&i| id_of(net, i) == ordb)
+        .expect("the ORDB");
+    (asker, ordb, o)
+}
+
+#[test]
+fn an_ordb_serves_again_what_it_relayed() {
+    // An ORDB keeps the verified cells it relays (PROTOCOL.md 6.6): a second query for
+    // the same range is answered from its cache, byte-exact, without asking the seeder.
+    let (mut net, all) = bootstrapped(14, false);
+    let seeder = all[3];
+    let data = pattern(2, 100_000);
+    let (name, hname) = seed(&mut net, seeder, data.clone());
+    let (asker, ordb, o) = sharing_an_ordb_with(&net, &all, seeder);
+    let served = |net: &Network| net.node(seeder).counters().get(Count::OrdbChunksServed);
+    let hits = |net: &Network| net.node(o).counters().get(Count::OrdbCacheHit);
+
+    let before = served(&net);
+    let first = query(&mut net, asker, ordb, &hname, 11, 60);
+    assert_eq!(end_reason(&first), Some(DbEndReason::FINISHED));
+    assert_eq!(verify(&name, &first).unwrap(), data[10 * 486..70 * 486]);
+    assert_eq!(
+        served(&net) - before,
+        60,
+        "the first answer came from the seeder"
     );
-    let msgs = query(&mut net, asker, ordb, &hname, 1, n_chunks);
-    assert_eq!(end_reason(&msgs), Some(DbEndReason::FINISHED));
-    assert_eq!(verify(&name, &msgs).unwrap(), data, "forwarded answer");
+    assert_eq!(hits(&net), 0);
+
+    // The same range, and a part of it: from the ORDB's cache.
+    for (chunk, nb) in [(11, 60), (31, 20)] {
+        let msgs = query(&mut net, asker, ordb, &hname, chunk, nb);
+        assert_eq!(end_reason(&msgs), Some(DbEndReason::FINISHED));
+        let at = (chunk as usize - 1) * 486;
+        assert_eq!(
+            verify(&name, &msgs).unwrap(),
+            data[at..at + usize::from(nb) * 486]
+        );
+    }
+    assert_eq!(served(&net) - before, 60, "the seeder was not asked again");
+    assert_eq!(hits(&net), 2);
+    // A range the ORDB did not relay still goes to the seeder.
+    let msgs = query(&mut net, asker, ordb, &hname, 61, 20);
+    assert_eq!(verify(&name, &msgs).unwrap(), data[60 * 486..80 * 486]);
+    assert_eq!(served(&net) - before, 80);
+    assert_eq!(hits(&net), 2);
+}
+
+#[test]
+fn a_query_for_a_range_an_ordb_is_fetching_rides_on_that_fetch() {
+    // Two requesters ask an ORDB for the same range at about the same time: the second
+    // is served from the relay cache as the first one's answer arrives, and the seeder
+    // sends the range once.
+    let (mut net, all) = bootstrapped(14, false);
+    let seeder = all[3];
+    // Past a stream window (500 chunks): the seeder waits for DB_SENDMEs, so the first
+    // answer is still flowing when the second query comes.
+    let data = pattern(5, 600_000);
+    let (name, hname) = seed(&mut net, seeder, data.clone());
+    let (asker, ordb, o) = sharing_an_ordb_with(&net, &all, seeder);
+    let served = |net: &Network| net.node(seeder).counters().get(Count::OrdbChunksServed);
+    let n_chunks = data.len().div_ceil(486) as u16;
+    let ask = |net: &mut Network| match run(
+        net,
+        asker,
+        Command::Query {
+            hash_name: hname.clone(),
+            chunk: 1,
+            nb_chunks: n_chunks,
+            via: Some(ordb),
+        },
+    ) {
+        CommandOk::Query(q) => q,
+        o => panic!("{o:?}"),
+    };
+    let before = served(&net);
+    let q1 = ask(&mut net);
+    // Until the first answer flows through the ORDB.
+    net.drive_bounded(1_000_000, |net| served(net) - before >= 20);
+    let q2 = ask(&mut net);
+    let mut got: [Vec<RelayMsg>; 2] = Default::default();
+    for _ in 0..60 {
+        settle(&mut net, 1);
+        for (id, m) in net.taped(asker).take_query_replies() {
+            if id == q1 {
+                got[0].push(m);
+            } else if id == q2 {
+                got[1].push(m);
+            }
+        }
+        if got.iter().all(|g| end_reason(g).is_some()) {
+            break;
+        }
+    }
+    for g in &got {
+        assert_eq!(end_reason(g), Some(DbEndReason::FINISHED));
+        assert_eq!(verify(&name, g).unwrap(), data);
+    }
+    assert_eq!(net.node(o).counters().get(Count::OrdbCacheJoined), 1);
+    assert_eq!(
+        served(&net) - before,
+        u64::from(n_chunks),
+        "sent once by the seeder"
+    );
 }
 
 #[test]
@@ -346,20 +460,7 @@ fn tampering_ordb_is_caught() {
     let seeder = all[2];
     let data = pattern(9, 5_000);
     let (name, hname) = seed(&mut net, seeder, data);
-    let s_id = id_of(&net, seeder);
-    let s_ordbs = net.node(seeder).ordb_peers();
-    let (asker, ordb) = all
-        .iter()
-        .copied()
-        .filter(|&i| i != seeder)
-        .find_map(|i| {
-            net.node(i)
-                .ordb_peers()
-                .into_iter()
-                .find(|o| *o != s_id && s_ordbs.contains(o))
-                .map(|o| (i, o))
-        })
-        .expect("a peer sharing an ORDB with the seeder");
+    let (asker, ordb, _) = sharing_an_ordb_with(&net, &all, seeder);
     let msgs = query(&mut net, asker, ordb, &hname, 1, 11);
     assert!(msgs.iter().any(|m| matches!(m, RelayMsg::DbData(_))));
     let err = verify(&name, &msgs).unwrap_err();

@@ -176,6 +176,10 @@ impl Default for SignalConfig {
 pub struct OrdbConfig {
     /// Bytes the node's chunk store may hold (what it seeds and what it downloaded).
     pub store_budget: usize,
+    /// Bytes of the file answers this node relays as an ORDB that it keeps, to answer
+    /// the next query for the same chunks itself (oldest forgotten first; 0 turns the
+    /// cache off). PROTOCOL.md §9, DB_QUERY step 2.
+    pub relay_cache_budget: usize,
     /// We are a facilitator (the F flag of our DB_INFO).
     pub facilitator: bool,
     /// Names kept in the OR_files_P / OR_streams_P lists (the oldest is forgotten).
@@ -218,6 +222,7 @@ impl Default for OrdbConfig {
     fn default() -> OrdbConfig {
         OrdbConfig {
             store_budget: 256 << 20,
+            relay_cache_budget: 8 << 20,
             facilitator: false,
             max_names: 4096,
             refs_per_name: 16,

@@ -131,6 +131,11 @@ counters! {
     OrdbChunksServed,
     /// Queries forwarded to a facilitator after an unsuccessful FIND_VALUE.
     OrdbToFacilitator,
+    /// A DB_QUERY served from the relay cache: chunks we relayed for an earlier query.
+    OrdbCacheHit,
+    /// A DB_QUERY served from the relay cache while a query of ours still fetches its
+    /// chunks (served as they arrive; also counted in `OrdbCacheHit`).
+    OrdbCacheJoined,
     /// A PEER_SIGNAL offer refused by the introducer's per-offerer rate limit (answered
     /// REFUSED RATE_LIMITED).
     SignalRateLimited,

@@ -33,14 +33,15 @@ use super::ordb_lists::{OrdbLists, PeerRef};
 use crate::Instant;
 use crate::cells::channel::DestroyReason;
 use crate::cells::relay::{
-    DbEnd, DbEndReason, DbInfo, DbQuery, DbSendme, HashName, MAX_QUERY_COUNTER, PeerRecord,
+    DbData, DbEnd, DbEndReason, DbInfo, DbQuery, DbSendme, HashName, MAX_QUERY_COUNTER, PeerRecord,
     Progress, RelayCell, RelayMsg, StreamId,
 };
 use crate::circuit::{CircKey, Circuit};
 use crate::crypto::identity::{Ed25519Keypair, PeerId};
 use crate::ordb::{
-    ChunkStore, FileSeeder, FileVerifier, LiveSeeder, Manifest, MemoryStore, Name20, ServeCursor,
-    ServeStep, Verified, VerifyError, VerifyLimits, store_file, store_segment,
+    Accepted, ChunkStore, FileSeeder, FileVerifier, LiveSeeder, Manifest, MemoryStore, Name20,
+    RelayCache, ServeCursor, ServeStep, Verified, VerifyError, VerifyLimits, index_from_wire,
+    store_file, store_segment,
 };
 
 /// DB_DATA cells a server may send on one stream before the receiver's DB_SENDME opens
@@ -91,6 +92,8 @@ struct Leg {
 struct Serving {
     cursor: ServeCursor,
     window: u16,
+    /// Served from the relay cache, not the store.
+    cached: bool,
 }
 
 /// A query we forwarded: the requester's stream (`down`) spliced to ours (`up`).
@@ -108,6 +111,9 @@ struct Splice {
     credit: u16,
     /// Answer cells relayed so far.
     relayed: u64,
+    /// The chunk after the last DB_DATA relayed (0-based; the query's first before any):
+    /// what a query waiting on this one may expect in the cache below it.
+    upto: u64,
     attempts: u8,
     /// The check of the current upstream's answer.
     check: Check,
@@ -165,6 +171,8 @@ struct TestQuery {
 pub(super) struct OrdbState {
     cfg: OrdbConfig,
     store: Box<dyn ChunkStore + Send>,
+    /// What we relayed of files, to serve again (PROTOCOL.md §9, DB_QUERY step 2).
+    cache: RelayCache,
     live: BTreeMap<Name20, LiveSeeder>,
     lists: OrdbLists,
     serving: BTreeMap<(CircKey, StreamId), Serving>,
@@ -185,6 +193,7 @@ impl OrdbState {
     pub(super) fn new(cfg: &OrdbConfig) -> OrdbState {
         OrdbState {
             store: Box::new(MemoryStore::new(cfg.store_budget)),
+            cache: RelayCache::new(cfg.relay_cache_budget),
             cfg: cfg.clone(),
             live: BTreeMap::new(),
             lists: OrdbLists::default(),
@@ -719,7 +728,7 @@ impl Node {
             return false;
         };
         let Some(manifest) = o.store.manifest(&name) else {
-            return false;
+            return self.try_serve_cached(leg, name, q);
         };
         let count = u64::from(q.nb_chunks);
         let first = match &manifest {
@@ -732,7 +741,7 @@ impl Node {
                         return true;
                     }
                     if !o.store.has_range(&name, first, count.min(n - first)) {
-                        return false;
+                        return self.try_serve_cached(leg, name, q);
                     }
                 }
                 first
@@ -745,7 +754,7 @@ impl Node {
                         if q.nb_chunks == 0 {
                             self.serve_info(leg, &manifest);
                         } else {
-                            self.start_serving(leg, &manifest, name, 0, count);
+                            self.start_serving(leg, &manifest, name, 0, count, false);
                         }
                         return true;
                     }
@@ -794,9 +803,62 @@ impl Node {
         if q.nb_chunks == 0 {
             self.serve_info(leg, &manifest);
         } else {
-            self.start_serving(leg, &manifest, name, first, count);
+            self.start_serving(leg, &manifest, name, first, count, false);
         }
         true
+    }
+
+    /// Serve `q` from what we relayed of the file, if we kept all the range (or the
+    /// manifest, for an info query); `false` to forward it.
+    fn try_serve_cached(&mut self, leg: Leg, name: Name20, q: &DbQuery) -> bool {
+        let Some(o) = self.ordb.as_mut() else {
+            return false;
+        };
+        let Some(manifest) = o.cache.manifest(&name) else {
+            return false;
+        };
+        let Manifest::File(m) = &manifest else {
+            return false;
+        };
+        let (first, n) = (q.chunk.saturating_sub(1), m.n_chunks());
+        let count = u64::from(q.nb_chunks).min(n.saturating_sub(first));
+        if q.nb_chunks != 0 && (count == 0 || !o.cache.has_range(&name, first, count)) {
+            if count == 0 || !self.fetching(&name, first, first + count) {
+                return false;
+            }
+            // The range is on its way here for an earlier query: served as it arrives.
+            self.counters.bump(Count::OrdbCacheJoined);
+        }
+        self.counters.bump(Count::OrdbCacheHit);
+        if q.nb_chunks == 0 {
+            self.serve_info(leg, &manifest);
+        } else {
+            self.start_serving(leg, &manifest, name, first, count, true);
+        }
+        true
+    }
+
+    /// Chunks `first..end` of file `name` are in the relay cache or on their way into it:
+    /// a splice of ours is fetching a range that covers them, and what it has relayed of
+    /// them so far is cached.
+    fn fetching(&self, name: &Name20, first: u64, end: u64) -> bool {
+        let Some(o) = self.ordb.as_ref() else {
+            return false;
+        };
+        if o.store.manifest(name).is_some() {
+            // What we relay then is not cached (the store serves the name).
+            return false;
+        }
+        o.splices.values().any(|s| {
+            let from = s.query.chunk.saturating_sub(1);
+            let to = from.saturating_add(u64::from(s.query.nb_chunks));
+            s.up.is_some()
+                && matches!(s.check, Check::File(_))
+                && s.query.hash_name.as_bytes() == name.as_slice()
+                && from <= first
+                && end <= to
+                && (s.upto <= first || o.cache.has_range(name, first, s.upto.min(end) - first))
+        })
     }
 
     /// The manifest alone, then the end of the stream.
@@ -813,6 +875,7 @@ impl Node {
         name: Name20,
         first: u64,
         count: u64,
+        cached: bool,
     ) {
         let Some(o) = self.ordb.as_mut() else {
             return;
@@ -827,6 +890,7 @@ impl Node {
             Serving {
                 cursor: ServeCursor::new(name, first, count),
                 window: STREAM_WINDOW,
+                cached,
             },
         );
         // The manifest first, on every stream: each answer verifies on its own.
@@ -839,6 +903,19 @@ impl Node {
         self.pump(leg);
     }
 
+    /// A stream served from the cache whose next chunks a splice is still fetching.
+    fn awaits_fetch(&self, leg: Leg) -> bool {
+        let Some(s) = self
+            .ordb
+            .as_ref()
+            .and_then(|o| o.serving.get(&(leg.circ, leg.sid)))
+        else {
+            return false;
+        };
+        let (next, end) = s.cursor.position();
+        s.cached && self.fetching(s.cursor.name(), next, end)
+    }
+
     /// Send what the stream's window allows.
     fn pump(&mut self, leg: Leg) {
         loop {
@@ -849,10 +926,21 @@ impl Node {
                 let Some(s) = o.serving.get_mut(&(leg.circ, leg.sid)) else {
                     return;
                 };
-                let step = s.cursor.next_msg(&mut *o.store, s.window);
-                if let ServeStep::Send { data: true, .. } = step {
+                let mut step = if s.cached {
+                    s.cursor.next_msg(&mut o.cache, s.window)
+                } else {
+                    s.cursor.next_msg(&mut *o.store, s.window)
+                };
+                if let ServeStep::Send { data: true, msg } = &mut step {
                     s.window = s.window.saturating_sub(1);
                     self.counters.bump(Count::OrdbChunksServed);
+                    // What a tampering ORDB relays, it serves from its cache too.
+                    if s.cached
+                        && o.cfg.tamper_relayed_data
+                        && let RelayMsg::DbData(d) = msg
+                    {
+                        tamper(d);
+                    }
                 }
                 step
             };
@@ -870,6 +958,7 @@ impl Node {
                     }
                 }
                 ServeStep::Blocked | ServeStep::Waiting => return,
+                ServeStep::Missing if self.awaits_fetch(leg) => return,
                 ServeStep::Done | ServeStep::Missing => {
                     if let Some(o) = self.ordb.as_mut() {
                         o.serving.remove(&(leg.circ, leg.sid));
@@ -888,10 +977,20 @@ impl Node {
 
     /// New content for `name` (a live segment): serve the streams waiting for it.
     fn pump_name(&mut self, name: &Name20) {
+        self.pump_streams(name, false);
+    }
+
+    /// Streams served from the cache for `name`: go on with what has arrived, or end
+    /// when it will not.
+    fn pump_cached(&mut self, name: &Name20) {
+        self.pump_streams(name, true);
+    }
+
+    fn pump_streams(&mut self, name: &Name20, only_cached: bool) {
         let legs: Vec<Leg> = self.ordb.as_ref().map_or_else(Vec::new, |o| {
             o.serving
                 .iter()
-                .filter(|(_, s)| s.cursor.name() == name)
+                .filter(|(_, s)| s.cursor.name() == name && (s.cached || !only_cached))
                 .map(|(k, _)| Leg {
                     circ: k.0,
                     sid: k.1,
@@ -919,6 +1018,7 @@ impl Node {
         let id = o.next_splice;
         o.next_splice += 1;
         let name = q.hash_name.clone();
+        let first = q.chunk.saturating_sub(1);
         o.splices.insert(
             id,
             Splice {
@@ -929,6 +1029,7 @@ impl Node {
                 tried: alloc::vec![key],
                 credit: STREAM_WINDOW,
                 relayed: 0,
+                upto: first,
                 attempts: 0,
                 check: Check::Manifest,
             },
@@ -1100,6 +1201,10 @@ impl Node {
         if let Some(r) = down_reason {
             self.send_end(s.down, r);
         }
+        // Streams waiting on this fetch end now unless another covers them.
+        if let Some(name) = name20(&s.query.hash_name) {
+            self.pump_cached(&name);
+        }
     }
 
     /// A lookup ended. `true` when it was one of ours (no event for it).
@@ -1267,15 +1372,23 @@ impl Node {
         let Some(o) = self.ordb.as_mut() else {
             return;
         };
-        let tamper = o.cfg.tamper_relayed_data;
+        let tamper_data = o.cfg.tamper_relayed_data;
         let limits = o.cfg.download.limits;
         let Some(s) = o.splices.get_mut(&id) else {
             return;
         };
         let down = s.down;
-        if let Err(e) = check_answer(&mut s.check, &s.query.hash_name, &msg, limits) {
-            self.on_bad_answer(id, e);
-            return;
+        match check_answer(&mut s.check, &s.query.hash_name, &msg, limits) {
+            Err(e) => {
+                self.on_bad_answer(id, e);
+                return;
+            }
+            Ok(true) => {
+                if let Check::File(v) = &s.check {
+                    cache_verified(&mut o.cache, &*o.store, v, &msg);
+                }
+            }
+            Ok(false) => {}
         }
         let msg = match msg {
             RelayMsg::DbEnd(e) => {
@@ -1298,11 +1411,8 @@ impl Node {
                     return;
                 }
                 s.credit -= 1;
-                if tamper {
-                    match d.data.first_mut() {
-                        Some(b) => *b ^= 0xff,
-                        None => d.signature.0[7] ^= 0xff,
-                    }
+                if tamper_data {
+                    tamper(&mut d);
                 }
                 RelayMsg::DbData(d)
             }
@@ -1313,8 +1423,19 @@ impl Node {
             }
         };
         s.relayed += 1;
+        let arrived = match &msg {
+            RelayMsg::DbData(d) => index_from_wire(d.chunk),
+            _ => None,
+        };
+        if let Some(i) = arrived {
+            s.upto = s.upto.max(i + 1);
+        }
+        let name = name20(&s.query.hash_name);
         if !self.circ_send(down.circ, Some(down.sid), msg) {
             self.drop_splice(id, Some(DbEndReason::FINISHED), None);
+        }
+        if let (Some(_), Some(name)) = (arrived, name) {
+            self.pump_cached(&name);
         }
     }
 
@@ -1479,13 +1600,15 @@ impl Node {
 }
 
 /// Check one answer cell against what the stream proved so far (`Ok` for what is not
-/// checked); a DB_CONNECTED starts the check.
+/// checked); a DB_CONNECTED starts the check. `Ok(true)`: a file's manifest, hash list
+/// or chunk newly verified (worth caching).
 fn check_answer(
     check: &mut Check,
     hash_name: &HashName,
     msg: &RelayMsg,
     limits: VerifyLimits,
-) -> Result<(), VerifyError> {
+) -> Result<bool, VerifyError> {
+    let new = |a: Accepted| a == Accepted::New;
     match (msg, &mut *check) {
         (RelayMsg::DbConnected(c), _) => {
             *check = match FileVerifier::for_relay(hash_name.as_bytes(), c, limits) {
@@ -1494,14 +1617,47 @@ fn check_answer(
                 Err(e) if e.is_tampering() => return Err(e),
                 Err(_) => Check::Unchecked,
             };
-            Ok(())
+            Ok(matches!(check, Check::File(_)))
         }
-        (RelayMsg::DbHashes(h), Check::File(v)) => v.accept_hashes(h).map(drop),
-        (RelayMsg::DbData(d), Check::File(v)) => v.accept_db_data(d).map(drop),
+        (RelayMsg::DbHashes(h), Check::File(v)) => v.accept_hashes(h).map(new),
+        (RelayMsg::DbData(d), Check::File(v)) => v.accept_db_data(d).map(new),
         (RelayMsg::DbHashes(_) | RelayMsg::DbData(_), Check::Manifest) => Err(
             VerifyError::BadManifest("proofs or data before DB_CONNECTED"),
         ),
-        _ => Ok(()),
+        _ => Ok(false),
+    }
+}
+
+/// Keep a verified answer cell of file `v` in the relay cache, unless the store holds
+/// the file (then we serve it from there). A cache that refuses only forgets.
+fn cache_verified(
+    cache: &mut RelayCache,
+    store: &dyn ChunkStore,
+    v: &FileVerifier,
+    msg: &RelayMsg,
+) {
+    let name = v.hash_name();
+    if store.manifest(&name).is_some() {
+        return;
+    }
+    let _ = match msg {
+        RelayMsg::DbConnected(_) => {
+            cache.put_manifest(&name, Manifest::File(v.manifest().clone()), false)
+        }
+        RelayMsg::DbHashes(h) => cache.put_hashes(&name, h),
+        RelayMsg::DbData(d) => match index_from_wire(d.chunk) {
+            Some(i) => cache.put_chunk(&name, i, &d.data),
+            None => return,
+        },
+        _ => return,
+    };
+}
+
+/// A tampering ORDB's change to a chunk (test and simulation only).
+fn tamper(d: &mut DbData) {
+    match d.data.first_mut() {
+        Some(b) => *b ^= 0xff,
+        None => d.signature.0[7] ^= 0xff,
     }
 }
 

@@ -19,6 +19,7 @@
 //! Everything here is pure and deterministic: no clock (live checks take `now_secs`), no
 //! randomness (ed25519 signing is deterministic).
 
+pub mod cache;
 mod content;
 pub mod download;
 pub mod live;
@@ -28,6 +29,7 @@ pub mod store;
 mod tree;
 mod verify;
 
+pub use cache::RelayCache;
 pub use content::{
     FILE_NAME_TAG, FILE_SIGN_TAG, FileManifest, Manifest, TRAILER_KIND_FILE, TRAILER_KIND_LIVE,
     file_hash_name, index_from_wire, verify_manifest, wire_chunk_nb,
