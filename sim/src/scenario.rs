@@ -229,6 +229,9 @@ pub struct PeersmKnobs {
     pub ordb_circuits: Option<usize>,
     /// Streams a node serves from its store at once (`OrdbConfig::max_serving`).
     pub max_serving: Option<usize>,
+    /// Bytes of relayed file cells an ORDB keeps to serve again
+    /// (`OrdbConfig::relay_cache_budget`; 0 turns the relay cache off).
+    pub relay_cache_budget: Option<usize>,
     /// ORDB circuits a download uses at once (`DownloadConfig::circuits`).
     pub download_circuits: Option<usize>,
     /// Blocks in a download's window (`DownloadConfig::window_blocks`).
@@ -245,6 +248,7 @@ impl PeersmKnobs {
         let d = &mut p.ordb.download;
         set(&mut p.ordb_circuits, self.ordb_circuits);
         set(&mut p.ordb.max_serving, self.max_serving);
+        set(&mut p.ordb.relay_cache_budget, self.relay_cache_budget);
         set(&mut d.circuits, self.download_circuits);
         set(&mut d.window_blocks, self.download_window_blocks);
         set(&mut d.block_chunks, self.download_block_chunks);
