@@ -102,17 +102,16 @@ fn id_of(net: &Network, ix: NodeIx) -> PeerId {
     net.node(ix).peer_id()
 }
 
-/// Send a raw DB_QUERY from `from` through its ORDB `via` and collect the answer cells
-/// until DB_END (or time runs out).
-fn query(
+/// Send a raw DB_QUERY from `from` through its ORDB `via`.
+fn ask(
     net: &mut Network,
     from: NodeIx,
     via: PeerId,
     name: &HashName,
     chunk: u64,
     nb_chunks: u16,
-) -> Vec<RelayMsg> {
-    let q = match run(
+) -> QueryId {
+    match run(
         net,
         from,
         Command::Query {
@@ -124,22 +123,39 @@ fn query(
     ) {
         CommandOk::Query(q) => q,
         o => panic!("{o:?}"),
-    };
-    let mut got: Vec<RelayMsg> = Vec::new();
+    }
+}
+
+/// The answer cells `from` gets for each of `queries`, until each has its DB_END (or
+/// time runs out).
+fn answers(net: &mut Network, from: NodeIx, queries: &[QueryId]) -> Vec<Vec<RelayMsg>> {
+    let mut got = vec![Vec::new(); queries.len()];
     for _ in 0..60 {
         settle(net, 1);
-        let replies: Vec<(QueryId, RelayMsg)> = net.taped(from).take_query_replies();
-        got.extend(
-            replies
-                .into_iter()
-                .filter(|(id, _)| *id == q)
-                .map(|(_, m)| m),
-        );
-        if got.iter().any(|m| matches!(m, RelayMsg::DbEnd(_))) {
+        for (id, m) in net.taped(from).take_query_replies() {
+            if let Some(i) = queries.iter().position(|q| *q == id) {
+                got[i].push(m);
+            }
+        }
+        if got.iter().all(|g| end_reason(g).is_some()) {
             break;
         }
     }
     got
+}
+
+/// Send a raw DB_QUERY from `from` through its ORDB `via` and collect the answer cells
+/// until DB_END (or time runs out).
+fn query(
+    net: &mut Network,
+    from: NodeIx,
+    via: PeerId,
+    name: &HashName,
+    chunk: u64,
+    nb_chunks: u16,
+) -> Vec<RelayMsg> {
+    let q = ask(net, from, via, name, chunk, nb_chunks);
+    answers(net, from, &[q]).remove(0)
 }
 
 fn end_reason(msgs: &[RelayMsg]) -> Option<DbEndReason> {
@@ -335,38 +351,12 @@ fn a_query_for_a_range_an_ordb_is_fetching_rides_on_that_fetch() {
     let (asker, ordb, o) = sharing_an_ordb_with(&net, &all, seeder);
     let served = |net: &Network| net.node(seeder).counters().get(Count::OrdbChunksServed);
     let n_chunks = data.len().div_ceil(486) as u16;
-    let ask = |net: &mut Network| match run(
-        net,
-        asker,
-        Command::Query {
-            hash_name: hname.clone(),
-            chunk: 1,
-            nb_chunks: n_chunks,
-            via: Some(ordb),
-        },
-    ) {
-        CommandOk::Query(q) => q,
-        o => panic!("{o:?}"),
-    };
     let before = served(&net);
-    let q1 = ask(&mut net);
+    let q1 = ask(&mut net, asker, ordb, &hname, 1, n_chunks);
     // Until the first answer flows through the ORDB.
     net.drive_bounded(1_000_000, |net| served(net) - before >= 20);
-    let q2 = ask(&mut net);
-    let mut got: [Vec<RelayMsg>; 2] = Default::default();
-    for _ in 0..60 {
-        settle(&mut net, 1);
-        for (id, m) in net.taped(asker).take_query_replies() {
-            if id == q1 {
-                got[0].push(m);
-            } else if id == q2 {
-                got[1].push(m);
-            }
-        }
-        if got.iter().all(|g| end_reason(g).is_some()) {
-            break;
-        }
-    }
+    let q2 = ask(&mut net, asker, ordb, &hname, 1, n_chunks);
+    let got = answers(&mut net, asker, &[q1, q2]);
     for g in &got {
         assert_eq!(end_reason(g), Some(DbEndReason::FINISHED));
         assert_eq!(verify(&name, g).unwrap(), data);

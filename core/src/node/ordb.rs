@@ -840,15 +840,12 @@ impl Node {
 
     /// Chunks `first..end` of file `name` are in the relay cache or on their way into it:
     /// a splice of ours is fetching a range that covers them, and what it has relayed of
-    /// them so far is cached.
+    /// them so far is cached (a name whose manifest is not cached caches nothing, so
+    /// its chunks never are).
     fn fetching(&self, name: &Name20, first: u64, end: u64) -> bool {
         let Some(o) = self.ordb.as_ref() else {
             return false;
         };
-        if o.store.manifest(name).is_some() {
-            // What we relay then is not cached (the store serves the name).
-            return false;
-        }
         o.splices.values().any(|s| {
             let from = s.query.chunk.saturating_sub(1);
             let to = from.saturating_add(u64::from(s.query.nb_chunks));
@@ -1628,8 +1625,10 @@ fn check_answer(
     }
 }
 
-/// Keep a verified answer cell of file `v` in the relay cache, unless the store holds
-/// the file (then we serve it from there). A cache that refuses only forgets.
+/// Keep a verified answer cell of file `v` in the relay cache. The manifest is cached
+/// only when the store does not hold the file (then the store serves it); hashes and
+/// chunks of a name whose manifest is not cached are refused, so the store is looked
+/// at once per answer, not per cell. A cache that refuses only forgets.
 fn cache_verified(
     cache: &mut RelayCache,
     store: &dyn ChunkStore,
@@ -1637,11 +1636,8 @@ fn cache_verified(
     msg: &RelayMsg,
 ) {
     let name = v.hash_name();
-    if store.manifest(&name).is_some() {
-        return;
-    }
     let _ = match msg {
-        RelayMsg::DbConnected(_) => {
+        RelayMsg::DbConnected(_) if store.manifest(&name).is_none() => {
             cache.put_manifest(&name, Manifest::File(v.manifest().clone()), false)
         }
         RelayMsg::DbHashes(h) => cache.put_hashes(&name, h),

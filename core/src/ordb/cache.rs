@@ -15,16 +15,9 @@
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
-use super::store::{ChunkBuf, ChunkStore, StoreError};
+use super::store::{ChunkBuf, ChunkStore, HASHES_COST, ITEM_OVERHEAD, MANIFEST_COST, StoreError};
 use super::{Manifest, Name20};
 use crate::cells::relay::{DbHashes, DbSegment};
-
-/// Bytes accounted per cached item beyond its payload.
-const ITEM_COST: usize = 48;
-/// Bytes accounted for a manifest.
-const MANIFEST_COST: usize = 512;
-/// Bytes accounted for one DB_HASHES.
-const HASHES_COST: usize = 15 * 32 + 16;
 
 /// One cached item of a name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -45,6 +38,8 @@ struct Cached {
 pub struct RelayCache {
     budget: usize,
     used: usize,
+    /// Chunks and hash lists held (what `order` holds besides stale entries).
+    held: usize,
     seq: u64,
     names: BTreeMap<Name20, Cached>,
     /// Items by age: (sequence number when stored, name, item). An entry whose sequence
@@ -58,15 +53,11 @@ impl RelayCache {
         RelayCache {
             budget,
             used: 0,
+            held: 0,
             seq: 0,
             names: BTreeMap::new(),
             order: VecDeque::new(),
         }
-    }
-
-    fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
     }
 
     /// Forget oldest items until `need` more bytes fit; names left without items go too.
@@ -87,7 +78,7 @@ impl RelayCache {
             let freed = match item {
                 Item::Chunk(i) => match c.chunks.get(&i) {
                     Some((s, d)) if *s == seq => {
-                        let n = d.len() + ITEM_COST;
+                        let n = d.len() + ITEM_OVERHEAD;
                         c.chunks.remove(&i);
                         n
                     }
@@ -101,14 +92,17 @@ impl RelayCache {
                     _ => 0,
                 },
             };
-            self.used -= freed;
+            if freed > 0 {
+                self.used -= freed;
+                self.held -= 1;
+            }
             if c.chunks.is_empty() && c.hashes.is_empty() {
                 self.names.remove(&name);
                 self.used -= MANIFEST_COST;
             }
         }
         // Stale entries pile up when items are stored again: compact now and then.
-        if self.order.len() > 2 * (self.chunk_items() + self.hash_items()) + 64 {
+        if self.order.len() > 2 * self.held + 64 {
             let names = &self.names;
             self.order.retain(|(s, n, item)| {
                 names.get(n).is_some_and(|c| match item {
@@ -120,19 +114,12 @@ impl RelayCache {
         Ok(())
     }
 
-    fn chunk_items(&self) -> usize {
-        self.names.values().map(|c| c.chunks.len()).sum()
-    }
-
-    fn hash_items(&self) -> usize {
-        self.names.values().map(|c| c.hashes.len()).sum()
-    }
-
-    /// Store `item` of `name` (held) at the back of the age order, `cost` bytes when new.
-    fn stored(&mut self, name: &Name20, item: Item) -> u64 {
-        let seq = self.next_seq();
-        self.order.push_back((seq, *name, item));
-        seq
+    /// Put `item` of `name` at the back of the age order; `new` when it was not held.
+    fn stored(&mut self, name: &Name20, item: Item, new: bool) -> u64 {
+        self.seq += 1;
+        self.order.push_back((self.seq, *name, item));
+        self.held += usize::from(new);
+        self.seq
     }
 }
 
@@ -183,15 +170,17 @@ impl ChunkStore for RelayCache {
         let cost = if c.chunks.contains_key(&index) {
             0
         } else {
-            data.len() + ITEM_COST
+            data.len() + ITEM_OVERHEAD
         };
         self.make_room(cost)?;
-        let seq = self.stored(name, Item::Chunk(index));
         // make_room may have forgotten the name itself.
-        let Some(c) = self.names.get_mut(name) else {
+        if !self.names.contains_key(name) {
             return Err(StoreError::Full);
-        };
-        c.chunks.insert(index, (seq, buf));
+        }
+        let seq = self.stored(name, Item::Chunk(index), cost > 0);
+        if let Some(c) = self.names.get_mut(name) {
+            c.chunks.insert(index, (seq, buf));
+        }
         self.used += cost;
         Ok(())
     }
@@ -229,11 +218,14 @@ impl ChunkStore for RelayCache {
             HASHES_COST
         };
         self.make_room(cost)?;
-        let seq = self.stored(name, Item::Hashes(key.0, key.1, key.2));
-        let Some(c) = self.names.get_mut(name) else {
+        // make_room may have forgotten the name itself.
+        if !self.names.contains_key(name) {
             return Err(StoreError::Full);
-        };
-        c.hashes.insert(key, (seq, msg.clone()));
+        }
+        let seq = self.stored(name, Item::Hashes(key.0, key.1, key.2), cost > 0);
+        if let Some(c) = self.names.get_mut(name) {
+            c.hashes.insert(key, (seq, msg.clone()));
+        }
         self.used += cost;
         Ok(())
     }
@@ -258,8 +250,9 @@ impl ChunkStore for RelayCache {
 
     fn remove(&mut self, name: &Name20) {
         if let Some(c) = self.names.remove(name) {
-            let bytes: usize = c.chunks.values().map(|x| x.1.len() + ITEM_COST).sum();
+            let bytes: usize = c.chunks.values().map(|x| x.1.len() + ITEM_OVERHEAD).sum();
             self.used -= MANIFEST_COST + bytes + c.hashes.len() * HASHES_COST;
+            self.held -= c.chunks.len() + c.hashes.len();
         }
     }
 
@@ -372,7 +365,7 @@ mod tests {
     fn the_budget_forgets_the_oldest_and_holds() {
         let (s, mut store) = seeded(200_000);
         let name = s.hash_name();
-        let budget = 60 * (486 + ITEM_COST) + 20 * HASHES_COST + MANIFEST_COST;
+        let budget = 60 * (486 + ITEM_OVERHEAD) + 20 * HASHES_COST + MANIFEST_COST;
         let mut cache = RelayCache::new(budget);
         for first in (0..400).step_by(40) {
             relay(&mut store, &mut cache, &name, first, 40);
@@ -399,7 +392,7 @@ mod tests {
                 MANIFEST_COST
                     + x.chunks
                         .values()
-                        .map(|e| e.1.len() + ITEM_COST)
+                        .map(|e| e.1.len() + ITEM_OVERHEAD)
                         .sum::<usize>()
                     + x.hashes.len() * HASHES_COST
             })
@@ -439,7 +432,13 @@ mod tests {
                 };
                 assert!(cache.bytes_used() <= budget);
                 assert_eq!(cache.bytes_used(), recount(&cache));
-                assert!(cache.order.len() <= 2 * (cache.chunk_items() + cache.hash_items()) + 65);
+                let held: usize = cache
+                    .names
+                    .values()
+                    .map(|c| c.chunks.len() + c.hashes.len())
+                    .sum();
+                assert_eq!(cache.held, held);
+                assert!(cache.order.len() <= 2 * held + 65);
             }
         });
     }

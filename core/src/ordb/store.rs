@@ -26,11 +26,11 @@ use crate::cells::relay::{DbHashes, DbSegment, MAX_CHUNK_DATA_LEN};
 pub type ChunkBuf = heapless::Vec<u8, MAX_CHUNK_DATA_LEN>;
 
 /// Bytes accounted per stored item beyond its payload (map entry, allocation).
-const ITEM_OVERHEAD: usize = 48;
+pub(super) const ITEM_OVERHEAD: usize = 48;
 /// Bytes accounted for a manifest.
-const MANIFEST_COST: usize = 512;
+pub(super) const MANIFEST_COST: usize = 512;
 /// Bytes accounted for one DB_HASHES.
-const HASHES_COST: usize = 15 * 32 + 16;
+pub(super) const HASHES_COST: usize = 15 * 32 + 16;
 /// Bytes accounted for one DB_SEGMENT header.
 const SEGMENT_COST: usize = 106 + ITEM_OVERHEAD;
 
