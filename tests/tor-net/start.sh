@@ -4,7 +4,8 @@
 #
 # Usage: tests/tor-net/start.sh [--capture DIR] [--keep-running]
 #   Waits until an authority serves a microdesc consensus listing every relay (Exit and
-#   Guard flags included), then prints "TORNET_DIR=<dir>" and
+#   Guard flags included) and every tor holds a consensus listing them all, then prints
+#   "TORNET_DIR=<dir>" and
 #   "TORNET_DIRAUTH=<file of torrc DirAuthority lines>".
 #   --capture DIR   also fetch the microdesc consensus, the authority certificates and
 #                   every microdescriptor into DIR (the core's dir/ fixtures), then exit.
@@ -150,6 +151,25 @@ while :; do
   for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || { echo "a tor process died; logs in $NET" >&2; KEEP_DIR_ON_EXIT=1; exit 1; }; done
   if [ $SECONDS -ge $deadline ]; then echo "no consensus after ${TIMEOUT}s; logs in $NET" >&2; KEEP_DIR_ON_EXIT=1; exit 1; fi
   sleep 3
+done
+
+# ...and until every tor holds a consensus listing all 6: a relay without one refuses
+# streams from relays it does not know yet ("open a stream from unknown relay"), and a
+# relay whose first fetches got 404 (before the first vote) backs off for a while.
+knows_all() { # data dir
+  local f
+  for f in "$1/cached-microdesc-consensus" "$1/cached-consensus"; do
+    [ -f "$f" ] && [ "$(grep -c '^r ' "$f")" -ge 6 ] && return 0
+  done
+  return 1
+}
+while :; do
+  missing=()
+  for n in "${AUTHS[@]}" "${RELAYS[@]}"; do knows_all "$NET/$n" || missing+=("$n"); done
+  [ ${#missing[@]} = 0 ] && break
+  for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || { echo "a tor process died; logs in $NET" >&2; KEEP_DIR_ON_EXIT=1; exit 1; }; done
+  if [ $SECONDS -ge $deadline ]; then echo "no consensus at ${missing[*]} after ${TIMEOUT}s; logs in $NET" >&2; KEEP_DIR_ON_EXIT=1; exit 1; fi
+  sleep 1
 done
 
 echo "TORNET_DIR=$NET"

@@ -200,21 +200,66 @@ fn onionpeer_client_on_a_real_tor_network() {
             assert!(n > 0, "stream ended before the exit was killed");
             got += n;
         }
+        // What the node saw, to tell a lost DESTROY from a stream not closed on one.
+        let events = client.events();
         kill_pid(exit_pid.trim(), "KILL");
+        // Timed from when the process is gone (its sockets close then), not from the
+        // signal, which a loaded machine can take seconds to act on.
+        let gone = wait_exited(exit_pid.trim(), Duration::from_secs(60))
+            .expect("the tor exit still runs 60 s after SIGKILL");
         let killed = Instant::now();
-        let total = with_timeout(30, "stream after the exit was killed", async {
+        let ended = async {
             loop {
                 match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => return got,
+                    Ok(0) | Err(_) => return Some(got),
                     Ok(n) => got += n,
                 }
             }
+        }
+        .or(async {
+            smol::Timer::after(Duration::from_secs(60)).await;
+            None
         })
         .await;
+        let Some(total) = ended else {
+            let seen: Vec<_> = std::iter::from_fn(|| events.try_recv().ok()).collect();
+            let mut readable: Vec<_> = seen
+                .iter()
+                .filter_map(|e| match e {
+                    onionpeer_core::node::api::Event::StreamReadable(h) => Some(*h),
+                    _ => None,
+                })
+                .collect();
+            readable.dedup();
+            let counters = client
+                .with_node_mut(move |n, now| {
+                    // A read of nothing says whether the stream is still there.
+                    let buffered: Vec<_> = readable
+                        .iter()
+                        .map(|h| (*h, n.stream_buffered(*h), n.read_stream(now, *h, &mut [])))
+                        .collect();
+                    let open: Vec<_> = (0..64)
+                        .map(onionpeer_core::node::api::CircuitHandle)
+                        .filter_map(|c| n.circuit_first_hop(c).map(|h| (c, h)))
+                        .collect();
+                    format!(
+                        "{:?}; census {:?}; buffered {buffered:?}; open circuits (first hop) {open:?}",
+                        n.counters(),
+                        n.census()
+                    )
+                })
+                .await;
+            panic!(
+                "the stream did not end within 60 s of the exit's death ({} KiB read); \
+                 node events since: {seen:?}; counters: {counters:?}",
+                got >> 10
+            );
+        };
         assert!(total < SIZE, "the transfer cannot have finished");
         eprintln!(
-            "exit killed after {} KiB: the SOCKS connection ended {:.2} s later",
+            "exit killed after {} KiB (gone {:.2} s after SIGKILL): the SOCKS connection ended {:.2} s later",
             total >> 10,
+            gone.as_secs_f64(),
             killed.elapsed().as_secs_f64()
         );
         let r = with_timeout(

@@ -187,6 +187,29 @@ pub fn kill_pid(pid: &str, signal: &str) {
     let _ = Command::new("kill").args(["-s", signal, pid]).status();
 }
 
+/// Wait until process `pid` has exited (gone, or a zombie not reaped yet), at most
+/// `limit`; how long it took. A SIGKILLed process can take a while to go on a loaded
+/// machine (a thread in uninterruptible I/O), and its sockets close only then.
+pub fn wait_exited(pid: &str, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // The state follows the command name in parentheses.
+            Ok(stat)
+                if stat
+                    .rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z')) =>
+            {
+                return Some(started.elapsed());
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+    None
+}
+
 pub fn mib_s(bytes: usize, secs: f64) -> f64 {
     bytes as f64 / secs / (1 << 20) as f64
 }
