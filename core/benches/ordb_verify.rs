@@ -1,5 +1,7 @@
 //! ORDB data-validation costs: the seeder hashing a file into its tree (MB/s), the
-//! downloader verifying chunks (chunks/s, hash lists included), and a live segment's
+//! downloader verifying chunks (chunks/s, hash lists included; each chunk against its
+//! leaf hash, or whole blocks against their node hash as ranges covering whole blocks are
+//! sent, PROTOCOL.md 6.3), and a live segment's
 //! signature and its check. After criterion, a short manual timing prints the figures
 //! next to raw SHA-256 over the same bytes measured in the same run.
 
@@ -27,7 +29,8 @@ fn seed() -> FileSeeder {
     .expect("1 MB seeds")
 }
 
-/// Verify the whole file: hash lists first (as an ORDB sends them), then every chunk.
+/// Verify the whole file: hash lists first (as an ORDB sends them), then every chunk
+/// (what blocks checked whole release is taken as a downloader does).
 fn verify_all(s: &FileSeeder, hashes: &[onionpeer_core::cells::relay::DbHashes]) -> u64 {
     let mut v = FileVerifier::new(
         &s.hash_name(),
@@ -41,8 +44,18 @@ fn verify_all(s: &FileSeeder, hashes: &[onionpeer_core::cells::relay::DbHashes])
     for i in 0..s.n_chunks() {
         let d = s.db_data(i).expect("chunk");
         v.accept_db_data(black_box(&d)).expect("verified");
+        while let Some(r) = v.take_released() {
+            black_box(r);
+        }
     }
     v.verified_count()
+}
+
+/// The hash lists a range covering the whole file carries: no leaf lists.
+fn block_hashes(s: &FileSeeder) -> Vec<onionpeer_core::cells::relay::DbHashes> {
+    let mut h = s.hashes_for_range(0, s.n_chunks());
+    h.retain(|h| h.level > 1);
+    h
 }
 
 fn bench(c: &mut Criterion) {
@@ -60,6 +73,10 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(s.n_chunks()));
     g.bench_function("verifier_1MB_chunks", |b| {
         b.iter(|| verify_all(&s, &hashes))
+    });
+    let whole = block_hashes(&s);
+    g.bench_function("verifier_1MB_whole_blocks", |b| {
+        b.iter(|| verify_all(&s, &whole))
     });
     g.throughput(Throughput::Elements(1));
     let mut live =
@@ -93,6 +110,13 @@ fn summary() {
         n += verify_all(&s, &hashes);
     }
     let ver_t = t.elapsed().as_secs_f64();
+    let whole = block_hashes(&s);
+    let t = Instant::now();
+    let mut nb = 0;
+    for _ in 0..reps {
+        nb += verify_all(&s, &whole);
+    }
+    let blk_t = t.elapsed().as_secs_f64();
     let mut live =
         LiveSeeder::new(Ed25519Keypair::from_secret(&[2; 32]), "v", 0, 64).expect("live");
     let mut lv = LiveVerifier::new(
@@ -140,6 +164,11 @@ fn summary() {
         "verifier: hashes + chunks      {:>8.2} M chunks/s ({:.1} MB/s of content)",
         n as f64 / ver_t / 1e6,
         mb * reps as f64 / ver_t
+    );
+    println!(
+        "verifier: whole blocks         {:>8.2} M chunks/s ({:.1} MB/s of content)",
+        nb as f64 / blk_t / 1e6,
+        mb * reps as f64 / blk_t
     );
     println!(
         "live: sign one 64-chunk segment {:>7.1} µs; verify header + 6 hash lists + 64 chunks {:>7.1} µs ({:.1} MB/s)",

@@ -40,8 +40,8 @@ use crate::circuit::{CircKey, Circuit};
 use crate::crypto::identity::{Ed25519Keypair, PeerId};
 use crate::ordb::{
     Accepted, ChunkStore, FileSeeder, FileVerifier, LiveSeeder, Manifest, MemoryStore, Name20,
-    RelayCache, ServeCursor, ServeStep, Verified, VerifyError, VerifyLimits, index_from_wire,
-    store_file, store_segment,
+    RelayCache, Released, ServeCursor, ServeStep, Verified, VerifyError, VerifyLimits,
+    index_from_wire, store_file, store_segment,
 };
 
 /// DB_DATA cells a server may send on one stream before the receiver's DB_SENDME opens
@@ -111,7 +111,7 @@ struct Splice {
     credit: u16,
     /// Answer cells relayed so far.
     relayed: u64,
-    /// The chunk after the last DB_DATA relayed (0-based; the query's first before any):
+    /// The chunk after the last one verified (0-based; the query's first before any):
     /// what a query waiting on this one may expect in the cache below it.
     upto: u64,
     attempts: u8,
@@ -121,7 +121,7 @@ struct Splice {
 
 /// What an ORDB checks of the answer stream it splices (PROTOCOL.md 6.6): a file's hash
 /// lists and chunks against its signed manifest, so that a tamperer upstream is caught
-/// here, at the first bad cell, and never reached again from here.
+/// here, at the first bad cell (or block), and never reached again from here.
 #[derive(Debug)]
 enum Check {
     /// No DB_CONNECTED yet: a hash list or chunk now is invented.
@@ -1375,17 +1375,30 @@ impl Node {
             return;
         };
         let down = s.down;
-        match check_answer(&mut s.check, &s.query.hash_name, &msg, limits) {
+        let new = match check_answer(&mut s.check, &s.query.hash_name, &msg, limits) {
             Err(e) => {
                 self.on_bad_answer(id, e);
                 return;
             }
-            Ok(true) => {
-                if let Check::File(v) = &s.check {
-                    cache_verified(&mut o.cache, &*o.store, v, &msg);
+            Ok(new) => new,
+        };
+        // What this cell verified goes to the cache: itself, or the block it completed.
+        let mut verified = false;
+        if let Check::File(v) = &mut s.check {
+            if new {
+                cache_verified(&mut o.cache, &*o.store, v, &msg);
+                if let RelayMsg::DbData(d) = &msg {
+                    verified = true;
+                    s.upto = s.upto.max(index_from_wire(d.chunk).map_or(0, |i| i + 1));
                 }
             }
-            Ok(false) => {}
+            let name = v.hash_name();
+            while let Some(r) = v.take_released() {
+                if let Some(i) = cache_released(&mut o.cache, &name, r) {
+                    verified = true;
+                    s.upto = s.upto.max(i + 1);
+                }
+            }
         }
         let msg = match msg {
             RelayMsg::DbEnd(e) => {
@@ -1420,18 +1433,11 @@ impl Node {
             }
         };
         s.relayed += 1;
-        let arrived = match &msg {
-            RelayMsg::DbData(d) => index_from_wire(d.chunk),
-            _ => None,
-        };
-        if let Some(i) = arrived {
-            s.upto = s.upto.max(i + 1);
-        }
         let name = name20(&s.query.hash_name);
         if !self.circ_send(down.circ, Some(down.sid), msg) {
             self.drop_splice(id, Some(DbEndReason::FINISHED), None);
         }
-        if let (Some(_), Some(name)) = (arrived, name) {
+        if let (true, Some(name)) = (verified, name) {
             self.pump_cached(&name);
         }
     }
@@ -1647,6 +1653,21 @@ fn cache_verified(
         },
         _ => return,
     };
+}
+
+/// Keep what a block checked as a whole released in the relay cache (the manifest is
+/// already there when the cache takes the name); the chunk's index when it was a chunk.
+fn cache_released(cache: &mut RelayCache, name: &Name20, r: Released) -> Option<u64> {
+    match r {
+        Released::Hashes(h) => {
+            let _ = cache.put_hashes(name, &h);
+            None
+        }
+        Released::Chunk(i, data) => {
+            let _ = cache.put_chunk(name, i, &data);
+            Some(i)
+        }
+    }
 }
 
 /// A tampering ORDB's change to a chunk (test and simulation only).

@@ -58,7 +58,9 @@ use core::time::Duration;
 
 use super::content::Manifest;
 use super::live::ChunkRing;
-use super::verify::{Accepted, FileVerifier, LiveVerifier, VerifyError, VerifyLimits};
+use super::verify::{
+    Accepted, ChunkBytes, FileVerifier, LiveVerifier, Released, VerifyError, VerifyLimits,
+};
 use crate::Instant;
 use crate::cells::relay::{
     DbConnected, DbData, DbEndReason, DbHashes, DbSegment, MAX_CHUNK_DATA_LEN, Progress,
@@ -594,6 +596,7 @@ impl Downloader {
         if matches!(r, Ok(Accepted::New)) {
             self.verified.push_back(Verified::Hashes(msg.clone()));
         }
+        self.take_released(now);
         self.on_verify_error(now, get, circ, r.err());
     }
 
@@ -663,12 +666,9 @@ impl Downloader {
                     self.on_joined(index);
                 }
                 if acc == Accepted::New {
-                    self.failures = 0;
-                    self.last_progress = Some(now);
-                    self.verified
-                        .push_back(Verified::Chunk(index, msg.data.clone()));
-                    self.on_new_chunk(index, msg.data);
+                    self.on_new_chunk(now, index, msg.data);
                 }
+                self.take_released(now);
                 self.advance_get(now, get);
                 self.after_chunk();
             }
@@ -837,7 +837,24 @@ impl Downloader {
         }
     }
 
-    fn on_new_chunk(&mut self, index: u64, data: heapless::Vec<u8, MAX_CHUNK_DATA_LEN>) {
+    /// What a block checked as a whole verified: its leaf hashes and chunks.
+    fn take_released(&mut self, now: Instant) {
+        while let Content::File(v) = &mut self.content
+            && let Some(r) = v.take_released()
+        {
+            match r {
+                Released::Hashes(h) => self.verified.push_back(Verified::Hashes(h)),
+                Released::Chunk(i, data) => self.on_new_chunk(now, i, data),
+            }
+        }
+    }
+
+    /// A newly verified chunk: to the store, and to the reader when in the window.
+    fn on_new_chunk(&mut self, now: Instant, index: u64, data: ChunkBytes) {
+        self.failures = 0;
+        self.last_progress = Some(now);
+        self.verified
+            .push_back(Verified::Chunk(index, data.clone()));
         if let Content::Live { newest, .. } = &mut self.content {
             *newest = (*newest).max(index);
         }

@@ -45,7 +45,9 @@ pub use seeder::{FileSeeder, LiveSeeder, SeedError, SignedSegment};
 pub use serve::{ServeCursor, ServeStep};
 pub use store::{ChunkStore, MemoryStore, StoreError, store_file, store_segment};
 pub use tree::{ARITY, NodeRef, TreeShape, leaf_hash};
-pub use verify::{Accepted, FileVerifier, LiveVerifier, VerifyError, VerifyLimits};
+pub use verify::{
+    Accepted, ChunkBytes, FileVerifier, LiveVerifier, Released, VerifyError, VerifyLimits,
+};
 
 /// Bytes of content per chunk: one full DB_DATA payload.
 pub const CHUNK_SIZE: u16 = crate::cells::relay::MAX_CHUNK_DATA_LEN as u16;

@@ -4,11 +4,13 @@
 //! Order on a stream (PROTOCOL.md 6.3 and 6.5): for each chunk, first what proves it and
 //! was not sent on this stream yet — for a live stream its segment's DB_SEGMENT header —
 //! then the DB_HASHES on the path from the top of its tree down to it, then its DB_DATA.
+//! A file block the range covers whole goes without its leaf hashes: the receiver checks
+//! its 15 chunks together against the block's node hash.
 
 use alloc::collections::BTreeSet;
 
 use super::store::ChunkStore;
-use super::tree::{TreeShape, leaf_hash};
+use super::tree::{ARITY, TreeShape, leaf_hash};
 use super::{Manifest, Name20, wire_chunk_nb};
 use crate::cells::relay::{ChunkSignature, DbData, RelayMsg};
 
@@ -42,6 +44,7 @@ pub enum ServeStep {
 #[derive(Debug, Clone)]
 pub struct ServeCursor {
     name: Name20,
+    start: u64,
     next: u64,
     end: u64,
     sent_hashes: BTreeSet<(u32, u8, u32)>,
@@ -53,6 +56,7 @@ impl ServeCursor {
     pub fn new(name: Name20, first: u64, count: u64) -> ServeCursor {
         ServeCursor {
             name,
+            start: first,
             next: first,
             end: first.saturating_add(count),
             sent_hashes: BTreeSet::new(),
@@ -63,6 +67,7 @@ impl ServeCursor {
     /// Serve another range on the same stream (a new DB_QUERY on it): what was already
     /// sent on the stream is not sent again.
     pub fn restart(&mut self, first: u64, count: u64) {
+        self.start = first;
         self.next = first;
         self.end = first.saturating_add(count);
     }
@@ -75,6 +80,14 @@ impl ServeCursor {
     /// The next chunk to send and the end of the range.
     pub fn position(&self) -> (u64, u64) {
         (self.next, self.end)
+    }
+
+    /// Whether the range covers every chunk of block `block` (checked whole, without its
+    /// leaf hashes).
+    fn covers(&self, shape: &TreeShape, block: u32) -> bool {
+        let first = u64::from(block) * ARITY as u64;
+        let len = shape.children_len(1, u64::from(block)) as u64;
+        first >= self.start && first + len <= self.end
     }
 
     fn mark_hash(&mut self, key: (u32, u8, u32)) {
@@ -155,12 +168,14 @@ impl ServeCursor {
                 (seg, local, shape, Some(tag), m.ring().to_wire(i))
             }
         };
+        let file = matches!(manifest, Manifest::File(_));
         for level in (1..=shape.depth()).rev() {
             let Ok(node) = u32::try_from(shape.ancestor(leaf, level)) else {
                 return ServeStep::Missing;
             };
             let key = (tree, level, node);
-            if self.sent_hashes.contains(&key) {
+            if self.sent_hashes.contains(&key) || (level == 1 && file && self.covers(&shape, node))
+            {
                 continue;
             }
             let Some(h) = store.hashes(&self.name, tree, level, node) else {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::cells::relay::{ChunkSignature, DbConnected, DbHashes, DbSegment, RelayBody};
+use crate::cells::relay::{ChunkSignature, DbConnected, DbData, DbHashes, DbSegment, RelayBody};
 use crate::crypto::identity::Ed25519Keypair;
 use alloc::string::String;
 use alloc::vec;
@@ -29,21 +29,68 @@ fn verifier(s: &FileSeeder) -> FileVerifier {
         .unwrap()
 }
 
-/// Feed DB_DATA for `index`, fetching whatever hashes the verifier asks for first.
+fn relay_verifier(s: &FileSeeder) -> FileVerifier {
+    FileVerifier::for_relay(&s.hash_name(), &s.db_connected(), VerifyLimits::default())
+        .unwrap()
+        .expect("a file is checked")
+}
+
+/// Feed DB_DATA for `index` to be checked alone: first every hash down to its leaf that
+/// the verifier names.
 fn fetch(v: &mut FileVerifier, s: &FileSeeder, index: u64) -> Result<Accepted, VerifyError> {
+    while let Some(NodeRef { level, node }) = v.next_hashes_needed(index) {
+        assert_eq!(
+            v.accept_hashes(&s.hashes(level, node).unwrap()),
+            Ok(Accepted::New)
+        );
+    }
+    v.accept_db_data(&s.db_data(index).unwrap())
+}
+
+/// Feed DB_DATA for `index` as a stream covering its whole block sends it: the hashes
+/// down to the block's node hash, no leaf hashes. The chunks released so far.
+fn fetch_by_block(
+    v: &mut FileVerifier,
+    s: &FileSeeder,
+    index: u64,
+) -> Result<Vec<(u64, Vec<u8>)>, VerifyError> {
     loop {
-        match v.accept_db_data(&s.db_data(index).unwrap()) {
-            Err(VerifyError::NeedHashes { tree, level, node }) => {
-                assert_eq!(tree, 0);
-                assert_eq!(v.next_hashes_needed(index), Some(NodeRef { level, node }));
+        match v.next_hashes_needed(index) {
+            Some(NodeRef { level, node }) if level > 1 => {
                 assert_eq!(
                     v.accept_hashes(&s.hashes(level, node).unwrap()),
                     Ok(Accepted::New)
                 );
             }
-            r => return r,
+            _ => break,
         }
     }
+    match v.accept_db_data(&s.db_data(index).unwrap())? {
+        Accepted::New => Ok(vec![(index, s.chunk(index).unwrap().to_vec())]),
+        Accepted::Duplicate => Ok(Vec::new()),
+        Accepted::Held => Ok(released_chunks(v)),
+    }
+}
+
+/// DB_DATA of chunk `index` with byte `at` altered and a tag that matches the new bytes
+/// (a tamperer that knows the tag format).
+fn forged(s: &FileSeeder, index: u64, at: usize) -> DbData {
+    let mut bad = s.db_data(index).unwrap();
+    bad.data[at] ^= 0x10;
+    let [a, b, c, d, ..] = leaf_hash(&bad.data);
+    bad.signature = ChunkSignature::new(PUBLISHED, [a, b, c, d]);
+    bad
+}
+
+/// The chunks released by blocks checked whole, in order.
+fn released_chunks(v: &mut FileVerifier) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    while let Some(r) = v.take_released() {
+        if let Released::Chunk(i, d) = r {
+            out.push((i, d.to_vec()));
+        }
+    }
+    out
 }
 
 fn shuffled(n: u64, seed: u8) -> Vec<u64> {
@@ -94,6 +141,139 @@ fn round_trip_random_order_all_sizes() {
 }
 
 #[test]
+fn whole_blocks_without_leaf_hashes_are_checked_together() {
+    // One block (the root covers the leaves), a short last block, several levels.
+    for len in [1, 15 * 486, 15 * 486 + 1, 300 * 486 + 7] {
+        let s = seed_file(len);
+        let mut v = verifier(&s);
+        let mut got = Vec::new();
+        for i in 0..s.n_chunks() {
+            let released = fetch_by_block(&mut v, &s, i).unwrap();
+            let block_end = ((i / 15 + 1) * 15).min(s.n_chunks());
+            // Nothing is verified before the block's last chunk; then all of it at once.
+            if i + 1 < block_end {
+                assert!(released.is_empty(), "{len}: chunk {i} released early");
+                assert!(!v.is_verified(i));
+            } else {
+                assert_eq!(released.len() as u64, block_end - i / 15 * 15, "{len}");
+            }
+            got.extend(released);
+        }
+        assert!(v.is_complete(), "{len}");
+        assert_eq!(v.held_blocks(), 0);
+        assert!(
+            got.iter().map(|c| c.0).eq(0..s.n_chunks()),
+            "in order, once each"
+        );
+        let bytes: Vec<u8> = got.into_iter().flat_map(|c| c.1).collect();
+        assert_eq!(bytes, content(len, 9));
+    }
+}
+
+#[test]
+fn a_block_checked_whole_releases_its_leaf_hashes_first() {
+    let s = seed_file(40 * 486);
+    let mut v = verifier(&s);
+    for i in 15..29 {
+        assert!(fetch_by_block(&mut v, &s, i).unwrap().is_empty());
+    }
+    assert_eq!(v.held_blocks(), 1);
+    assert_eq!(
+        v.accept_db_data(&s.db_data(29).unwrap()),
+        Ok(Accepted::Held)
+    );
+    // The block's leaf hashes, as its seeder would send them, then its chunks: what a
+    // store needs to serve any part of it again.
+    assert_eq!(
+        v.take_released(),
+        Some(Released::Hashes(s.hashes(1, 1).unwrap()))
+    );
+    for i in 15..30 {
+        match v.take_released() {
+            Some(Released::Chunk(j, d)) => assert_eq!((j, &d[..]), (i, s.chunk(i).unwrap())),
+            r => panic!("{r:?}"),
+        }
+    }
+    assert_eq!(v.take_released(), None);
+    assert_eq!(v.held_blocks(), 0);
+    // Verified now: a repeat is a duplicate, not held again.
+    assert_eq!(
+        v.accept_db_data(&s.db_data(20).unwrap()),
+        Ok(Accepted::Duplicate)
+    );
+}
+
+#[test]
+fn a_bad_block_is_caught_at_its_last_chunk_and_fetched_again() {
+    let s = seed_file(40 * 486);
+    let mut v = verifier(&s);
+    // A tamperer that also forges the tag to match its data is held with the rest...
+    let bad = forged(&s, 20, 7);
+    for i in 15..30 {
+        let r = if i == 20 {
+            v.accept_db_data(&bad)
+        } else {
+            fetch_by_block(&mut v, &s, i).map(|_| Accepted::Held)
+        };
+        if i < 29 {
+            assert_eq!(r, Ok(Accepted::Held), "chunk {i}");
+        } else {
+            // ...and the block fails as a whole: nothing of it is verified.
+            assert_eq!(r, Err(VerifyError::BadBlock { block: 1 }));
+            assert!(r.unwrap_err().is_tampering());
+        }
+    }
+    assert_eq!(v.take_released(), None);
+    assert!((15..30).all(|i| !v.is_verified(i)));
+    assert_eq!(v.held_blocks(), 0);
+    // The block again, from an honest circuit.
+    let again: Vec<u64> = (15..30)
+        .flat_map(|i| fetch_by_block(&mut v, &s, i).unwrap())
+        .map(|c| c.0)
+        .collect();
+    assert!(again.into_iter().eq(15..30));
+}
+
+#[test]
+fn held_chunks_are_checked_alone_when_their_leaf_hashes_come() {
+    let s = seed_file(40 * 486);
+    let mut v = verifier(&s);
+    // A stream cut after 5 chunks of block 1, one of them bad (with a matching tag).
+    for i in 15..19 {
+        assert!(fetch_by_block(&mut v, &s, i).unwrap().is_empty());
+    }
+    let bad = forged(&s, 19, 0);
+    assert_eq!(v.accept_db_data(&bad), Ok(Accepted::Held));
+    // The resumed range starts inside the block, so its leaf hashes come first: the
+    // good held chunks are released, the bad one dropped (its stream is gone).
+    assert_eq!(v.accept_hashes(&s.hashes(1, 1).unwrap()), Ok(Accepted::New));
+    let released: Vec<u64> = released_chunks(&mut v).into_iter().map(|c| c.0).collect();
+    assert_eq!(released, vec![15, 16, 17, 18]);
+    assert!(!v.is_verified(19));
+    assert_eq!(v.held_blocks(), 0);
+    assert_eq!(fetch(&mut v, &s, 19), Ok(Accepted::New));
+}
+
+#[test]
+fn a_relay_holds_few_blocks() {
+    let s = seed_file(400 * 486);
+    let mut r = relay_verifier(&s);
+    // One chunk of each of 25 blocks: only the 16 nearest the newest are held.
+    for b in 0..25 {
+        assert!(fetch_by_block(&mut r, &s, b * 15).unwrap().is_empty());
+        assert!(r.held_blocks() <= 16);
+    }
+    assert_eq!(r.held_blocks(), 16);
+    // A relay checks whole blocks too, and keeps no per-chunk state.
+    let mut n = 0;
+    for i in 24 * 15..25 * 15 {
+        n += fetch_by_block(&mut r, &s, i).unwrap().len();
+    }
+    assert_eq!(n, 15);
+    assert_eq!(r.verified_count(), 0);
+}
+
+#[test]
 fn hashes_for_range_proves_the_range() {
     let s = seed_file(300 * 486);
     let mut v = verifier(&s);
@@ -107,15 +287,10 @@ fn hashes_for_range_proves_the_range() {
     for i in 100..150 {
         assert_eq!(v.accept_db_data(&s.db_data(i).unwrap()), Ok(Accepted::New));
     }
-    // Outside the range, the next thing to fetch is named precisely.
-    assert_eq!(
-        v.accept_chunk(0, s.chunk(0).unwrap()),
-        Err(VerifyError::NeedHashes {
-            tree: 0,
-            level: 1,
-            node: 0
-        })
-    );
+    // Outside the range, the next thing to fetch is named precisely. Chunk 0's block
+    // hash is proven (its level-2 node came along): held for a check of the whole block.
+    assert_eq!(v.next_hashes_needed(0), Some(NodeRef { level: 1, node: 0 }));
+    assert_eq!(v.accept_chunk(0, s.chunk(0).unwrap()), Ok(Accepted::Held));
     assert_eq!(
         v.accept_chunk(299, s.chunk(299).unwrap()),
         Err(VerifyError::NeedHashes {
@@ -133,14 +308,14 @@ fn tampered_chunk_detected_then_fetched_elsewhere() {
     let mut v = verifier(&s);
     let mut d = s.db_data(17).unwrap();
     d.data[100] ^= 1;
-    let e = loop {
-        match v.accept_db_data(&d) {
-            Err(VerifyError::NeedHashes { level, node, .. }) => {
-                v.accept_hashes(&s.hashes(level, node).unwrap()).unwrap();
-            }
-            r => break r,
-        }
-    };
+    // Without its leaf hash, the tag no longer matches the data.
+    let e = fetch_by_block(&mut v, &s, 16).and_then(|_| v.accept_db_data(&d));
+    assert_eq!(e, Err(VerifyError::BadTag { index: 17 }));
+    while let Some(NodeRef { level, node }) = v.next_hashes_needed(17) {
+        v.accept_hashes(&s.hashes(level, node).unwrap()).unwrap();
+    }
+    // With it, the tag is the proven one and the data does not match.
+    let e = v.accept_db_data(&d);
     assert_eq!(e, Err(VerifyError::BadChunk { index: 17 }));
     assert!(e.unwrap_err().is_tampering());
     assert!(!v.is_verified(17));
@@ -392,9 +567,7 @@ fn a_relay_checks_every_chunk_passing_by_in_bounded_memory() {
     // 5,000 chunks: 334 blocks, more than a relay keeps.
     let s = seed_file(5_000 * 486);
     let lim = VerifyLimits::default();
-    let mut r = FileVerifier::for_relay(&s.hash_name(), &s.db_connected(), lim)
-        .unwrap()
-        .expect("a file is checked");
+    let mut r = relay_verifier(&s);
     for i in 0..s.n_chunks() {
         assert_eq!(fetch(&mut r, &s, i), Ok(Accepted::New), "chunk {i}");
         // The same chunk again (for another requester): checked again, not a duplicate.
@@ -728,7 +901,8 @@ fn fuzz_hashes_and_segment_decode() {
 }
 
 /// Arbitrary sequences of hash lists and chunks (forged or genuine, in any order) never
-/// panic, and a chunk is only ever accepted with the seeder's bytes.
+/// panic, and a chunk is only ever accepted (alone, or released with its block) with the
+/// seeder's bytes.
 #[test]
 fn fuzz_file_verifier() {
     let s = seed_file(300 * 486 + 17);
@@ -788,6 +962,16 @@ fn fuzz_file_verifier() {
                     }
                 }
             }
+            // What blocks checked whole release is the seeder's, leaf hashes included.
+            for x in [&mut v, &mut r] {
+                while let Some(rel) = x.take_released() {
+                    match rel {
+                        Released::Chunk(i, d) => assert_eq!(Some(&d[..]), s.chunk(i)),
+                        Released::Hashes(h) => assert_eq!(Some(h.clone()), s.hashes(1, h.node)),
+                    }
+                }
+            }
+            assert!(r.held_blocks() <= 16);
             for i in 0..n {
                 if v.is_verified(i) {
                     assert!(v.verified_count() > 0);

@@ -1,18 +1,27 @@
 //! The downloader's side: [`FileVerifier`] and [`LiveVerifier`] hold what has been proven
 //! (the manifest, tree hashes checked top-down against the signed root) and accept a chunk
-//! only when its hash matches a proven leaf hash. The first bad input is reported with a
+//! only when its hash matches a proven leaf hash, or its whole block a proven block hash.
+//! The first bad input is reported with a
 //! precise [`VerifyError`]; [`VerifyError::is_tampering`] says when it proves the sender
 //! misbehaved (drop its circuit, fetch the block elsewhere). A relaying ORDB checks each
 //! answer stream it splices with [`FileVerifier::for_relay`], so a tamperer upstream of it
 //! is caught by the first honest ORDB, not by the downloader (PROTOCOL.md 6.6).
 //!
+//! A file's block (the 15 chunks under one level-1 node) is checked either chunk by chunk,
+//! when the stream carried its leaf hashes, or as a whole against its proven node hash,
+//! when it did not (PROTOCOL.md 6.3: a served range that covers a whole block skips its
+//! leaf-hash cell). In the second case the chunks are held here until the block is
+//! complete, then released together ([`FileVerifier::take_released`]).
+//!
 //! Memory, for a file of `n` chunks: the proven inner hashes, at most `n/14 + 9` map
 //! entries of 32 bytes and a key (≈ 4 bytes per 486-byte chunk, ≈ 9 MB for the default
 //! 1 GiB limit, only for the paths proven), one bit per chunk, and the leaf hashes of at
 //! most `max_pending_blocks` blocks (480 bytes each) whose chunks are not all verified
-//! yet. Leaf hashes of finished blocks are dropped.
+//! yet, or as many blocks of held chunks (at most 15 × 486 bytes each). Leaf hashes of
+//! finished blocks are dropped.
 
-use alloc::collections::BTreeMap;
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
@@ -22,7 +31,7 @@ use super::content::{FileManifest, Manifest, file_root_prefix, verify_manifest};
 use super::live::{LiveManifest, segment_root_prefix, verify_live_manifest, verify_segment};
 use super::tree::{ARITY, NODE_TAG, NodeRef, TreeShape, leaf_hash, node_hash};
 use super::{Name20, content};
-use crate::cells::relay::{DbConnected, DbData, DbHashes, DbSegment};
+use crate::cells::relay::{DbConnected, DbData, DbHashes, DbSegment, MAX_CHUNK_DATA_LEN};
 
 /// Why an input was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +67,11 @@ pub enum VerifyError {
     BadChunk {
         /// Chunk index (0-based; absolute for a stream).
         index: u64,
+    },
+    /// The chunks of a block, checked together, do not hash to its proven node hash.
+    BadBlock {
+        /// Block (level-1 node) index.
+        block: u64,
     },
     /// The DB_DATA tag (timestamp, prefix) differs from the seeder's.
     BadTag {
@@ -120,6 +134,7 @@ impl VerifyError {
                 | VerifyError::HashNameMismatch
                 | VerifyError::BadHashList { .. }
                 | VerifyError::BadChunk { .. }
+                | VerifyError::BadBlock { .. }
                 | VerifyError::BadTag { .. }
                 | VerifyError::ChunkOutOfRange { .. }
                 | VerifyError::BadSegment { .. }
@@ -145,6 +160,23 @@ pub enum Accepted {
     /// Already verified before; nothing changed (a repeated chunk is not re-checked, since
     /// its leaf hash may have been dropped; its bytes must be discarded).
     Duplicate,
+    /// A file chunk whose leaf hash was not sent: held until its whole block can be
+    /// checked. What that check verifies comes out of [`FileVerifier::take_released`].
+    Held,
+}
+
+/// Bytes of one chunk.
+pub type ChunkBytes = heapless::Vec<u8, MAX_CHUNK_DATA_LEN>;
+
+/// What a block checked as a whole released, in order: its leaf hashes (computed from
+/// the chunks, now proven, for a store to serve the block's chunks one by one), then its
+/// chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Released {
+    /// The block's leaf hashes, as the DB_HASHES of its level-1 node.
+    Hashes(DbHashes),
+    /// A verified chunk: index, bytes.
+    Chunk(u64, ChunkBytes),
 }
 
 /// Limits of the verifiers (from the node's config).
@@ -199,6 +231,10 @@ impl Bits {
 /// 3,840 chunks, several times a GET's range.
 const RELAY_MAX_HASHES: usize = 256;
 
+/// Blocks of held chunks a relay's tree keeps: an honest stream is in order and holds
+/// one at a time; past it the farthest from the newest is forgotten (≤ 117 kB).
+const RELAY_MAX_HELD: usize = 16;
+
 /// Remove the entry of `map` within `range` whose `distance` is largest (of the first
 /// and last there).
 fn forget_farthest<K: Ord + Copy, V>(
@@ -215,6 +251,17 @@ fn forget_farthest<K: Ord + Copy, V>(
         _ => low,
     };
     map.remove(&victim);
+}
+
+/// Chunks held for whole-block checks: by block, by chunk index, (leaf hash, bytes).
+type HeldBlocks = BTreeMap<u64, BTreeMap<u64, ([u8; 32], ChunkBytes)>>;
+
+/// A file tree's whole-block checks (boxed: live segments have none).
+#[derive(Debug, Clone, Default)]
+struct BlockChecks {
+    held: HeldBlocks,
+    /// What completed blocks verified, not taken yet.
+    released: VecDeque<Released>,
 }
 
 /// What a tree keeps of what it proved.
@@ -242,6 +289,9 @@ struct TreeState {
     inner: BTreeMap<(u8, u64), [u8; 32]>,
     /// Leaf hashes of level-1 nodes (blocks) proven but not finished.
     pending: BTreeMap<u64, Vec<[u8; 32]>>,
+    /// Chunks of blocks without leaf hashes, held until the block is complete (file trees
+    /// only; `None` for live segments, which always carry theirs).
+    blocks: Option<Box<BlockChecks>>,
     done: Bits,
     done_count: u64,
     keeping: Keeping,
@@ -266,6 +316,7 @@ impl TreeState {
             root,
             inner: BTreeMap::new(),
             pending: BTreeMap::new(),
+            blocks: None,
             done,
             done_count: 0,
             keeping,
@@ -355,7 +406,101 @@ impl TreeState {
             Keeping::Downloader => {}
         }
         self.pending.insert(n, hashes.to_vec());
+        // Chunks held for this block can now be checked one by one. One that fails came
+        // on an earlier stream (this one proved the hashes): it is dropped, not blamed.
+        if let Some(held) = self.blocks.as_mut().and_then(|b| b.held.remove(&n)) {
+            for (i, (leaf, data)) in held {
+                if self.leaf(i) == Some(&leaf) {
+                    self.verified(i);
+                    self.release(Released::Chunk(i, data));
+                }
+            }
+        }
         Ok(Accepted::New)
+    }
+
+    fn release(&mut self, r: Released) {
+        if let Some(b) = self.blocks.as_mut() {
+            b.released.push_back(r);
+        }
+    }
+
+    /// Count chunk `index` verified; a finished block's leaf hashes are dropped.
+    fn verified(&mut self, index: u64) {
+        if let Keeping::Relay(_) = self.keeping {
+            return;
+        }
+        self.done.set(index);
+        self.done_count += 1;
+        let block = index / ARITY as u64;
+        if self.block_complete(block) {
+            self.pending.remove(&block);
+        }
+    }
+
+    /// Whether block `block` can be checked as a whole: its node hash is proven (the
+    /// signed root itself when the file is one block).
+    fn block_provable(&self, block: u64) -> bool {
+        self.shape.depth() == 1 || self.inner_hash(1, block).is_some()
+    }
+
+    /// Hold chunk `index` (leaf hash `leaf`) of a block without leaf hashes; once the block
+    /// is complete, check it against its node hash and release it.
+    fn hold(
+        &mut self,
+        index: u64,
+        leaf: [u8; 32],
+        data: &[u8],
+        max_pending: usize,
+    ) -> Result<Accepted, VerifyError> {
+        let block = index / ARITY as u64;
+        let data = ChunkBytes::from_slice(data).map_err(|_| VerifyError::BadChunk { index })?;
+        let keeping = self.keeping;
+        let Some(held) = self.blocks.as_mut().map(|b| &mut b.held) else {
+            return Err(self.need_leaf_error(index));
+        };
+        if !held.contains_key(&block) {
+            match keeping {
+                Keeping::Relay(_) => {
+                    while held.len() >= RELAY_MAX_HELD {
+                        forget_farthest(held, 0..=u64::MAX, |b| b.abs_diff(block));
+                    }
+                }
+                Keeping::Downloader if held.len() + self.pending.len() >= max_pending => {
+                    return Err(VerifyError::TooManyPending);
+                }
+                Keeping::Downloader => {}
+            }
+        }
+        let chunks = held.entry(block).or_default();
+        // A repeat replaces what an earlier stream sent.
+        chunks.insert(index, (leaf, data));
+        if chunks.len() < self.shape.children_len(1, block) {
+            return Ok(Accepted::Held);
+        }
+        let chunks = held.remove(&block).unwrap_or_default();
+        let leaves: Vec<[u8; 32]> = chunks.values().map(|c| c.0).collect();
+        let ok = if self.shape.depth() == 1 {
+            node_hash(&self.root_prefix, &leaves) == self.root
+        } else {
+            self.inner_hash(1, block) == Some(&node_hash(&[NODE_TAG], &leaves))
+        };
+        if !ok {
+            return Err(VerifyError::BadBlock { block });
+        }
+        if let (Ok(node), Ok(hashes)) = (u32::try_from(block), heapless::Vec::from_slice(&leaves)) {
+            self.release(Released::Hashes(DbHashes {
+                tree: self.id,
+                level: 1,
+                node,
+                hashes,
+            }));
+        }
+        for (i, (_, data)) in chunks {
+            self.verified(i);
+            self.release(Released::Chunk(i, data));
+        }
+        Ok(Accepted::Held)
     }
 
     /// A relay's bound: forget one inner hash, at the lowest level held, the farthest
@@ -392,7 +537,14 @@ impl TreeState {
         }
     }
 
-    fn accept_leaf(&mut self, index: u64, data: &[u8]) -> Result<Accepted, VerifyError> {
+    /// Accept chunk `index` whose leaf hash is `leaf` (computed by the caller).
+    fn accept_leaf(
+        &mut self,
+        index: u64,
+        data: &[u8],
+        leaf: [u8; 32],
+        max_pending: usize,
+    ) -> Result<Accepted, VerifyError> {
         if index >= self.shape.n_leaves() {
             return Err(VerifyError::ChunkOutOfRange { index });
         }
@@ -400,20 +552,15 @@ impl TreeState {
             return Ok(Accepted::Duplicate);
         }
         let Some(want) = self.leaf(index) else {
+            if self.blocks.is_some() && self.block_provable(index / ARITY as u64) {
+                return self.hold(index, leaf, data, max_pending);
+            }
             return Err(self.need_leaf_error(index));
         };
-        if leaf_hash(data) != *want {
+        if leaf != *want {
             return Err(VerifyError::BadChunk { index });
         }
-        if let Keeping::Relay(_) = self.keeping {
-            return Ok(Accepted::New);
-        }
-        self.done.set(index);
-        self.done_count += 1;
-        let block = index / ARITY as u64;
-        if self.block_complete(block) {
-            self.pending.remove(&block);
-        }
+        self.verified(index);
         Ok(Accepted::New)
     }
 
@@ -500,7 +647,8 @@ impl FileVerifier {
         }
         let shape = manifest.shape().ok_or(VerifyError::TooLarge)?;
         let prefix = file_root_prefix(manifest.size, manifest.chunk_size);
-        let tree = TreeState::new(0, shape, &prefix, manifest.root, keeping);
+        let mut tree = TreeState::new(0, shape, &prefix, manifest.root, keeping);
+        tree.blocks = Some(Box::default());
         Ok(FileVerifier {
             manifest,
             limits,
@@ -542,15 +690,28 @@ impl FileVerifier {
     }
 
     /// Accept chunk `index` (0-based): its length must be the one the signed size implies
-    /// and its hash the proven leaf hash. `NeedHashes` says what to fetch first.
+    /// and its hash the proven leaf hash, or, when its block's leaf hashes were not sent,
+    /// it is held until the whole block hashes to the block's proven node hash
+    /// ([`Accepted::Held`]; see [`FileVerifier::take_released`]). `NeedHashes` says what
+    /// to fetch first.
     pub fn accept_chunk(&mut self, index: u64, data: &[u8]) -> Result<Accepted, VerifyError> {
+        self.accept_hashed(index, data, leaf_hash(data))
+    }
+
+    fn accept_hashed(
+        &mut self,
+        index: u64,
+        data: &[u8],
+        leaf: [u8; 32],
+    ) -> Result<Accepted, VerifyError> {
         if index < self.n_chunks()
             && !self.tree.done.get(index)
             && data.len() != self.manifest.chunk_len(index)
         {
             return Err(VerifyError::BadChunk { index });
         }
-        self.tree.accept_leaf(index, data)
+        let max = self.limits.max_pending_blocks;
+        self.tree.accept_leaf(index, data, leaf, max)
     }
 
     /// Accept a DB_DATA cell: the chunk number is 1-based on the wire, and the tag must be
@@ -560,16 +721,27 @@ impl FileVerifier {
         let Some(index) = content::index_from_wire(msg.chunk) else {
             return Err(VerifyError::ChunkOutOfRange { index: 0 });
         };
-        if index < self.n_chunks()
-            && !self.tree.done.get(index)
-            && let Some(leaf) = self.tree.leaf(index)
-        {
+        let leaf = leaf_hash(&msg.data);
+        if index < self.n_chunks() && !self.tree.done.get(index) {
+            // Against the proven leaf when there is one, else against the data.
+            let want = self.tree.leaf(index).unwrap_or(&leaf);
             let tag = &msg.signature;
-            if tag.timestamp() != self.manifest.published || tag.sig_prefix() != leaf[..4] {
+            if tag.timestamp() != self.manifest.published || tag.sig_prefix() != want[..4] {
                 return Err(VerifyError::BadTag { index });
             }
         }
-        self.accept_chunk(index, &msg.data)
+        self.accept_hashed(index, &msg.data, leaf)
+    }
+
+    /// The next of what blocks checked as a whole verified (their leaf hashes, then their
+    /// chunks, in order). Take them all after each accepted chunk or hash list.
+    pub fn take_released(&mut self) -> Option<Released> {
+        self.tree.blocks.as_mut()?.released.pop_front()
+    }
+
+    /// Blocks with chunks held, waiting for the rest of the block.
+    pub fn held_blocks(&self) -> usize {
+        self.tree.blocks.as_ref().map_or(0, |b| b.held.len())
     }
 
     /// True once chunk `index` is verified.
@@ -583,12 +755,7 @@ impl FileVerifier {
     /// hashes dropped).
     pub fn mark_held(&mut self, index: u64) {
         if index < self.n_chunks() && !self.tree.done.get(index) {
-            self.tree.done.set(index);
-            self.tree.done_count += 1;
-            let block = index / ARITY as u64;
-            if self.tree.block_complete(block) {
-                self.tree.pending.remove(&block);
-            }
+            self.tree.verified(index);
         }
     }
 
@@ -602,7 +769,8 @@ impl FileVerifier {
         self.tree.done_count == self.n_chunks()
     }
 
-    /// The node whose DB_HASHES must be fetched next before chunk `index` can be checked.
+    /// The node whose DB_HASHES must be fetched next before chunk `index` can be checked
+    /// alone (against its leaf hash).
     pub fn next_hashes_needed(&self, index: u64) -> Option<NodeRef> {
         self.tree.next_needed(index)
     }
@@ -746,11 +914,15 @@ impl LiveVerifier {
         if data.len() > max_len {
             return Err(VerifyError::BadChunk { index: abs });
         }
-        seg.tree.accept_leaf(local, data).map_err(|e| match e {
-            VerifyError::BadChunk { .. } => VerifyError::BadChunk { index: abs },
-            VerifyError::ChunkOutOfRange { .. } => VerifyError::ChunkOutOfRange { index: abs },
-            e => e,
-        })
+        let max = self.limits.max_pending_blocks;
+        let leaf = leaf_hash(data);
+        seg.tree
+            .accept_leaf(local, data, leaf, max)
+            .map_err(|e| match e {
+                VerifyError::BadChunk { .. } => VerifyError::BadChunk { index: abs },
+                VerifyError::ChunkOutOfRange { .. } => VerifyError::ChunkOutOfRange { index: abs },
+                e => e,
+            })
     }
 
     /// The absolute chunk a wire chunk number stands for: the latest one on the ring not

@@ -505,7 +505,9 @@ mod tests {
     /// manifest is not its name's is removed.
     #[test]
     fn a_new_store_over_the_same_directory_reloads() {
-        use onionpeer_core::ordb::{FileVerifier, ServeCursor, ServeStep, VerifyLimits};
+        use onionpeer_core::ordb::{
+            Accepted, FileVerifier, Released, ServeCursor, ServeStep, VerifyLimits,
+        };
         let dir =
             std::env::temp_dir().join(format!("onionpeer-store-reload-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -562,8 +564,14 @@ mod tests {
                         v.accept_hashes(&h).unwrap();
                     }
                     RelayMsg::DbData(d) => {
-                        v.accept_db_data(&d).unwrap();
-                        got.extend_from_slice(&d.data);
+                        if v.accept_db_data(&d).unwrap() == Accepted::New {
+                            got.extend_from_slice(&d.data);
+                        }
+                        while let Some(r) = v.take_released() {
+                            if let Released::Chunk(_, data) = r {
+                                got.extend_from_slice(&data);
+                            }
+                        }
                     }
                     m => panic!("{m:?}"),
                 },
