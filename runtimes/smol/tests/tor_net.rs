@@ -43,6 +43,44 @@ async fn with_timeout<T>(secs: u64, what: &str, f: impl std::future::Future<Outp
     .await
 }
 
+/// What the node saw since `events` subscribed, and where its streams and circuits stand:
+/// tells a DESTROY that never came from a stream not closed on one.
+async fn node_report(
+    client: &onionpeer_smol::driver::NodeHandle,
+    events: &smol::channel::Receiver<onionpeer_core::node::api::Event>,
+) -> String {
+    use onionpeer_core::node::api::{CircuitHandle, Event};
+    let seen: Vec<Event> = std::iter::from_fn(|| events.try_recv().ok()).collect();
+    let mut readable: Vec<_> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::StreamReadable(h) => Some(*h),
+            _ => None,
+        })
+        .collect();
+    readable.dedup();
+    let state = client
+        .with_node_mut(move |n, now| {
+            // A read of nothing says whether the stream is still there.
+            let streams: Vec<_> = readable
+                .iter()
+                .map(|h| (*h, n.stream_buffered(*h), n.read_stream(now, *h, &mut [])))
+                .collect();
+            let open: Vec<_> = (0..64)
+                .map(CircuitHandle)
+                .filter_map(|c| n.circuit_first_hop(c).map(|h| (c, h)))
+                .collect();
+            format!(
+                "counters {:?}; census {:?}; streams (buffered, read) {streams:?}; \
+                 open circuits (first hop) {open:?}",
+                n.counters(),
+                n.census()
+            )
+        })
+        .await;
+    format!("node events since: {seen:?}; {state:?}")
+}
+
 #[test]
 fn onionpeer_client_on_a_real_tor_network() {
     if !tor_installed() {
@@ -175,6 +213,11 @@ fn onionpeer_client_on_a_real_tor_network() {
             );
             drop(tor);
             let _ = std::fs::remove_dir_all(tor_dir);
+            // Let the relays tear down the tor client's circuits before the next one is
+            // built: a circuit built while they did, then cut by the exit's death below,
+            // was seen (about 1 run in 8, under load) to get no DESTROY from the relays at
+            // all, the node's circuit and stream left open with nothing buffered.
+            smol::Timer::after(Duration::from_secs(3)).await;
         }
 
         // Last, as it breaks the network: the tor exit killed mid-transfer. The SOCKS
@@ -222,37 +265,10 @@ fn onionpeer_client_on_a_real_tor_network() {
         })
         .await;
         let Some(total) = ended else {
-            let seen: Vec<_> = std::iter::from_fn(|| events.try_recv().ok()).collect();
-            let mut readable: Vec<_> = seen
-                .iter()
-                .filter_map(|e| match e {
-                    onionpeer_core::node::api::Event::StreamReadable(h) => Some(*h),
-                    _ => None,
-                })
-                .collect();
-            readable.dedup();
-            let counters = client
-                .with_node_mut(move |n, now| {
-                    // A read of nothing says whether the stream is still there.
-                    let buffered: Vec<_> = readable
-                        .iter()
-                        .map(|h| (*h, n.stream_buffered(*h), n.read_stream(now, *h, &mut [])))
-                        .collect();
-                    let open: Vec<_> = (0..64)
-                        .map(onionpeer_core::node::api::CircuitHandle)
-                        .filter_map(|c| n.circuit_first_hop(c).map(|h| (c, h)))
-                        .collect();
-                    format!(
-                        "{:?}; census {:?}; buffered {buffered:?}; open circuits (first hop) {open:?}",
-                        n.counters(),
-                        n.census()
-                    )
-                })
-                .await;
             panic!(
-                "the stream did not end within 60 s of the exit's death ({} KiB read); \
-                 node events since: {seen:?}; counters: {counters:?}",
-                got >> 10
+                "the stream did not end within 60 s of the exit's death ({} KiB read); {}",
+                got >> 10,
+                node_report(&client, &events).await
             );
         };
         assert!(total < SIZE, "the transfer cannot have finished");
