@@ -86,6 +86,10 @@ counters! {
     OrdbLoopStopped,
     /// A DB_QUERY answered DB_END UNAVAILABLE (nobody found to serve it).
     OrdbUnavailable,
+    /// A query from another ORDB for chunks of a file that neither we nor the partial
+    /// holders we know hold: answered UNAVAILABLE at once, for the asker to try its next
+    /// holder.
+    OrdbPartialMiss,
     /// An ORDB request refused by a limit (streams served, splices, lists, store).
     OrdbRefused,
     /// A server sent more DB_DATA than the stream's window allowed (the splice ended).

@@ -12,7 +12,8 @@
 //! - `ReplaceCircuit` destroys the circuit and asks the Peersm layer for a new ORDB
 //!   circuit at once; ORDB circuits coming up or going down are reported to every
 //!   download;
-//! - at 25/50/75/100 % the node sends DB_INFO on its ORDB circuits;
+//! - at each sixteenth of the file (25/50/75/100 % among them) the node sends DB_INFO,
+//!   with the chunks it holds from the start (HAVE), on its ORDB circuits;
 //! - the application pulls the in-order bytes with [`Node::read_content`] after
 //!   [`Event::ContentReadable`]; what is buffered is bounded by the scheduler's window.
 

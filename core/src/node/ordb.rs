@@ -11,9 +11,11 @@
 //! - **Requests.** A DB_QUERY at any node: counter 5 → DB_END; the node holds the range →
 //!   it serves it (DB_CONNECTED, DB_HASHES, DB_DATA, DB_END FINISHED) within a window of
 //!   chunks opened by DB_SENDME; else it forwards the query (counter + 1) on the first
-//!   valid circuit of its lists and splices the answer back; else it looks the name up
-//!   (FIND_VALUE), builds a one-hop circuit to each holder found and forwards there; else
-//!   DB_END UNAVAILABLE.
+//!   valid circuit of its lists whose peer holds the range (DB_INFO's HAVE) and splices
+//!   the answer back; else it looks the name up (FIND_VALUE), builds a one-hop circuit to
+//!   each holder found and forwards there; else DB_END UNAVAILABLE. A file query another
+//!   ORDB sent goes on only to a peer that advertised itself here, else ends at once
+//!   (UNAVAILABLE): it crosses two ORDBs at most.
 //! - **Bounds.** Served streams, splices, lists, forward circuits, advertised names and
 //!   test replies are all bounded; nothing is queued per stream beyond the window (an
 //!   ORDB relays a cell as it arrives; a server stops at the window).
@@ -29,7 +31,7 @@ use super::Node;
 use super::api::{Command, CommandError, CommandOk, FirstHop, QueryId, RelayTarget};
 use super::config::OrdbConfig;
 use super::counters::Count;
-use super::ordb_lists::{OrdbLists, PeerRef};
+use super::ordb_lists::{OrdbLists, PeerRef, Wanted};
 use crate::Instant;
 use crate::cells::channel::DestroyReason;
 use crate::cells::relay::{
@@ -62,9 +64,12 @@ const MAX_TEST_REPLIES: usize = 4096;
 const MAX_ADVERTISED: usize = 256;
 /// Live streams published at once.
 const MAX_LIVE: usize = 16;
-/// Upstream attempts per forwarded query (an UNAVAILABLE before any answer tries the
-/// next reference).
-const MAX_ATTEMPTS: u8 = 3;
+/// Upstream attempts per forwarded query at the requester's own ORDB (an UNAVAILABLE
+/// before any answer tries the next reference; partial holders answer that at once).
+const MAX_ATTEMPTS: u8 = 6;
+/// The same for a query another ORDB sent: each level of a chain retrying as often would
+/// multiply the attempts (attempts^levels when peers claim a name nobody has).
+const MAX_ATTEMPTS_RELAYED: u8 = 3;
 
 /// The message kinds the ORDB function handles.
 pub(super) fn is_ordb_msg(msg: &RelayMsg) -> bool {
@@ -167,6 +172,13 @@ struct TestQuery {
     data_seen: u16,
 }
 
+/// What we last advertised of a name (DB_INFO's P and HAVE).
+#[derive(Debug, Clone, Copy)]
+struct Advert {
+    progress: Progress,
+    have: Option<u32>,
+}
+
 /// The ORDB state of a node.
 pub(super) struct OrdbState {
     cfg: OrdbConfig,
@@ -181,7 +193,7 @@ pub(super) struct OrdbState {
     by_up: BTreeMap<(CircKey, StreamId), u64>,
     lookups: BTreeMap<u64, Lookup>,
     fwd: BTreeMap<CircKey, FwdCirc>,
-    advertised: BTreeMap<HashName, Progress>,
+    advertised: BTreeMap<HashName, Advert>,
     test_queries: BTreeMap<(CircKey, StreamId), TestQuery>,
     test_replies: VecDeque<(QueryId, RelayMsg)>,
     next_splice: u64,
@@ -348,8 +360,9 @@ impl Node {
     // ---- hooks for the downloader ----------------------------------------------------
 
     /// Tell our ORDBs we have `progress` of `hash_name` (DB_INFO on every built ORDB
-    /// circuit, with our facilitator flag). Remembered (bounded), and re-sent on ORDB
-    /// circuits built later. The downloader calls this at 25/50/75/100 %.
+    /// circuit, with our facilitator flag and, for part of a file, HAVE: the chunks our
+    /// store holds from its start). Remembered (bounded), and re-sent on ORDB circuits
+    /// built later. The downloader calls this at each sixteenth of the file.
     pub(super) fn advertise(&mut self, hash_name: &HashName, progress: Progress) {
         let Some(o) = self.ordb.as_mut() else {
             return;
@@ -360,11 +373,15 @@ impl Node {
         {
             o.advertised.remove(&k);
         }
-        o.advertised.insert(hash_name.clone(), progress);
+        let since = o.advertised.get(hash_name).and_then(|a| a.have);
+        let have = name20(hash_name).and_then(|n| held_prefix(&*o.store, &n, since));
+        o.advertised
+            .insert(hash_name.clone(), Advert { progress, have });
         let msg = DbInfo {
             hash_name: hash_name.clone(),
             progress,
             facilitator: o.cfg.facilitator,
+            have,
         };
         for (key, _) in self.ordb_circuit_list() {
             self.circ_send(key, None, msg.clone().into());
@@ -607,11 +624,7 @@ impl Node {
         let Some(o) = self.ordb.as_mut() else {
             return;
         };
-        let r = PeerRef {
-            circ: key,
-            progress: m.progress,
-            facilitator: m.facilitator,
-        };
+        let r = PeerRef::new(key, m.progress, m.facilitator, m.have.map(u64::from), true);
         let new = o
             .lists
             .add(&m.hash_name, r, o.cfg.max_names, o.cfg.refs_per_name);
@@ -858,6 +871,17 @@ impl Node {
         })
     }
 
+    /// `name` is a file: its manifest is in our store or relay cache, or a reference said
+    /// it holds part of it.
+    fn known_file(&self, name: &HashName) -> bool {
+        let Some(o) = self.ordb.as_ref() else {
+            return false;
+        };
+        let file = |m: Option<Manifest>| matches!(m, Some(Manifest::File(_)));
+        name20(name).is_some_and(|n| file(o.store.manifest(&n)) || file(o.cache.manifest(&n)))
+            || o.lists.has_partial(name)
+    }
+
     /// The manifest alone, then the end of the stream.
     fn serve_info(&mut self, leg: Leg, manifest: &Manifest) {
         if self.circ_send(leg.circ, Some(leg.sid), manifest.to_db_connected().into()) {
@@ -1011,6 +1035,7 @@ impl Node {
             self.send_end(down, DbEndReason::UNAVAILABLE);
             return;
         }
+        let q_counter = q.counter;
         q.counter = q.counter.saturating_add(1);
         let id = o.next_splice;
         o.next_splice += 1;
@@ -1033,6 +1058,14 @@ impl Node {
         );
         o.by_down.insert((key, sid), id);
         if self.forward_from_lists(id) {
+            return;
+        }
+        if q_counter > 0 && self.known_file(&name) {
+            // Another ORDB asked us for chunks of a file that neither we nor the holders
+            // that told us hold: the asker tries its next holder. Asking on would send
+            // the query round partial holders (PROTOCOL.md §9, step 3).
+            self.counters.bump(Count::OrdbPartialMiss);
+            self.drop_splice(id, None, Some(DbEndReason::UNAVAILABLE));
             return;
         }
         // Nobody in our lists: ask the DHT (one lookup per name at a time).
@@ -1072,6 +1105,15 @@ impl Node {
     /// Forward splice `id` on the first valid circuit of the name's list; `false` when
     /// the list has none.
     fn forward_from_lists(&mut self, id: u64) -> bool {
+        let Some(name) = self
+            .ordb
+            .as_ref()
+            .and_then(|o| o.splices.get(&id))
+            .map(|s| s.query.hash_name.clone())
+        else {
+            return true;
+        };
+        let file = self.known_file(&name);
         for _ in 0..8 {
             let Some(o) = self.ordb.as_deref_mut() else {
                 return false;
@@ -1080,14 +1122,19 @@ impl Node {
                 return true;
             };
             let skip = s.tried.clone();
-            let name = s.query.hash_name.clone();
+            let wanted = Wanted {
+                end: (s.query.chunk.saturating_sub(1)).saturating_add(s.query.nb_chunks.into()),
+                now: self.now,
+                // The query came from another ORDB (counter 1 when it reached us).
+                direct_only: s.query.counter > 1 && file,
+            };
             let circuits = &self.circuits;
             let valid = |c: CircKey| match circuits.get(&c) {
                 Some(Circuit::Client(cc)) => cc.is_built() || o.fwd.contains_key(&c),
                 Some(Circuit::Relay(_)) => true,
                 None => false,
             };
-            let Some(r) = o.lists.take(&name, valid, &skip) else {
+            let Some(r) = o.lists.take(&name, valid, &skip, wanted) else {
                 return false;
             };
             if self.send_up(id, r.circ) {
@@ -1146,7 +1193,13 @@ impl Node {
             if let Some(old) = s.up.take() {
                 o.by_up.remove(&(old.circ, old.sid));
             }
-            s.attempts < MAX_ATTEMPTS
+            // The query came from another ORDB when it reached us with counter ≥ 1.
+            let max = if s.query.counter > 1 {
+                MAX_ATTEMPTS_RELAYED
+            } else {
+                MAX_ATTEMPTS
+            };
+            s.attempts < max
         };
         if attempts_left {
             loop {
@@ -1229,11 +1282,7 @@ impl Node {
                 circs.push(c);
                 // The seed's OR_ORDB: the holder joins the name's list.
                 if let Some(o) = self.ordb.as_mut() {
-                    let r = PeerRef {
-                        circ: c,
-                        progress: Progress::Full,
-                        facilitator: false,
-                    };
+                    let r = PeerRef::new(c, Progress::Full, false, None, false);
                     o.lists.add(&name, r, o.cfg.max_names, o.cfg.refs_per_name);
                 }
             }
@@ -1403,7 +1452,19 @@ impl Node {
         let msg = match msg {
             RelayMsg::DbEnd(e) => {
                 if e.reason == DbEndReason::UNAVAILABLE && s.relayed == 0 {
-                    // That way up does not have it after all: try another.
+                    // That way up does not have it after all: try another. For a file's
+                    // chunks, remember the miss (the range is not asked that way again for
+                    // a while); a live stream's chunk numbers turn round, so not for those.
+                    let (name, first) = (s.query.hash_name.clone(), s.query.chunk);
+                    let up = s.up;
+                    if let Some(up) = up
+                        && s.query.nb_chunks > 0
+                        && self.known_file(&name)
+                        && let Some(o) = self.ordb.as_mut()
+                    {
+                        o.lists
+                            .missed(&name, up.circ, first.saturating_sub(1), self.now);
+                    }
                     self.retry_up(id);
                 } else {
                     self.drop_splice(id, None, Some(e.reason));
@@ -1547,10 +1608,11 @@ impl Node {
             let infos: Vec<DbInfo> = o
                 .advertised
                 .iter()
-                .map(|(n, p)| DbInfo {
+                .map(|(n, a)| DbInfo {
                     hash_name: n.clone(),
-                    progress: *p,
+                    progress: a.progress,
                     facilitator,
+                    have: a.have,
                 })
                 .collect();
             for m in infos {
@@ -1600,6 +1662,21 @@ impl Node {
             o.by_up.retain(|k, _| k.0 != key);
         }
     }
+}
+
+/// Chunks of file `name` our store holds from the start, counted on from `since` (what we
+/// advertised last: a download's store only grows); `None` for the whole file, a live
+/// stream or an unknown name (DB_INFO's HAVE is for partial files only).
+fn held_prefix(store: &dyn ChunkStore, name: &Name20, since: Option<u32>) -> Option<u32> {
+    let Some(Manifest::File(m)) = store.manifest(name) else {
+        return None;
+    };
+    let n = m.n_chunks();
+    let mut i = since.map_or(0, u64::from).min(n);
+    while i < n && store.has(name, i) {
+        i += 1;
+    }
+    (i < n).then(|| u32::try_from(i).unwrap_or(u32::MAX))
 }
 
 /// Check one answer cell against what the stream proved so far (`Ok` for what is not

@@ -12,12 +12,23 @@
 //!   `refs_per_name` references per name (the oldest is forgotten).
 //! - `told` records which of our own ORDB circuits we passed the name on to, so each is
 //!   told once (the seed: "only when ... the ORDBs they are connected to don't know it").
+//! - Range-aware: a query for chunks `first..end` takes the first reference that holds
+//!   them, as far as we know: its DB_INFO's HAVE (chunks held from the start) reaches
+//!   `end`, and it did not answer UNAVAILABLE for that part within [`MISS_MEMORY`].
+//!   References that do not hold the range keep their place.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
+use core::time::Duration;
+
+use crate::Instant;
 use crate::cells::relay::{HashName, Progress};
 use crate::circuit::CircKey;
+
+/// How long a reference that answered UNAVAILABLE from a chunk on is not asked for that
+/// chunk or later ones (it is downloading: it may hold them soon).
+pub(super) const MISS_MEMORY: Duration = Duration::from_secs(10);
 
 /// A peer that has (part of) a name, reached over `circ`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +36,63 @@ pub(super) struct PeerRef {
     pub(super) circ: CircKey,
     pub(super) progress: Progress,
     pub(super) facilitator: bool,
+    /// Chunks it holds from the file's start (DB_INFO's HAVE); `None`: all of it, as far
+    /// as we know.
+    pub(super) have: Option<u64>,
+    /// It answered UNAVAILABLE for a range from this chunk, at this time.
+    pub(super) missed: Option<(u64, Instant)>,
+    /// The peer told us itself (DB_INFO on its circuit to us), rather than the DHT
+    /// naming it as a holder.
+    pub(super) direct: bool,
+}
+
+impl PeerRef {
+    /// A reference that advertised itself (`direct`) or that the DHT named, with no miss
+    /// recorded.
+    pub(super) fn new(
+        circ: CircKey,
+        progress: Progress,
+        facilitator: bool,
+        have: Option<u64>,
+        direct: bool,
+    ) -> PeerRef {
+        PeerRef {
+            circ,
+            progress,
+            facilitator,
+            have,
+            missed: None,
+            direct,
+        }
+    }
+
+    /// Whether it is a reference `wanted` may take: it holds chunks up to `end`
+    /// (exclusive) as far as we know at `now`.
+    fn serves(&self, wanted: Wanted) -> bool {
+        let Wanted {
+            end,
+            now,
+            direct_only,
+        } = wanted;
+        (self.direct || !direct_only)
+            && self.have.is_none_or(|h| end <= h)
+            && self
+                .missed
+                .is_none_or(|(from, at)| end <= from || now >= at + MISS_MEMORY)
+    }
+}
+
+/// The chunks a forwarded query asks for, to pick a reference that holds them.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Wanted {
+    /// One past the last chunk asked (0: the file info only, which every holder has).
+    pub(super) end: u64,
+    /// The current time (misses are remembered for [`MISS_MEMORY`]).
+    pub(super) now: Instant,
+    /// Only references that advertised themselves to us: a query another ORDB sent us
+    /// goes one step further at most, to a holder that told us, never on through the
+    /// DHT's holders (the asker finds those itself).
+    pub(super) direct_only: bool,
 }
 
 #[derive(Debug, Default)]
@@ -82,8 +150,8 @@ impl OrdbLists {
         let list = self.names.entry(name.clone()).or_default();
         list.seq = seq;
         if let Some(e) = list.refs.iter_mut().find(|e| e.circ == r.circ) {
-            e.progress = r.progress;
-            e.facilitator = r.facilitator;
+            // News from (or about) the peer: what it misses may have come since.
+            *e = r;
             return new;
         }
         if list.refs.len() >= refs_per_name.max(1) {
@@ -93,20 +161,22 @@ impl OrdbLists {
         new
     }
 
-    /// The first reference of `name` whose circuit `valid` accepts, moved to the end of
-    /// the list; invalid ones met on the way are dropped. `skip` references are valid
-    /// but not wanted now (the requester's own circuit): they stay in place.
+    /// The first reference of `name` whose circuit `valid` accepts and that holds what is
+    /// `wanted`, moved to the end of the list; invalid ones met on the way are dropped.
+    /// `skip` references are valid but not wanted now (the requester's own circuit), and
+    /// those that do not hold the range are not wanted now either: they stay in place.
     pub(super) fn take(
         &mut self,
         name: &HashName,
         mut valid: impl FnMut(CircKey) -> bool,
         skip: &[CircKey],
+        wanted: Wanted,
     ) -> Option<PeerRef> {
         let list = self.names.get_mut(name)?;
         let mut i = 0;
         while i < list.refs.len() {
             let r = list.refs[i];
-            if skip.contains(&r.circ) {
+            if skip.contains(&r.circ) || !r.serves(wanted) {
                 i += 1;
                 continue;
             }
@@ -119,6 +189,26 @@ impl OrdbLists {
             return Some(r);
         }
         None
+    }
+
+    /// The reference on `circ` answered UNAVAILABLE for a range of `name` from `first`:
+    /// not asked for it again for a while.
+    pub(super) fn missed(&mut self, name: &HashName, circ: CircKey, first: u64, now: Instant) {
+        if let Some(r) = self
+            .names
+            .get_mut(name)
+            .and_then(|l| l.refs.iter_mut().find(|r| r.circ == circ))
+        {
+            r.missed = Some((first, now));
+        }
+    }
+
+    /// Whether a reference of `name` said it holds only part of it: the name is a file
+    /// some of whose holders we know are still downloading it.
+    pub(super) fn has_partial(&self, name: &HashName) -> bool {
+        self.names
+            .get(name)
+            .is_some_and(|l| l.refs.iter().any(|r| r.have.is_some()))
     }
 
     /// Of `ordbs` (our ORDB circuits), those not yet told about `name`; they are marked
@@ -187,10 +277,14 @@ mod tests {
     use super::*;
 
     fn r(i: u64) -> PeerRef {
-        PeerRef {
-            circ: CircKey(i),
-            progress: Progress::Full,
-            facilitator: false,
+        PeerRef::new(CircKey(i), Progress::Full, false, None, true)
+    }
+
+    fn any(end: u64) -> Wanted {
+        Wanted {
+            end,
+            now: Instant::ZERO,
+            direct_only: false,
         }
     }
 
@@ -202,14 +296,83 @@ mod tests {
         assert!(!l.add(&n, r(2), 8, 4));
         l.add(&n, r(3), 8, 4);
         // 1 is broken: dropped; 2 taken and moved to the end.
-        let got = l.take(&n, |c| c != CircKey(1), &[]).unwrap();
+        let got = l.take(&n, |c| c != CircKey(1), &[], any(0)).unwrap();
         assert_eq!(got.circ, CircKey(2));
         let order: Vec<u64> = l.refs(&n).iter().map(|r| r.circ.0).collect();
         assert_eq!(order, [3, 2]);
         // The requester's own circuit is skipped, not dropped.
-        let got = l.take(&n, |_| true, &[CircKey(3)]).unwrap();
+        let got = l.take(&n, |_| true, &[CircKey(3)], any(0)).unwrap();
         assert_eq!(got.circ, CircKey(2));
         assert_eq!(l.refs(&n).len(), 2);
+    }
+
+    #[test]
+    fn a_query_takes_a_reference_that_holds_its_range() {
+        let mut l = OrdbLists::default();
+        let n = HashName::new(b"file").unwrap();
+        // 1 holds the first 100 chunks, 2 the first 300, 3 all of it.
+        l.add(
+            &n,
+            PeerRef::new(CircKey(1), Progress::Quarter, false, Some(100), true),
+            8,
+            4,
+        );
+        l.add(
+            &n,
+            PeerRef::new(CircKey(2), Progress::Half, false, Some(300), true),
+            8,
+            4,
+        );
+        l.add(&n, r(3), 8, 4);
+        assert!(l.has_partial(&n));
+        let take = |l: &mut OrdbLists, end, now| {
+            let wanted = Wanted {
+                end,
+                now,
+                direct_only: false,
+            };
+            l.take(&n, |_| true, &[], wanted).map(|r| r.circ.0)
+        };
+        let t0 = Instant::ZERO;
+        assert_eq!(take(&mut l, 100, t0), Some(1));
+        assert_eq!(take(&mut l, 200, t0), Some(2));
+        // The info (end 0) and chunks up to 300: the rotation goes on among holders.
+        assert_eq!(take(&mut l, 0, t0), Some(3));
+        assert_eq!(take(&mut l, 300, t0), Some(2));
+        assert_eq!(take(&mut l, 301, t0), Some(3));
+        // 3 answered UNAVAILABLE from chunk 500: skipped for 500.. for a while, not
+        // before; after MISS_MEMORY it is asked again.
+        l.missed(&n, CircKey(3), 500, t0);
+        assert_eq!(take(&mut l, 600, t0), None);
+        assert_eq!(take(&mut l, 400, t0), Some(3));
+        assert_eq!(take(&mut l, 600, t0 + MISS_MEMORY), Some(3));
+        // A new DB_INFO from a peer replaces what we knew of it (its miss too).
+        l.missed(&n, CircKey(1), 50, t0);
+        l.add(
+            &n,
+            PeerRef::new(CircKey(1), Progress::Half, false, Some(700), true),
+            8,
+            4,
+        );
+        assert_eq!(take(&mut l, 650, t0), Some(1));
+        // A holder the DHT named is not taken for a query another ORDB sent us.
+        l.add(
+            &n,
+            PeerRef::new(CircKey(4), Progress::Full, false, None, false),
+            8,
+            4,
+        );
+        let from_ordb = Wanted {
+            end: 800,
+            now: t0,
+            direct_only: true,
+        };
+        assert_eq!(l.take(&n, |_| true, &[], from_ordb), None);
+        assert!(take(&mut l, 800, t0).is_some());
+        // None left partial: the name is no longer known as one being downloaded.
+        l.add(&n, r(1), 8, 4);
+        l.add(&n, r(2), 8, 4);
+        assert!(!l.has_partial(&n));
     }
 
     #[test]

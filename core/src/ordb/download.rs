@@ -66,6 +66,10 @@ use crate::cells::relay::{
     DbConnected, DbData, DbEndReason, DbHashes, DbSegment, MAX_CHUNK_DATA_LEN, Progress,
 };
 
+/// A file download advertises (DB_INFO) at each 1/`ADVERTISE_STEPS` of the file: the
+/// seed's 25/50/75/100 % and the steps between them.
+const ADVERTISE_STEPS: u64 = 16;
+
 /// An ORDB circuit, as the node names it to the downloader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DlCircuit(pub u64);
@@ -205,7 +209,9 @@ pub enum DlAction {
     },
     /// In-order bytes can be read with [`Downloader::read`] (once per transition).
     Readable,
-    /// Tell the ORDBs that we hold this share of the file (DB_INFO).
+    /// Tell the ORDBs that we hold this share of the file (DB_INFO, with the chunks
+    /// held from the start): at each sixteenth of the file, so ORDBs can send queries
+    /// for what we hold our way while we download.
     Advertise(Progress),
     /// The download ended (files only; reported once, last).
     Done(Result<(), DlError>),
@@ -306,7 +312,8 @@ pub struct Downloader {
     live_lost: u64,
     held: Vec<(u64, u64)>,
     readable_signalled: bool,
-    advertised: Option<Progress>,
+    /// Sixteenths of the file verified when we last advertised.
+    advertised: u64,
     failures: u32,
     /// When the last new chunk (or the manifest) was verified.
     last_progress: Option<Instant>,
@@ -358,7 +365,7 @@ impl Downloader {
             live_lost: 0,
             held: held.iter().copied().filter(|(a, b)| a < b).collect(),
             readable_signalled: false,
-            advertised: None,
+            advertised: 0,
             failures: 0,
             last_progress: None,
             info_attempts: 0,
@@ -984,19 +991,18 @@ impl Downloader {
             return;
         };
         let (got, n) = (v.verified_count(), v.n_chunks().max(1));
-        let quarter = got.saturating_mul(4) / n;
-        let p = match quarter {
-            0 => None,
-            1 => Some(Progress::Quarter),
-            2 => Some(Progress::Half),
-            3 => Some(Progress::ThreeQuarters),
-            _ => Some(Progress::Full),
-        };
-        if p > self.advertised {
-            self.advertised = p;
-            if let Some(p) = p {
-                self.actions.push_back(DlAction::Advertise(p));
-            }
+        let sixteenths = got.saturating_mul(ADVERTISE_STEPS) / n;
+        if sixteenths > self.advertised {
+            self.advertised = sixteenths;
+            // P is the seed's quarter, rounded down (at least 25 %: DB_INFO has no 0 %);
+            // the exact share travels in the DB_INFO's HAVE.
+            let p = match sixteenths * 4 / ADVERTISE_STEPS {
+                0 | 1 => Progress::Quarter,
+                2 => Progress::Half,
+                3 => Progress::ThreeQuarters,
+                _ => Progress::Full,
+            };
+            self.actions.push_back(DlAction::Advertise(p));
         }
         if v.is_complete() && self.read_chunk >= v.n_chunks() && !self.done {
             self.finish(Ok(()));

@@ -281,8 +281,12 @@ pub struct DbInfo {
     /// How much of it.
     pub progress: Progress,
     /// The sender is a facilitator (F byte present and 1). An F byte of 0 decodes as
-    /// `false`; `false` is encoded by omitting F.
+    /// `false`; `false` is encoded by omitting F (unless `have` follows).
     pub facilitator: bool,
+    /// Chunks held from the file's start, when the sender holds part of a file (our
+    /// extension, after F): ORDBs send a query only to a peer that holds its range.
+    /// `None`: the whole content, or not said.
+    pub have: Option<u32>,
 }
 
 impl RelayBody for DbInfo {
@@ -299,18 +303,26 @@ impl RelayBody for DbInfo {
                     _ => return Err(Error::Invalid("DB_INFO: F must be 0 or 1")),
                 },
             };
+            let have = match r.remaining() {
+                0 => None,
+                _ => Some(r.take_u32()?),
+            };
             Ok(DbInfo {
                 hash_name,
                 progress,
                 facilitator,
+                have,
             })
         })
     }
     fn encode_body<W: Writer + ?Sized>(&self, w: &mut W) -> EncResult {
         self.hash_name.put(w)?;
         w.write_u8(self.progress.to_u8());
-        if self.facilitator {
-            w.write_u8(1);
+        if self.facilitator || self.have.is_some() {
+            w.write_u8(self.facilitator.into());
+        }
+        if let Some(h) = self.have {
+            w.write_u32(h);
         }
         Ok(())
     }

@@ -240,6 +240,19 @@ fn samples() -> Vec<(&'static str, RelayCell)> {
                     hash_name: hn("abcd"),
                     progress: Progress::Half,
                     facilitator: false,
+                    have: None,
+                },
+            ),
+        ),
+        (
+            "db_info_have",
+            RelayCell::new(
+                None,
+                DbInfo {
+                    hash_name: hn("abcd"),
+                    progress: Progress::Quarter,
+                    facilitator: false,
+                    have: Some(0x0102_0304),
                 },
             ),
         ),
@@ -251,6 +264,7 @@ fn samples() -> Vec<(&'static str, RelayCell)> {
                     hash_name: hn("abcd"),
                     progress: Progress::Full,
                     facilitator: true,
+                    have: None,
                 },
             ),
         ),

@@ -229,18 +229,24 @@ fn get_fetches_over_ordb_circuits_with_sendmes_and_db_info() {
         }
     }
     assert!(sendmes.values().any(|&n| n == 4), "{sendmes:?}");
-    // DB_INFO at 25/50/75/100 % on each of the 6 ORDB circuits, stream 0.
-    let infos: Vec<Progress> = log
-        .iter()
-        .filter_map(|(_, s, m)| match m {
-            RelayMsg::DbInfo(i) => {
-                assert!(s.is_none());
-                Some(i.progress)
-            }
-            _ => None,
-        })
-        .collect();
-    assert_eq!(infos.len(), 4 * 6);
+    // DB_INFO at each sixteenth of the file on each of the 6 ORDB circuits, stream 0:
+    // HAVE (chunks held from the start) rising, then 100 % without HAVE (the whole file).
+    let mut infos: BTreeMap<CircKey, Vec<(Progress, Option<u32>)>> = BTreeMap::new();
+    for (k, s, m) in &log {
+        if let RelayMsg::DbInfo(i) = m {
+            assert!(s.is_none());
+            infos.entry(*k).or_default().push((i.progress, i.have));
+        }
+    }
+    assert_eq!(infos.len(), 6);
+    for seq in infos.values() {
+        assert_eq!(seq.len(), 16, "{seq:?}");
+        assert_eq!(seq.last(), Some(&(Progress::Full, None)));
+        let haves: Vec<u32> = seq.iter().filter_map(|(_, h)| *h).collect();
+        assert_eq!(haves.len(), 15, "{seq:?}");
+        assert!(haves.windows(2).all(|w| w[0] < w[1]), "{seq:?}");
+        assert_eq!(seq[0].0, Progress::Quarter);
+    }
     // Only 5 circuits carried DB_QUERYs.
     let used: alloc::collections::BTreeSet<CircKey> = log
         .iter()

@@ -98,6 +98,7 @@ fn loop_counter_and_unknown_names_end_without_state() {
         hash_name: HashName::new(&name).unwrap(),
         progress: Progress::Half,
         facilitator: true,
+        have: None,
     };
     n.on_ordb_msg(key, None, info.into());
     assert_eq!(n.ordb_references(&HashName::new(&name).unwrap()), 1);
@@ -165,6 +166,7 @@ fn facilitator_flag_is_kept_with_the_reference_and_the_circuit() {
         hash_name: name.clone(),
         progress: Progress::Full,
         facilitator: f,
+        have: None,
     };
     n.on_ordb_msg(CircKey(7), None, info(false).into());
     assert_eq!(n.ordb_facilitators(), 0);
@@ -178,4 +180,35 @@ fn facilitator_flag_is_kept_with_the_reference_and_the_circuit() {
             .collect::<Vec<_>>(),
         [(CircKey(7), false), (CircKey(8), true)]
     );
+}
+
+#[test]
+fn a_forwarded_query_for_chunks_no_known_holder_has_ends_at_once() {
+    let mut n = node_with(|_| {});
+    let name = HashName::new(&[4; 20]).unwrap();
+    // A peer downloading the file holds its first 10 chunks.
+    let info = DbInfo {
+        hash_name: name.clone(),
+        progress: Progress::Quarter,
+        facilitator: false,
+        have: Some(10),
+    };
+    n.on_ordb_msg(CircKey(8), None, info.into());
+    assert!(n.ordb.as_ref().unwrap().lists.has_partial(&name));
+    let q = |chunk, counter| DbQuery {
+        hash_name: name.clone(),
+        chunk,
+        nb_chunks: 5,
+        counter,
+    };
+    // Another ORDB asks for chunks 20..25: nobody we know holds them, UNAVAILABLE at once
+    // (no DHT lookup, no splice left), and the reference keeps its place.
+    n.on_ordb_msg(CircKey(7), StreamId::new(1), q(21, 1).into());
+    assert_eq!(n.counters().get(Count::OrdbPartialMiss), 1);
+    assert_eq!(n.ordb_census()[1], 0);
+    assert_eq!(n.ordb_references(&name), 1);
+    // The requester's own ORDB (counter 0) looks further: the DHT (empty here).
+    n.on_ordb_msg(CircKey(7), StreamId::new(2), q(21, 0).into());
+    assert_eq!(n.counters().get(Count::OrdbPartialMiss), 1);
+    assert!(n.counters().get(Count::OrdbUnavailable) >= 1);
 }

@@ -214,15 +214,18 @@ impl Harness {
     fn assert_complete(&self) {
         assert_eq!(self.done, Some(Ok(())));
         assert_eq!(self.out, self.seeder_data());
-        assert_eq!(
-            self.advertised,
-            vec![
-                Progress::Quarter,
-                Progress::Half,
-                Progress::ThreeQuarters,
-                Progress::Full
-            ]
-        );
+        // At most one DB_INFO per sixteenth of the file, rising, through every quarter.
+        let a = &self.advertised;
+        assert!(a.len() <= 16 && a.windows(2).all(|w| w[0] <= w[1]), "{a:?}");
+        for p in [
+            Progress::Quarter,
+            Progress::Half,
+            Progress::ThreeQuarters,
+            Progress::Full,
+        ] {
+            assert!(a.contains(&p), "{a:?}");
+        }
+        assert_eq!(a.last(), Some(&Progress::Full));
     }
 
     fn seeder_data(&self) -> Vec<u8> {
