@@ -50,11 +50,15 @@ fi
 
 log "tests"
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+stamp="$out.stamp"
+touch "$stamp"
+trap 'rm -f "$out" "$stamp"' EXIT
 set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
+# The CLI binary the tests just built (for its integration tests) serves the browser test.
+if [ target/debug/onionpeer -nt "$stamp" ]; then export ONIONPEER_BIN_FRESH=1; fi
 
 log "real browser: the core in wasm, in Debian's headless Chromium, joins a loopback network"
 # Installs chromium, nodejs/npm, ffmpeg, wasm-bindgen-cli and playwright-core when missing; runs in
