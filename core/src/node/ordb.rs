@@ -624,7 +624,7 @@ impl Node {
         let Some(o) = self.ordb.as_mut() else {
             return;
         };
-        let r = PeerRef::new(key, m.progress, m.facilitator, m.have.map(u64::from), true);
+        let r = PeerRef::advertised(key, &m);
         let new = o
             .lists
             .add(&m.hash_name, r, o.cfg.max_names, o.cfg.refs_per_name);
@@ -1282,7 +1282,7 @@ impl Node {
                 circs.push(c);
                 // The seed's OR_ORDB: the holder joins the name's list.
                 if let Some(o) = self.ordb.as_mut() {
-                    let r = PeerRef::new(c, Progress::Full, false, None, false);
+                    let r = PeerRef::found(c);
                     o.lists.add(&name, r, o.cfg.max_names, o.cfg.refs_per_name);
                 }
             }
@@ -1456,8 +1456,7 @@ impl Node {
                     // chunks, remember the miss (the range is not asked that way again for
                     // a while); a live stream's chunk numbers turn round, so not for those.
                     let (name, first) = (s.query.hash_name.clone(), s.query.chunk);
-                    let up = s.up;
-                    if let Some(up) = up
+                    if let Some(up) = s.up
                         && s.query.nb_chunks > 0
                         && self.known_file(&name)
                         && let Some(o) = self.ordb.as_mut()

@@ -23,7 +23,7 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use crate::Instant;
-use crate::cells::relay::{HashName, Progress};
+use crate::cells::relay::{DbInfo, HashName, Progress};
 use crate::circuit::CircKey;
 
 /// How long a reference that answered UNAVAILABLE from a chunk on is not asked for that
@@ -47,22 +47,27 @@ pub(super) struct PeerRef {
 }
 
 impl PeerRef {
-    /// A reference that advertised itself (`direct`) or that the DHT named, with no miss
-    /// recorded.
-    pub(super) fn new(
-        circ: CircKey,
-        progress: Progress,
-        facilitator: bool,
-        have: Option<u64>,
-        direct: bool,
-    ) -> PeerRef {
+    /// The peer on `circ` that sent us `info`.
+    pub(super) fn advertised(circ: CircKey, info: &DbInfo) -> PeerRef {
         PeerRef {
             circ,
-            progress,
-            facilitator,
-            have,
+            progress: info.progress,
+            facilitator: info.facilitator,
+            have: info.have.map(u64::from),
             missed: None,
-            direct,
+            direct: true,
+        }
+    }
+
+    /// A holder the DHT named, reached over `circ`: the whole file, as far as we know.
+    pub(super) fn found(circ: CircKey) -> PeerRef {
+        PeerRef {
+            circ,
+            progress: Progress::Full,
+            facilitator: false,
+            have: None,
+            missed: None,
+            direct: false,
         }
     }
 
@@ -277,7 +282,18 @@ mod tests {
     use super::*;
 
     fn r(i: u64) -> PeerRef {
-        PeerRef::new(CircKey(i), Progress::Full, false, None, true)
+        adv(i, None)
+    }
+
+    /// The reference of a peer that advertised holding `have` chunks (`None`: all).
+    fn adv(i: u64, have: Option<u32>) -> PeerRef {
+        let info = DbInfo {
+            hash_name: HashName::new(b"file").unwrap(),
+            progress: Progress::Full,
+            facilitator: false,
+            have,
+        };
+        PeerRef::advertised(CircKey(i), &info)
     }
 
     fn any(end: u64) -> Wanted {
@@ -311,18 +327,8 @@ mod tests {
         let mut l = OrdbLists::default();
         let n = HashName::new(b"file").unwrap();
         // 1 holds the first 100 chunks, 2 the first 300, 3 all of it.
-        l.add(
-            &n,
-            PeerRef::new(CircKey(1), Progress::Quarter, false, Some(100), true),
-            8,
-            4,
-        );
-        l.add(
-            &n,
-            PeerRef::new(CircKey(2), Progress::Half, false, Some(300), true),
-            8,
-            4,
-        );
+        l.add(&n, adv(1, Some(100)), 8, 4);
+        l.add(&n, adv(2, Some(300)), 8, 4);
         l.add(&n, r(3), 8, 4);
         assert!(l.has_partial(&n));
         let take = |l: &mut OrdbLists, end, now| {
@@ -348,20 +354,10 @@ mod tests {
         assert_eq!(take(&mut l, 600, t0 + MISS_MEMORY), Some(3));
         // A new DB_INFO from a peer replaces what we knew of it (its miss too).
         l.missed(&n, CircKey(1), 50, t0);
-        l.add(
-            &n,
-            PeerRef::new(CircKey(1), Progress::Half, false, Some(700), true),
-            8,
-            4,
-        );
+        l.add(&n, adv(1, Some(700)), 8, 4);
         assert_eq!(take(&mut l, 650, t0), Some(1));
         // A holder the DHT named is not taken for a query another ORDB sent us.
-        l.add(
-            &n,
-            PeerRef::new(CircKey(4), Progress::Full, false, None, false),
-            8,
-            4,
-        );
+        l.add(&n, PeerRef::found(CircKey(4)), 8, 4);
         let from_ordb = Wanted {
             end: 800,
             now: t0,
