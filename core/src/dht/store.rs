@@ -44,6 +44,9 @@ pub struct Holder {
     pub expires: Instant,
     /// When the node should send this STORE on again.
     pub republish_at: Instant,
+    /// It came once the record was full, in the place of a holder with less of the
+    /// file: for a whole holder, a peer that finished after the first announcers.
+    pub late: bool,
 }
 
 /// The bounded store of DHT_STORE announcements, keyed by hash_name (the DHT key of a
@@ -84,11 +87,12 @@ impl RecordStore {
     ) -> Result<(), StoreError> {
         let expires = now + self.ttl;
         let republish_at = now + self.republish_interval;
-        let holder = Holder {
+        let mut holder = Holder {
             peer,
             progress,
             expires,
             republish_at,
+            late: false,
         };
         let Some(holders) = self.records.get_mut(hash_name) else {
             if self.records.len() >= self.max_records {
@@ -126,6 +130,7 @@ impl RecordStore {
             match weakest {
                 Some((i, p)) if p <= holder.progress => {
                     holders.remove(i);
+                    holder.late = true;
                 }
                 _ => return Err(StoreError::TooManyHolders),
             }
@@ -141,6 +146,34 @@ impl RecordStore {
             .into_iter()
             .flatten()
             .filter(move |h| h.expires > now)
+    }
+
+    /// A FIND_VALUE answer: up to `max` live holders of `hash_name`. Whole holders that
+    /// came once the record was full come first, in turn: the first one named goes to
+    /// the back of the record (the seed's rotation on use), so successive lookups
+    /// spread over them. Then the other holders, in the record's order: the first
+    /// announcers (the seeder and its ORDBs, whose relay caches keep the chunks the
+    /// swarm's front asks for) carry the swarm until others hold the whole file.
+    /// Before, the answer was always the record's first holders: downloaders that
+    /// finished later were stored but never named (sim/README.md, "Whole holders in
+    /// turn").
+    pub fn answer(&mut self, hash_name: &HashName, now: Instant, max: usize) -> Vec<PeerRecord> {
+        let Some(holders) = self.records.get_mut(hash_name) else {
+            return Vec::new();
+        };
+        let late_whole = |h: &Holder| h.late && h.progress == Progress::Full;
+        let mut live: Vec<&Holder> = holders.iter().filter(|h| h.expires > now).collect();
+        // Stable: record order within each group.
+        live.sort_by_key(|h| !late_whole(h));
+        let answer: Vec<PeerRecord> = live.iter().take(max).map(|h| h.peer.clone()).collect();
+        if let Some(i) = holders
+            .iter()
+            .position(|h| h.expires > now && late_whole(h))
+        {
+            let h = holders.remove(i);
+            holders.push(h);
+        }
+        answer
     }
 
     /// Forgets expired holders and names left without holders. Returns how many holders

@@ -562,6 +562,46 @@ fn store_limits_expiry_and_republish() {
 }
 
 #[test]
+fn find_value_answers_name_late_whole_holders_in_turn() {
+    let cfg = DhtConfig {
+        max_holders_per_record: 4,
+        ..config()
+    };
+    let mut s = RecordStore::new(&cfg);
+    let a = HashName::new(b"a").unwrap();
+    let ids = |v: Vec<PeerRecord>| v.iter().map(|r| r.id.0[0]).collect::<Vec<u8>>();
+    // The first announcers: the seeder, its ORDB, two downloaders' ORDBs.
+    s.put(&a, rec([1; 20]), Progress::Full, secs(0)).unwrap();
+    s.put(&a, rec([2; 20]), Progress::Full, secs(1)).unwrap();
+    s.put(&a, rec([3; 20]), Progress::Quarter, secs(2)).unwrap();
+    s.put(&a, rec([4; 20]), Progress::Half, secs(3)).unwrap();
+    // Until others hold the whole file, the answer is the record's order, every time.
+    assert_eq!(ids(s.answer(&a, secs(4), 8)), [1, 2, 3, 4]);
+    assert_eq!(ids(s.answer(&a, secs(4), 8)), [1, 2, 3, 4]);
+    // Two downloaders finish: each takes the place of the holder with the least.
+    s.put(&a, rec([5; 20]), Progress::Full, secs(5)).unwrap();
+    s.put(&a, rec([6; 20]), Progress::Full, secs(6)).unwrap();
+    assert!(
+        s.get(&a, secs(6))
+            .all(|h| h.peer.id.0[0] != 3 && h.peer.id.0[0] != 4)
+    );
+    // They come first, in turn; the first announcers after them.
+    assert_eq!(ids(s.answer(&a, secs(7), 8)), [5, 6, 1, 2]);
+    assert_eq!(ids(s.answer(&a, secs(7), 8)), [6, 5, 1, 2]);
+    assert_eq!(ids(s.answer(&a, secs(7), 1)), [5]);
+    assert_eq!(ids(s.answer(&a, secs(7), 1)), [6]);
+    // A refreshed announcement keeps its place in the turn.
+    s.put(&a, rec([5; 20]), Progress::Full, secs(8)).unwrap();
+    assert_eq!(ids(s.answer(&a, secs(8), 8)), [5, 6, 1, 2]);
+    // Expired holders are never named; an unknown name has none.
+    assert!(s.answer(&a, secs(7200), 8).is_empty());
+    assert!(
+        s.answer(&HashName::new(b"b").unwrap(), secs(1), 8)
+            .is_empty()
+    );
+}
+
+#[test]
 fn store_never_exceeds_limits() {
     let cfg = DhtConfig {
         max_records: 4,
@@ -576,17 +616,36 @@ fn store_never_exceeds_limits() {
             for &(op, name, peer, dt) in ops {
                 now = now + Duration::from_secs(u64::from(dt));
                 let n = HashName::new(&[name % 8]).unwrap();
-                match op % 4 {
+                match op % 5 {
                     0 | 1 => {
-                        let _ = s.put(&n, rec([peer % 8; 20]), Progress::Half, now);
+                        let progress = if peer & 0x80 != 0 {
+                            Progress::Full
+                        } else {
+                            Progress::Half
+                        };
+                        let _ = s.put(&n, rec([peer % 8; 20]), progress, now);
                     }
                     2 => {
                         s.expire(now);
                     }
-                    _ => {
+                    3 => {
                         for (_, h) in s.due_for_republish(now) {
                             assert!(h.expires > now);
                         }
+                    }
+                    _ => {
+                        // Bounded, live holders only, each once; the record keeps them.
+                        let before = s.holder_count();
+                        let live: Vec<PeerId> = s.get(&n, now).map(|h| h.peer.id).collect();
+                        let got = s.answer(&n, now, usize::from(dt % 4));
+                        assert_eq!(got.len(), usize::from(dt % 4).min(live.len()));
+                        assert!(got.iter().all(|r| live.contains(&r.id)));
+                        assert!(
+                            got.iter()
+                                .enumerate()
+                                .all(|(i, r)| { got[..i].iter().all(|x| x.id != r.id) })
+                        );
+                        assert_eq!(s.holder_count(), before);
                     }
                 }
                 assert!(s.len() <= cfg.max_records);

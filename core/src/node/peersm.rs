@@ -713,11 +713,7 @@ impl Node {
         }
         // We may be (one of) the closest nodes ourselves: our own store counts.
         let mut holders: Vec<PeerRecord> = match &query.purpose {
-            Purpose::Value(name) => p
-                .store
-                .get(name, self.now)
-                .map(|h| h.peer.clone())
-                .collect(),
+            Purpose::Value(name) => p.store.answer(name, self.now, MAX_FOUND_PEERS),
             _ => Vec::new(),
         };
         for h in l.holders() {
@@ -1588,12 +1584,7 @@ impl Node {
                 self.send_found(key, sid, FoundKind::CloserNodes, &peers);
             }
             RelayMsg::DhtFindValue(m) if sid.is_some() => {
-                let holders: Vec<PeerRecord> = p
-                    .store
-                    .get(&m.hash_name, now)
-                    .take(MAX_FOUND_PEERS)
-                    .map(|h| h.peer.clone())
-                    .collect();
+                let holders = p.store.answer(&m.hash_name, now, MAX_FOUND_PEERS);
                 if holders.is_empty() {
                     let peers = closest(p, &Key::for_hash_name(&m.hash_name));
                     self.send_found(key, sid, FoundKind::CloserNodes, &peers);
