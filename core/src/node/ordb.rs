@@ -124,6 +124,13 @@ struct Splice {
     check: Check,
 }
 
+impl Splice {
+    /// Another ORDB sent the query (it reached us with counter ≥ 1, now incremented).
+    fn relayed(&self) -> bool {
+        self.query.counter > 1
+    }
+}
+
 /// What an ORDB checks of the answer stream it splices (PROTOCOL.md 6.6): a file's hash
 /// lists and chunks against its signed manifest, so that a tamperer upstream is caught
 /// here, at the first bad cell (or block), and never reached again from here.
@@ -286,17 +293,7 @@ impl Node {
         let mut held = Vec::new();
         for name in o.store.names() {
             let progress = match o.store.manifest(&name) {
-                Some(Manifest::File(m)) => {
-                    let n = m.n_chunks().max(1);
-                    let have = o.store.chunk_count(&name).min(n);
-                    match have * 4 / n {
-                        0 => None,
-                        1 => Some(Progress::Quarter),
-                        2 => Some(Progress::Half),
-                        3 => Some(Progress::ThreeQuarters),
-                        _ => Some(Progress::Full),
-                    }
-                }
+                Some(Manifest::File(m)) => Progress::of(o.store.chunk_count(&name), m.n_chunks()),
                 // A live stream's segments are not kept across restarts.
                 _ => None,
             };
@@ -1125,8 +1122,7 @@ impl Node {
             let wanted = Wanted {
                 end: (s.query.chunk.saturating_sub(1)).saturating_add(s.query.nb_chunks.into()),
                 now: self.now,
-                // The query came from another ORDB (counter 1 when it reached us).
-                direct_only: s.query.counter > 1 && file,
+                direct_only: s.relayed() && file,
             };
             let circuits = &self.circuits;
             let valid = |c: CircKey| match circuits.get(&c) {
@@ -1193,8 +1189,7 @@ impl Node {
             if let Some(old) = s.up.take() {
                 o.by_up.remove(&(old.circ, old.sid));
             }
-            // The query came from another ORDB when it reached us with counter ≥ 1.
-            let max = if s.query.counter > 1 {
+            let max = if s.relayed() {
                 MAX_ATTEMPTS_RELAYED
             } else {
                 MAX_ATTEMPTS

@@ -996,12 +996,7 @@ impl Downloader {
             self.advertised = sixteenths;
             // P is the seed's quarter, rounded down (at least 25 %: DB_INFO has no 0 %);
             // the exact share travels in the DB_INFO's HAVE.
-            let p = match sixteenths * 4 / ADVERTISE_STEPS {
-                0 | 1 => Progress::Quarter,
-                2 => Progress::Half,
-                3 => Progress::ThreeQuarters,
-                _ => Progress::Full,
-            };
+            let p = Progress::of(sixteenths, ADVERTISE_STEPS).unwrap_or(Progress::Quarter);
             self.actions.push_back(DlAction::Advertise(p));
         }
         if v.is_complete() && self.read_chunk >= v.n_chunks() && !self.done {

@@ -262,6 +262,16 @@ impl Progress {
     pub fn percent(self) -> u8 {
         (self as u8 + 1) * 25
     }
+    /// The quarter `held` of `total` chunks reaches, rounded down; `None` under 25 %.
+    pub fn of(held: u64, total: u64) -> Option<Progress> {
+        match held.min(total).saturating_mul(4) / total.max(1) {
+            0 => None,
+            1 => Some(Progress::Quarter),
+            2 => Some(Progress::Half),
+            3 => Some(Progress::ThreeQuarters),
+            _ => Some(Progress::Full),
+        }
+    }
     fn from_u8(v: u8) -> Result<Progress> {
         Ok(match v {
             0 => Progress::Quarter,

@@ -1121,3 +1121,16 @@ fn fuzz_signal_refusal_decode() {
         Err(_) => assert_ne!(input.len(), 1),
     });
 }
+
+#[test]
+fn progress_is_the_quarter_reached() {
+    assert_eq!(Progress::of(0, 100), None);
+    assert_eq!(Progress::of(24, 100), None);
+    assert_eq!(Progress::of(25, 100), Some(Progress::Quarter));
+    assert_eq!(Progress::of(74, 100), Some(Progress::Half));
+    assert_eq!(Progress::of(99, 100), Some(Progress::ThreeQuarters));
+    assert_eq!(Progress::of(100, 100), Some(Progress::Full));
+    // More than the total, and an empty file, stay in range.
+    assert_eq!(Progress::of(500, 100), Some(Progress::Full));
+    assert_eq!(Progress::of(0, 0), None);
+}
