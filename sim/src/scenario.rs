@@ -232,6 +232,9 @@ pub struct PeersmKnobs {
     /// Bytes of relayed file cells an ORDB keeps to serve again
     /// (`OrdbConfig::relay_cache_budget`; 0 turns the relay cache off).
     pub relay_cache_budget: Option<usize>,
+    /// Holders a FIND_VALUE of an ORDB adds to the name's list
+    /// (`OrdbConfig::find_value_peers`).
+    pub find_value_peers: Option<usize>,
     /// ORDB circuits a download uses at once (`DownloadConfig::circuits`).
     pub download_circuits: Option<usize>,
     /// Blocks in a download's window (`DownloadConfig::window_blocks`).
@@ -249,6 +252,7 @@ impl PeersmKnobs {
         set(&mut p.ordb_circuits, self.ordb_circuits);
         set(&mut p.ordb.max_serving, self.max_serving);
         set(&mut p.ordb.relay_cache_budget, self.relay_cache_budget);
+        set(&mut p.ordb.find_value_peers, self.find_value_peers);
         set(&mut d.circuits, self.download_circuits);
         set(&mut d.window_blocks, self.download_window_blocks);
         set(&mut d.block_chunks, self.download_block_chunks);

@@ -40,6 +40,15 @@
 //!   ([`DlAction::ReplaceCircuit`]); a GET with no data for 15 s (or 4 × the circuit's
 //!   measured response delay, at most 60 s) drops its circuit too.
 //!   What the dropped circuit had outstanding is asked elsewhere.
+//! - **End game.** Once every chunk is asked for, a used circuit with nothing to do
+//!   takes the second half of what the GET with the most chunks left still has to send
+//!   (when its circuit would take longer than the idle one's response delay to send
+//!   it); that GET is closed with DB_END once it holds the first half. Nothing is
+//!   fetched twice.
+//! - **Hedge.** When nothing can be asked (the window cannot slide) and a circuit idles,
+//!   the window's first range, if its GET has had no answer for twice that circuit's
+//!   response delay (at least 1 s), is asked on it too; the first GET to send a chunk
+//!   keeps the range, the other is closed with DB_END.
 //! - **Giving up.** 32 failed GETs in a row without a new chunk; once the manifest is
 //!   verified, only after 5 minutes without a new chunk as well.
 //! - **Resume.** An interrupted GET (DB_END, circuit gone, bad data) is re-requested from
@@ -69,6 +78,10 @@ use crate::cells::relay::{
 /// A file download advertises (DB_INFO) at each 1/`ADVERTISE_STEPS` of the file: the
 /// seed's 25/50/75/100 % and the steps between them.
 const ADVERTISE_STEPS: u64 = 16;
+
+/// The end game splits a GET only when it still has this many chunks to send (two of
+/// the tree's blocks): smaller tails are not worth a round trip.
+const SPLIT_MIN_CHUNKS: u64 = 30;
 
 /// An ORDB circuit, as the node names it to the downloader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -259,6 +272,16 @@ enum GetKind {
     },
 }
 
+impl GetKind {
+    /// The end of a range (0 for the others).
+    fn end(self) -> u64 {
+        match self {
+            GetKind::Range { end, .. } => end,
+            _ => 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Get {
     circ: DlCircuit,
@@ -269,6 +292,12 @@ struct Get {
     sent_at: Instant,
     first_at: Option<Instant>,
     last_at: Instant,
+    /// The end the ORDB was asked for, when the end game gave the range's tail to
+    /// another circuit (`kind`'s end is then the new, nearer one).
+    asked_end: Option<u64>,
+    /// The same range asked on another circuit (a hedge): the first of the two to
+    /// send a chunk keeps the range, the other is closed.
+    twin: Option<GetId>,
 }
 
 #[derive(Debug)]
@@ -635,12 +664,20 @@ impl Downloader {
         };
         let circ = g.circ;
         let kind = g.kind;
+        let asked_end = g.asked_end;
         let len = msg.data.len() as u64;
         let index = match &self.content {
             Content::Unknown => return,
             Content::File(_) => u64::from(msg.chunk).checked_sub(1),
             Content::Live { v, .. } => v.absolute_chunk(msg.chunk),
         };
+        if let (GetKind::Range { end, .. }, Some(i), Some(asked)) = (kind, index, asked_end)
+            && i >= end
+            && i < asked
+        {
+            // The tail the end game asked elsewhere, sent before our DB_END arrived.
+            return;
+        }
         let in_range = match (kind, index) {
             (GetKind::Range { first, end }, Some(i)) => i >= first && i < end,
             (GetKind::Join, Some(_)) => true,
@@ -669,6 +706,10 @@ impl Downloader {
                     g.bytes = g.bytes.saturating_add(len);
                 }
                 self.measure_first(circ, now, get);
+                if let Some(t) = self.gets.get_mut(&get).and_then(|g| g.twin.take()) {
+                    // The hedge is decided: this GET sends the range.
+                    self.end_get(t, true);
+                }
                 if kind == GetKind::Join {
                     self.on_joined(index);
                 }
@@ -888,12 +929,17 @@ impl Downloader {
         while next < end && self.have(next) {
             next += 1;
         }
-        if let Some(g) = self.gets.get_mut(&get) {
-            g.next = next;
-        }
+        let cut = match self.gets.get_mut(&get) {
+            Some(g) => {
+                g.next = next;
+                g.asked_end.is_some()
+            }
+            None => false,
+        };
         if next >= end {
             self.measure_done(now, get);
-            self.end_get(get, false);
+            // A cut GET's ORDB would go on sending the tail: stop it.
+            self.end_get(get, cut);
         }
     }
 
@@ -1085,7 +1131,14 @@ impl Downloader {
         if let Some(c) = self.circuits.get_mut(&g.circ) {
             c.in_flight = c.in_flight.saturating_sub(1);
         }
-        if let GetKind::Range { first, end } = g.kind {
+        let twin_asks = g
+            .twin
+            .and_then(|t| self.gets.get_mut(&t))
+            .map(|t| t.twin = None)
+            .is_some();
+        if let GetKind::Range { first, end } = g.kind
+            && !twin_asks
+        {
             let mut i = g.next.max(first);
             while i < end {
                 while i < end && self.have(i) {
@@ -1377,6 +1430,8 @@ impl Downloader {
                 sent_at: now,
                 first_at: None,
                 last_at: now,
+                asked_end: None,
+                twin: None,
             },
         );
         self.actions.push_back(DlAction::SendGet {
@@ -1442,15 +1497,114 @@ impl Downloader {
             }
         } else if self.hold_until.is_none() {
             for c in self.candidates(now) {
-                let Some((a, b)) = self.pick_range_for_live(now) else {
+                if let Some((a, b)) = self.pick_range_for_live(now) {
+                    self.send_get(now, c, GetKind::Range { first: a, end: b });
+                } else if !self.split_tail(now, c) && !self.hedge(now, c) {
                     break;
-                };
-                self.send_get(now, c, GetKind::Range { first: a, end: b });
+                }
             }
         }
         if !self.gets.is_empty() && self.next_check.is_none() {
             self.next_check = Some(now + Duration::from_secs(1));
         }
+    }
+
+    /// The end game: every chunk of the file is asked for and circuit `c` has nothing
+    /// to do. The GET with the most chunks still to send gives the second half of them
+    /// to `c`, unless its circuit would send them within `c`'s response delay; it is
+    /// closed once it holds the first half. Without it, a download's last block came
+    /// from one circuit while the others idled.
+    fn split_tail(&mut self, now: Instant, c: DlCircuit) -> bool {
+        let Some(n) = self.n_chunks() else {
+            return false;
+        };
+        if self.live || !self.todo.is_empty() || self.frontier < n || self.gets_on(c) > 0 {
+            return false;
+        }
+        let Some((&id, g)) = self
+            .gets
+            .iter()
+            .filter(|(_, g)| g.circ != c && g.twin.is_none())
+            .filter(|(_, g)| matches!(g.kind, GetKind::Range { .. }))
+            .max_by_key(|(id, g)| {
+                (
+                    g.kind.end().saturating_sub(g.next),
+                    core::cmp::Reverse(**id),
+                )
+            })
+        else {
+            return false;
+        };
+        let (next, end) = (g.next, g.kind.end());
+        if end.saturating_sub(next) < SPLIT_MIN_CHUNKS {
+            return false;
+        }
+        let rate = self
+            .circuits
+            .get(&g.circ)
+            .and_then(|s| s.flow_rate.or(s.rate))
+            .filter(|r| *r > 0);
+        let delay = self
+            .circuits
+            .get(&c)
+            .and_then(|s| s.delay)
+            .unwrap_or(Duration::from_secs(1));
+        if let Some(r) = rate {
+            let bytes = (end - next).saturating_mul(self.chunk_size());
+            if u128::from(bytes) * 1_000_000_000 / u128::from(r) <= delay.as_nanos() {
+                return false;
+            }
+        }
+        let mid = next + (end - next) / 2;
+        if let Some(g) = self.gets.get_mut(&id)
+            && let GetKind::Range { first, .. } = g.kind
+        {
+            g.kind = GetKind::Range { first, end: mid };
+            g.asked_end.get_or_insert(end);
+        }
+        self.send_get(now, c, GetKind::Range { first: mid, end });
+        true
+    }
+
+    /// The window cannot slide and circuit `c` has nothing to do: the window's first
+    /// range in flight has had no answer for twice `c`'s response delay (at least
+    /// 1 s). Ask that range on `c` as well; the first GET to send a chunk keeps it.
+    /// A GET at the window's start whose ORDB is slow to answer (a lookup, a queue at
+    /// its holder) otherwise held every circuit idle until it came (`swarm`: 3 s of an
+    /// 8 s download).
+    fn hedge(&mut self, now: Instant, c: DlCircuit) -> bool {
+        let Some(delay) = self.circuits.get(&c).and_then(|s| s.delay) else {
+            return false;
+        };
+        if self.live || self.gets_on(c) > 0 {
+            return false;
+        }
+        let Some((&id, g)) = self
+            .gets
+            .iter()
+            .filter(|(_, g)| matches!(g.kind, GetKind::Range { .. }))
+            .min_by_key(|(_, g)| g.next)
+        else {
+            return false;
+        };
+        let waited = now.saturating_duration_since(g.sent_at);
+        if g.circ == c
+            || g.first_at.is_some()
+            || g.twin.is_some()
+            || waited < delay.saturating_mul(2).max(Duration::from_secs(1))
+        {
+            return false;
+        }
+        let kind = g.kind;
+        let twin = GetId(self.next_get);
+        self.send_get(now, c, kind);
+        if let Some(g) = self.gets.get_mut(&id) {
+            g.twin = Some(twin);
+        }
+        if let Some(t) = self.gets.get_mut(&twin) {
+            t.twin = Some(id);
+        }
+        true
     }
 
     /// A range to ask; on a live ring a range never wraps (wire numbers stay consecutive).
@@ -1510,10 +1664,23 @@ impl Downloader {
         {
             return Err("a chunk behind the reader is buffered");
         }
+        for (id, g) in &self.gets {
+            if let Some(t) = g.twin
+                && self
+                    .gets
+                    .get(&t)
+                    .is_none_or(|t| t.twin != Some(*id) || t.kind != g.kind)
+            {
+                return Err("a hedge without its twin");
+            }
+        }
         // Ranges in flight and to do are disjoint, and all below the frontier.
         let mut ranges: Vec<(u64, u64)> = self
             .gets
-            .values()
+            .iter()
+            // Twins ask the same range: count it once.
+            .filter(|(id, g)| g.twin.is_none_or(|t| t > **id))
+            .map(|(_, g)| g)
             .filter_map(|g| match g.kind {
                 GetKind::Range { first, end } => Some((first, end)),
                 _ => None,

@@ -230,7 +230,7 @@ fn get_fetches_over_ordb_circuits_with_sendmes_and_db_info() {
     }
     assert!(sendmes.values().any(|&n| n == 4), "{sendmes:?}");
     // DB_INFO at each sixteenth of the file on each of the 6 ORDB circuits, stream 0:
-    // HAVE (chunks held from the start) rising, then 100 % without HAVE (the whole file).
+    // HAVE (chunks held from the start) growing, then 100 % without HAVE (the whole file).
     let mut infos: BTreeMap<CircKey, Vec<(Progress, Option<u32>)>> = BTreeMap::new();
     for (k, s, m) in &log {
         if let RelayMsg::DbInfo(i) = m {
@@ -244,7 +244,9 @@ fn get_fetches_over_ordb_circuits_with_sendmes_and_db_info() {
         assert_eq!(seq.last(), Some(&(Progress::Full, None)));
         let haves: Vec<u32> = seq.iter().filter_map(|(_, h)| *h).collect();
         assert_eq!(haves.len(), 15, "{seq:?}");
-        assert!(haves.windows(2).all(|w| w[0] < w[1]), "{seq:?}");
+        // Never falling; it may stand still while the end game fetches a tail.
+        assert!(haves.windows(2).all(|w| w[0] <= w[1]), "{seq:?}");
+        assert!(haves[0] < haves[14], "{seq:?}");
         assert_eq!(seq[0].0, Progress::Quarter);
     }
     // Only 5 circuits carried DB_QUERYs.

@@ -53,6 +53,8 @@ struct Harness {
     streams: BTreeMap<GetId, Stream>,
     sent: Vec<(GetId, DlCircuit, u64, u16)>,
     replaced: Vec<(DlCircuit, DropReason)>,
+    /// GETs we closed with DB_END to their ORDB.
+    stopped: Vec<GetId>,
     advertised: Vec<Progress>,
     info: Option<(u64, String)>,
     out: Vec<u8>,
@@ -73,6 +75,7 @@ impl Harness {
             streams: BTreeMap::new(),
             sent: Vec::new(),
             replaced: Vec::new(),
+            stopped: Vec::new(),
             advertised: Vec::new(),
             info: None,
             out: vec![0; size],
@@ -132,7 +135,10 @@ impl Harness {
                         },
                     );
                 }
-                DlAction::CloseGet { get, .. } => {
+                DlAction::CloseGet { get, send_end, .. } => {
+                    if send_end {
+                        self.stopped.push(get);
+                    }
                     self.streams.remove(&get);
                 }
                 DlAction::ReplaceCircuit { circuit, reason } => {
@@ -960,8 +966,9 @@ fn first_round_ranges_beyond_a_small_file_are_dropped_without_blame() {
     let first = h.sent[0].0;
     h.step(first);
     assert_eq!(h.info, Some((640, String::from("video/webm"))));
-    // Only the two GETs within the file are left; nothing beyond it is ever asked.
-    assert_eq!(h.d.gets_in_flight(), 2);
+    // Only the two GETs within the file are left (and, the whole file being asked, the
+    // end game's split of the first on an idle circuit); nothing beyond it is asked.
+    assert_eq!(h.d.gets_in_flight(), 3);
     h.run(&[], 1, 100_000);
     h.assert_complete();
     assert!(h.replaced.is_empty());
@@ -1010,4 +1017,170 @@ fn a_measured_circuit_asks_again_before_the_answer_starts() {
         overlapped,
         "no circuit ever had a GET asked before the last one answered"
     );
+}
+
+impl Harness {
+    /// Serve every stream of circuits other than `except` one answer at a time in turn
+    /// until they have nothing more, without time passing.
+    fn serve_all_but(&mut self, except: DlCircuit) {
+        loop {
+            let gets: Vec<GetId> = self
+                .streams
+                .iter()
+                .filter(|(_, s)| s.circ != except)
+                .map(|(g, _)| *g)
+                .collect();
+            let mut any = false;
+            for g in gets {
+                any |= self.step(g);
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
+    /// Deliver what `get`'s answer sends before its first chunk (the manifest, hashes),
+    /// then its next `msgs` answers.
+    fn deliver(&mut self, get: GetId, msgs: usize) {
+        while self.streams[&get]
+            .answers
+            .front()
+            .is_some_and(|m| !matches!(m, Msg::Data(_)))
+        {
+            self.step(get);
+        }
+        for _ in 0..msgs {
+            assert!(self.step(get));
+        }
+    }
+}
+
+/// Blocks of 60 chunks, 5 in the window (300 chunks).
+fn blocks_of_60() -> DownloadConfig {
+    DownloadConfig {
+        block_chunks: 60,
+        window_blocks: 5,
+        ..DownloadConfig::default()
+    }
+}
+
+#[test]
+fn the_end_game_gives_the_tail_of_the_slowest_get_to_an_idle_circuit() {
+    // 300 chunks of 16 B, 5 blocks of 60: the first round asks for the whole file.
+    let mut h = Harness::new(seeder(4_800, 16), &[], blocks_of_60());
+    let circs: Vec<DlCircuit> = (0..5).map(|_| h.circuit_up()).collect();
+    assert_eq!(h.sent.len(), 5);
+    let slow = circs[2];
+    let (g, _, nb, n) = *h.sent.iter().find(|s| s.1 == slow).unwrap();
+    assert_eq!((nb, n), (121, 60));
+    // The slow GET delivers its manifest, hashes and 2 chunks; the others everything.
+    h.deliver(g, 2);
+    h.advance(300);
+    h.serve_all_but(slow);
+    // One idle circuit took the second half of the 58 chunks left (chunks 151..180,
+    // wire numbers 152..): one split only, as the halves are now under 30 chunks.
+    let split: Vec<_> = h.sent[5..].to_vec();
+    assert_eq!(split.len(), 1, "{split:?}");
+    assert_ne!(split[0].1, slow);
+    assert_eq!((split[0].2, split[0].3), (121 + 2 + 29, 29));
+    // The slow GET is closed with DB_END once it has its first half, never sending
+    // the tail; the split GET brings it.
+    for _ in 0..29 {
+        assert!(h.step(g));
+    }
+    assert_eq!(h.stopped, vec![g]);
+    assert!(!h.streams.contains_key(&g));
+    h.run(&[], 1, 10_000);
+    h.assert_complete();
+    assert!(h.replaced.is_empty());
+}
+
+#[test]
+fn no_end_game_while_chunks_remain_to_ask_or_the_tail_is_short() {
+    // 600 chunks: the window (300) holds back half the file; circuits that idle at
+    // the window's edge wait for it to slide, they do not split.
+    let mut h = Harness::new(seeder(9_600, 16), &[], blocks_of_60());
+    let circs: Vec<DlCircuit> = (0..5).map(|_| h.circuit_up()).collect();
+    let (g, ..) = *h.sent.iter().find(|s| s.1 == circs[0]).unwrap();
+    h.step(g);
+    h.serve_all_but(circs[0]);
+    // Nothing is read while the first block is missing: the window cannot slide.
+    assert!(h.sent[5..].iter().all(|s| s.2 > 300), "{:?}", &h.sent[5..]);
+    assert!(h.stopped.is_empty());
+    // A last GET with under 30 chunks left is not split either.
+    let mut h = Harness::new(seeder(4_800, 16), &[], blocks_of_60());
+    let circs: Vec<DlCircuit> = (0..5).map(|_| h.circuit_up()).collect();
+    let (g, ..) = *h.sent.iter().find(|s| s.1 == circs[4]).unwrap();
+    h.deliver(g, 31);
+    h.serve_all_but(circs[4]);
+    assert_eq!(h.sent.len(), 5);
+    h.run(&[], 1, 10_000);
+    h.assert_complete();
+    assert!(h.stopped.is_empty());
+}
+
+/// 600 chunks, a window of 150: the first round asks the window's 5 blocks; every
+/// circuit but the first answers its block at once, the first stays silent. Returns
+/// the harness, the silent circuit and its GET, after 1.2 s.
+fn window_held_by_a_silent_get() -> (Harness, DlCircuit, GetId) {
+    let mut h = Harness::new(seeder(9_600, 16), &[], small_cfg());
+    let circs: Vec<DlCircuit> = (0..5).map(|_| h.circuit_up()).collect();
+    let (g, _, nb, _) = *h.sent.iter().find(|s| s.1 == circs[0]).unwrap();
+    assert_eq!(nb, 1);
+    h.advance(100);
+    h.serve_all_but(circs[0]);
+    assert_eq!(h.sent.len(), 5, "nothing else fits in the window");
+    h.advance(1_100);
+    (h, circs[0], g)
+}
+
+#[test]
+fn a_silent_get_at_the_window_start_is_asked_again_elsewhere() {
+    let (mut h, silent, g) = window_held_by_a_silent_get();
+    // After twice the idle circuits' delay (at least 1 s), its range is asked on one
+    // of them as well (a hedge), once.
+    let hedges: Vec<_> = h.sent[5..].to_vec();
+    assert_eq!(hedges.len(), 1, "{hedges:?}");
+    let (t, c, nb, n) = hedges[0];
+    assert_ne!(c, silent);
+    assert_eq!((nb, n), (1, 30));
+    // The hedge answers first: the silent GET is closed with DB_END; nothing twice.
+    h.deliver(t, 1);
+    assert_eq!(h.stopped, vec![g]);
+    assert!(!h.streams.contains_key(&g));
+    h.run(&[silent], u64::MAX, 20_000);
+    h.assert_complete();
+    assert!(h.replaced.is_empty());
+}
+
+#[test]
+fn a_hedged_get_that_answers_first_keeps_its_range() {
+    let (mut h, _silent, g) = window_held_by_a_silent_get();
+    let (t, ..) = h.sent[5];
+    // The silent GET answers after all: the hedge is closed.
+    h.deliver(g, 1);
+    assert_eq!(h.stopped, vec![t]);
+    h.run(&[], 1, 20_000);
+    h.assert_complete();
+}
+
+#[test]
+fn a_hedge_that_fails_leaves_its_range_to_its_twin() {
+    let (mut h, _silent, g) = window_held_by_a_silent_get();
+    let (t, ..) = h.sent[5];
+    let before = h.sent.len();
+    h.d.handle_end(h.now, t, DbEndReason::UNAVAILABLE);
+    h.pump();
+    // The range is not put back to be asked anew: the silent GET still asks it, and
+    // at most a new hedge joins it on another idle circuit (the invariants check that
+    // no GETs but twins ask the same chunks).
+    let again: Vec<_> = h.sent[before..].to_vec();
+    assert!(again.len() <= 1, "{again:?}");
+    assert!(again.iter().all(|s| (s.2, s.3) == (1, 30)), "{again:?}");
+    while h.step(g) {}
+    let closed: Vec<GetId> = again.iter().map(|s| s.0).collect();
+    assert_eq!(h.stopped, closed);
+    h.run(&[], 1, 20_000);
+    h.assert_complete();
 }
