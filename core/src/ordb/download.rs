@@ -272,16 +272,6 @@ enum GetKind {
     },
 }
 
-impl GetKind {
-    /// The end of a range (0 for the others).
-    fn end(self) -> u64 {
-        match self {
-            GetKind::Range { end, .. } => end,
-            _ => 0,
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 struct Get {
     circ: DlCircuit,
@@ -1397,12 +1387,10 @@ impl Downloader {
                 starts_in = starts_in.max(first.saturating_duration_since(now));
             }
         }
-        let flow = u64::try_from(u128::from(left) * 1_000_000_000 / u128::from(rate))
-            .map_or(Duration::MAX, Duration::from_nanos);
-        starts_in.saturating_add(flow) <= delay.saturating_mul(3) / 2
+        starts_in.saturating_add(time_to_send(left, rate)) <= delay.saturating_mul(3) / 2
     }
 
-    fn send_get(&mut self, now: Instant, circ: DlCircuit, kind: GetKind) {
+    fn send_get(&mut self, now: Instant, circ: DlCircuit, kind: GetKind) -> GetId {
         let id = GetId(self.next_get);
         self.next_get += 1;
         let (chunk_nb, nb_chunks, next) = match kind {
@@ -1440,6 +1428,7 @@ impl Downloader {
             chunk_nb,
             nb_chunks,
         });
+        id
     }
 
     /// Send what can be sent now.
@@ -1521,27 +1510,27 @@ impl Downloader {
         if self.live || !self.todo.is_empty() || self.frontier < n || self.gets_on(c) > 0 {
             return false;
         }
-        let Some((&id, g)) = self
+        // (chunks left, GET, its circuit, first chunk not received, end)
+        let Some((left, id, circ, next, end)) = self
             .gets
             .iter()
             .filter(|(_, g)| g.circ != c && g.twin.is_none())
-            .filter(|(_, g)| matches!(g.kind, GetKind::Range { .. }))
-            .max_by_key(|(id, g)| {
-                (
-                    g.kind.end().saturating_sub(g.next),
-                    core::cmp::Reverse(**id),
-                )
+            .filter_map(|(&id, g)| match g.kind {
+                GetKind::Range { end, .. } => {
+                    Some((end.saturating_sub(g.next), id, g.circ, g.next, end))
+                }
+                _ => None,
             })
+            .max_by_key(|&(left, id, ..)| (left, core::cmp::Reverse(id)))
         else {
             return false;
         };
-        let (next, end) = (g.next, g.kind.end());
-        if end.saturating_sub(next) < SPLIT_MIN_CHUNKS {
+        if left < SPLIT_MIN_CHUNKS {
             return false;
         }
         let rate = self
             .circuits
-            .get(&g.circ)
+            .get(&circ)
             .and_then(|s| s.flow_rate.or(s.rate))
             .filter(|r| *r > 0);
         let delay = self
@@ -1549,13 +1538,10 @@ impl Downloader {
             .get(&c)
             .and_then(|s| s.delay)
             .unwrap_or(Duration::from_secs(1));
-        if let Some(r) = rate {
-            let bytes = (end - next).saturating_mul(self.chunk_size());
-            if u128::from(bytes) * 1_000_000_000 / u128::from(r) <= delay.as_nanos() {
-                return false;
-            }
+        if rate.is_some_and(|r| time_to_send(left.saturating_mul(self.chunk_size()), r) <= delay) {
+            return false;
         }
-        let mid = next + (end - next) / 2;
+        let mid = next + left / 2;
         if let Some(g) = self.gets.get_mut(&id)
             && let GetKind::Range { first, .. } = g.kind
         {
@@ -1596,8 +1582,7 @@ impl Downloader {
             return false;
         }
         let kind = g.kind;
-        let twin = GetId(self.next_get);
-        self.send_get(now, c, kind);
+        let twin = self.send_get(now, c, kind);
         if let Some(g) = self.gets.get_mut(&id) {
             g.twin = Some(twin);
         }
@@ -1698,6 +1683,12 @@ impl Downloader {
         }
         Ok(())
     }
+}
+
+/// How long `bytes` take at `rate` bytes/s (`rate` > 0).
+fn time_to_send(bytes: u64, rate: u64) -> Duration {
+    u64::try_from(u128::from(bytes) * 1_000_000_000 / u128::from(rate.max(1)))
+        .map_or(Duration::MAX, Duration::from_nanos)
 }
 
 /// Bytes per second, if the duration is measurable.
