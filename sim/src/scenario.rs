@@ -243,6 +243,11 @@ pub struct PeersmKnobs {
     pub download_block_chunks: Option<u16>,
     /// GETs in flight per circuit (`DownloadConfig::pipeline`).
     pub download_pipeline: Option<usize>,
+    /// Partial holders a FIND_VALUE answer names first
+    /// (`DhtConfig::answer_partial_lead`).
+    pub answer_partial_lead: Option<usize>,
+    /// Partial holders lead in turn (`DhtConfig::answer_partial_turn`).
+    pub answer_partial_turn: Option<bool>,
 }
 
 impl PeersmKnobs {
@@ -257,6 +262,8 @@ impl PeersmKnobs {
         set(&mut d.window_blocks, self.download_window_blocks);
         set(&mut d.block_chunks, self.download_block_chunks);
         set(&mut d.pipeline, self.download_pipeline);
+        set(&mut p.dht.answer_partial_lead, self.answer_partial_lead);
+        set(&mut p.dht.answer_partial_turn, self.answer_partial_turn);
     }
 }
 

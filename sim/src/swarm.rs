@@ -455,6 +455,12 @@ pub struct HostFigures {
     pub stalled: u64,
     /// `DownloadCircuitStrikes` summed over hosts.
     pub strikes: u64,
+    /// `DownloadHedge` summed over hosts.
+    pub hedges: u64,
+    /// `DownloadHedgeWon` summed over hosts.
+    pub hedges_won: u64,
+    /// `DownloadTailSplit` summed over hosts.
+    pub tail_splits: u64,
 }
 
 impl HostFigures {
@@ -470,6 +476,9 @@ impl HostFigures {
         self.slow += c.get(Count::DownloadCircuitSlow);
         self.stalled += c.get(Count::DownloadCircuitStalled);
         self.strikes += c.get(Count::DownloadCircuitStrikes);
+        self.hedges += c.get(Count::DownloadHedge);
+        self.hedges_won += c.get(Count::DownloadHedgeWon);
+        self.tail_splits += c.get(Count::DownloadTailSplit);
     }
 }
 
@@ -582,6 +591,9 @@ pub fn finish(
     metrics.count("swarm/circuits_slow", hosts.slow);
     metrics.count("swarm/circuits_stalled", hosts.stalled);
     metrics.count("swarm/circuits_strikes", hosts.strikes);
+    metrics.count("swarm/hedges", hosts.hedges);
+    metrics.count("swarm/hedges_won", hosts.hedges_won);
+    metrics.count("swarm/tail_splits", hosts.tail_splits);
     metrics.count("swarm/down_bps", down_bps);
     metrics.count("swarm/up_bps", up_bps);
     if let Some(f) = formed {
@@ -810,5 +822,12 @@ pub fn render(metrics: &Metrics, s: &mut String) {
         c("swarm/circuits_slow"),
         c("swarm/circuits_stalled"),
         c("swarm/circuits_strikes")
+    );
+    let _ = writeln!(
+        s,
+        "  ranges asked twice: hedges {} ({} won by the second GET), end-game splits {}",
+        c("swarm/hedges"),
+        c("swarm/hedges_won"),
+        c("swarm/tail_splits")
     );
 }

@@ -23,6 +23,10 @@ fn swarm_small_downloads_complete_byte_exact_and_tampering_is_caught() {
         report.metrics.counts
     );
     assert!(c("swarm/seeder_bytes_served") > 0);
+    // The downloaders' hedges and end-game splits reach the summary.
+    assert!(report.metrics.counts.contains_key("swarm/hedges"));
+    assert!(report.metrics.counts.contains_key("swarm/tail_splits"));
+    assert!(c("swarm/hedges_won") <= c("swarm/hedges"));
     // dl0 and dl3 restart mid-download and resume with what they had read.
     assert_eq!(c("swarm/restarts"), 2);
     assert!(c("swarm/resumed") >= 2);

@@ -91,6 +91,15 @@ pub struct DhtConfig {
     pub rate_per_sec: u32,
     /// Rate limiting: peers tracked at once (least recently seen forgotten first).
     pub rate_max_peers: usize,
+    /// A FIND_VALUE answer names first this many holders of part of the file, those
+    /// stored longest, before the whole holders, so that ORDBs send the queries for what
+    /// downloaders already hold to them (PROTOCOL.md §8, "answer order"). 0 (the
+    /// default): measured and not kept, since partial holders are mostly ORDBs of
+    /// downloads, which churn (sim/README.md, "Partial holders first").
+    pub answer_partial_lead: usize,
+    /// With `answer_partial_lead`, the first partial holder named goes to the back of
+    /// the record, so successive answers lead with each partial holder in turn.
+    pub answer_partial_turn: bool,
 }
 
 impl Default for DhtConfig {
@@ -116,6 +125,8 @@ impl Default for DhtConfig {
             rate_burst: 20,
             rate_per_sec: 2,
             rate_max_peers: 1024,
+            answer_partial_lead: 0,
+            answer_partial_turn: false,
         }
     }
 }

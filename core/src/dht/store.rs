@@ -58,6 +58,8 @@ pub struct RecordStore {
     max_holders: usize,
     ttl: Duration,
     republish_interval: Duration,
+    partial_lead: usize,
+    partial_turn: bool,
 }
 
 impl RecordStore {
@@ -69,6 +71,8 @@ impl RecordStore {
             max_holders: config.max_holders_per_record,
             ttl: config.record_ttl,
             republish_interval: config.republish_interval,
+            partial_lead: config.answer_partial_lead,
+            partial_turn: config.answer_partial_turn,
         }
     }
 
@@ -148,8 +152,10 @@ impl RecordStore {
             .filter(move |h| h.expires > now)
     }
 
-    /// A FIND_VALUE answer: up to `max` live holders of `hash_name`. Whole holders that
-    /// came once the record was full come first, in turn: the first one named goes to
+    /// A FIND_VALUE answer: up to `max` live holders of `hash_name`. The
+    /// `answer_partial_lead` holders of part of the file stored longest come first
+    /// (none by default; with `answer_partial_turn`, each in turn). Then whole holders
+    /// that came once the record was full, in turn: the first one named goes to
     /// the back of the record (the seed's rotation on use), so successive lookups
     /// spread over them. Then the other holders, in the record's order: the first
     /// announcers (the seeder and its ORDBs, whose relay caches keep the chunks the
@@ -163,15 +169,27 @@ impl RecordStore {
         };
         let late_whole = |h: &Holder| h.late && h.progress == Progress::Full;
         let mut live: Vec<&Holder> = holders.iter().filter(|h| h.expires > now).collect();
+        let lead: Vec<PeerId> = live
+            .iter()
+            .filter(|h| h.progress != Progress::Full)
+            .take(self.partial_lead)
+            .map(|h| h.peer.id)
+            .collect();
         // Stable: record order within each group.
-        live.sort_by_key(|h| !late_whole(h));
+        live.sort_by_key(|h| (!lead.contains(&h.peer.id), !late_whole(h)));
         let answer: Vec<PeerRecord> = live.iter().take(max).map(|h| h.peer.clone()).collect();
+        // The first named of each group in turn goes to the back of the record.
         if let Some(i) = holders
             .iter()
             .position(|h| h.expires > now && late_whole(h))
         {
-            let h = holders.remove(i);
-            holders.push(h);
+            holders[i..].rotate_left(1);
+        }
+        if self.partial_turn
+            && let Some(first) = lead.first()
+            && let Some(i) = holders.iter().position(|h| h.peer.id == *first)
+        {
+            holders[i..].rotate_left(1);
         }
         answer
     }

@@ -602,6 +602,62 @@ fn find_value_answers_name_late_whole_holders_in_turn() {
 }
 
 #[test]
+fn find_value_answers_lead_with_the_partial_holders_stored_longest() {
+    let cfg = DhtConfig {
+        max_holders_per_record: 6,
+        answer_partial_lead: 2,
+        ..config()
+    };
+    let mut s = RecordStore::new(&cfg);
+    let a = HashName::new(b"a").unwrap();
+    let ids = |v: Vec<PeerRecord>| v.iter().map(|r| r.id.0[0]).collect::<Vec<u8>>();
+    // The seeder and its ORDB, then three downloaders' ORDBs.
+    s.put(&a, rec([1; 20]), Progress::Full, secs(0)).unwrap();
+    s.put(&a, rec([2; 20]), Progress::Full, secs(1)).unwrap();
+    s.put(&a, rec([3; 20]), Progress::Quarter, secs(2)).unwrap();
+    s.put(&a, rec([4; 20]), Progress::Half, secs(3)).unwrap();
+    s.put(&a, rec([5; 20]), Progress::Quarter, secs(4)).unwrap();
+    // The two partial holders stored first lead, every time; then the record's order.
+    assert_eq!(ids(s.answer(&a, secs(5), 8)), [3, 4, 1, 2, 5]);
+    assert_eq!(ids(s.answer(&a, secs(5), 8)), [3, 4, 1, 2, 5]);
+    assert_eq!(ids(s.answer(&a, secs(5), 3)), [3, 4, 1]);
+    // One of them finishes: a whole holder now, it keeps its place in the record, and
+    // the next partial holder leads in its place.
+    s.put(&a, rec([3; 20]), Progress::Full, secs(6)).unwrap();
+    assert_eq!(ids(s.answer(&a, secs(6), 8)), [4, 5, 1, 2, 3]);
+    // 6 fills the record; 7, late, takes 5's place and comes after the partial lead.
+    s.put(&a, rec([6; 20]), Progress::Full, secs(7)).unwrap();
+    s.put(&a, rec([7; 20]), Progress::Full, secs(8)).unwrap();
+    assert_eq!(ids(s.answer(&a, secs(9), 8)), [4, 7, 1, 2, 3, 6]);
+    // 8 takes the last partial holder's place: late whole holders lead, in turn.
+    s.put(&a, rec([8; 20]), Progress::Full, secs(10)).unwrap();
+    assert!(s.get(&a, secs(10)).all(|h| h.progress == Progress::Full));
+    assert_eq!(ids(s.answer(&a, secs(10), 8)), [7, 8, 1, 2, 3, 6]);
+    assert_eq!(ids(s.answer(&a, secs(10), 8)), [8, 7, 1, 2, 3, 6]);
+    // In turn: each answer leads with the next partial holder.
+    let cfg = DhtConfig {
+        answer_partial_turn: true,
+        ..cfg
+    };
+    let mut s = RecordStore::new(&cfg);
+    for (i, p) in [
+        Progress::Full,
+        Progress::Quarter,
+        Progress::Half,
+        Progress::Quarter,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.put(&a, rec([i as u8 + 1; 20]), p, secs(i as u64))
+            .unwrap();
+    }
+    assert_eq!(ids(s.answer(&a, secs(5), 8)), [2, 3, 1, 4]);
+    assert_eq!(ids(s.answer(&a, secs(5), 8)), [3, 4, 1, 2]);
+    assert_eq!(ids(s.answer(&a, secs(5), 8)), [4, 2, 1, 3]);
+}
+
+#[test]
 fn store_never_exceeds_limits() {
     let cfg = DhtConfig {
         max_records: 4,

@@ -119,6 +119,12 @@ counters! {
     DownloadCircuitStalled,
     /// A download dropped an ORDB circuit after repeated UNAVAILABLE or hash-less answers.
     DownloadCircuitStrikes,
+    /// A download asked a range on a second circuit, the first not answering (a hedge).
+    DownloadHedge,
+    /// A hedge's second GET answered first and kept the range.
+    DownloadHedgeWon,
+    /// A download handed the tail of a range to an idle circuit (the end game).
+    DownloadTailSplit,
     /// A PEER_SIGNAL that broke the fragment rules (out of order, wrong circuit, unknown
     /// kind, a loop) or a reassembly restarted: dropped.
     SignalBad,

@@ -31,7 +31,7 @@ use crate::cells::relay::{
     DbEnd, DbEndReason, DbQuery, DbSendme, HashName, Progress, RelayMsg, StreamId,
 };
 use crate::circuit::CircKey;
-use crate::ordb::{DlAction, DlCircuit, Downloader, DropReason, GetId};
+use crate::ordb::{DlAction, DlCircuit, DownloadStats, Downloader, DropReason, GetId};
 
 /// DB_DATA cells received on a stream between two DB_SENDMEs.
 pub const DB_SENDME_EVERY: u16 = super::ordb::SENDME_CHUNKS;
@@ -48,6 +48,8 @@ struct Active {
     hash_name: HashName,
     timer: Option<Instant>,
     progress: u64,
+    /// The scheduler's stats as last counted.
+    counted: DownloadStats,
 }
 
 /// Which GET a stream carries.
@@ -108,6 +110,7 @@ impl Node {
                 hash_name,
                 timer: None,
                 progress: 0,
+                counted: DownloadStats::default(),
             },
         );
         let now = self.now;
@@ -237,6 +240,23 @@ impl Node {
     }
 
     // ---- internals -------------------------------------------------------------------
+
+    /// Add what download `h`'s scheduler did since the last call (hedges, end-game
+    /// splits) to the node's counters.
+    fn count_download_stats(&mut self, h: u64) {
+        let Some(a) = self.downloads.active.get_mut(&h) else {
+            return;
+        };
+        let now = a.dl.stats();
+        let was = core::mem::replace(&mut a.counted, now);
+        self.counters
+            .add(Count::DownloadHedge, now.hedges - was.hedges);
+        self.counters
+            .add(Count::DownloadHedgeWon, now.hedges_won - was.hedges_won);
+        self.counters
+            .add(Count::DownloadTailSplit, now.tail_splits - was.tail_splits);
+    }
+
     /// Carry out what download `h` asks for, then re-arm its timer.
     fn drive_download(&mut self, h: u64) {
         self.keep_verified(h);
@@ -323,6 +343,7 @@ impl Node {
                     }
                 }
                 DlAction::Done(result) => {
+                    self.count_download_stats(h);
                     self.emit(Event::ContentDone {
                         handle: DownloadHandle(h),
                         result,
@@ -332,6 +353,7 @@ impl Node {
                 }
             }
         }
+        self.count_download_stats(h);
         let Some(a) = self.downloads.active.get_mut(&h) else {
             return;
         };

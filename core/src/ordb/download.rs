@@ -342,7 +342,20 @@ pub struct Downloader {
     actions: VecDeque<DlAction>,
     /// What was verified and not yet taken by [`Downloader::poll_verified`] (files).
     verified: VecDeque<Verified>,
+    stats: DownloadStats,
     done: bool,
+}
+
+/// What the scheduler did beyond asking each range once (for counters and studies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DownloadStats {
+    /// Ranges asked on a second circuit because the first had not answered
+    /// (PROTOCOL.md §10, "Hedge").
+    pub hedges: u64,
+    /// Hedges whose second GET sent the range's first chunk before the first GET.
+    pub hedges_won: u64,
+    /// Tails of the last ranges handed to an idle circuit (PROTOCOL.md §10, "End game").
+    pub tail_splits: u64,
 }
 
 impl Downloader {
@@ -392,11 +405,17 @@ impl Downloader {
             next_check: None,
             actions: VecDeque::new(),
             verified: VecDeque::new(),
+            stats: DownloadStats::default(),
             done: false,
         }
     }
 
     // ---- getters -----------------------------------------------------------------
+
+    /// Hedges and end-game splits so far.
+    pub fn stats(&self) -> DownloadStats {
+        self.stats
+    }
 
     /// The hash_name being fetched.
     pub fn hash_name(&self) -> &[u8] {
@@ -697,7 +716,11 @@ impl Downloader {
                 }
                 self.measure_first(circ, now, get);
                 if let Some(t) = self.gets.get_mut(&get).and_then(|g| g.twin.take()) {
-                    // The hedge is decided: this GET sends the range.
+                    // The hedge is decided: this GET sends the range (the later of
+                    // the two ids is the hedge).
+                    if get > t {
+                        self.stats.hedges_won += 1;
+                    }
                     self.end_get(t, true);
                 }
                 if kind == GetKind::Join {
@@ -1549,6 +1572,7 @@ impl Downloader {
             g.asked_end.get_or_insert(end);
         }
         self.send_get(now, c, GetKind::Range { first: mid, end });
+        self.stats.tail_splits += 1;
         true
     }
 
@@ -1589,6 +1613,7 @@ impl Downloader {
         if let Some(t) = self.gets.get_mut(&twin) {
             t.twin = Some(id);
         }
+        self.stats.hedges += 1;
         true
     }
 

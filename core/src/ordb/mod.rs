@@ -35,7 +35,8 @@ pub use content::{
     file_hash_name, index_from_wire, verify_manifest, wire_chunk_nb,
 };
 pub use download::{
-    DlAction, DlCircuit, DlError, DownloadConfig, Downloader, DropReason, GetId, Verified,
+    DlAction, DlCircuit, DlError, DownloadConfig, DownloadStats, Downloader, DropReason, GetId,
+    Verified,
 };
 pub use live::{
     ChunkRing, DEFAULT_SEGMENT_CHUNKS, LiveManifest, MAX_SEGMENT_CHUNKS, live_hash_name,

@@ -1094,6 +1094,8 @@ fn the_end_game_gives_the_tail_of_the_slowest_get_to_an_idle_circuit() {
     h.run(&[], 1, 10_000);
     h.assert_complete();
     assert!(h.replaced.is_empty());
+    let stats = h.d.stats();
+    assert_eq!((stats.tail_splits, stats.hedges), (1, 0));
 }
 
 #[test]
@@ -1152,6 +1154,12 @@ fn a_silent_get_at_the_window_start_is_asked_again_elsewhere() {
     h.run(&[silent], u64::MAX, 20_000);
     h.assert_complete();
     assert!(h.replaced.is_empty());
+    // Later GETs on the silent circuit are hedged too, and every hedge wins.
+    let stats = h.d.stats();
+    assert!(
+        stats.hedges >= 1 && stats.hedges_won == stats.hedges,
+        "{stats:?}"
+    );
 }
 
 #[test]
@@ -1163,6 +1171,8 @@ fn a_hedged_get_that_answers_first_keeps_its_range() {
     assert_eq!(h.stopped, vec![t]);
     h.run(&[], 1, 20_000);
     h.assert_complete();
+    let stats = h.d.stats();
+    assert_eq!((stats.hedges, stats.hedges_won), (1, 0));
 }
 
 #[test]
