@@ -561,6 +561,19 @@ fn store_limits_expiry_and_republish() {
     assert_eq!(s.holder_count(), 2);
 }
 
+/// Holders 1, 2, … of `a` announce `progress` in turn, one a second from 0 s.
+fn announce_in_order(s: &mut RecordStore, a: &HashName, progress: &[Progress]) {
+    for (i, p) in progress.iter().enumerate() {
+        s.put(a, rec([i as u8 + 1; 20]), *p, secs(i as u64))
+            .unwrap();
+    }
+}
+
+/// The first byte of each id of an answer.
+fn ids(v: Vec<PeerRecord>) -> Vec<u8> {
+    v.iter().map(|r| r.id.0[0]).collect()
+}
+
 #[test]
 fn find_value_answers_name_late_whole_holders_in_turn() {
     let cfg = DhtConfig {
@@ -569,12 +582,9 @@ fn find_value_answers_name_late_whole_holders_in_turn() {
     };
     let mut s = RecordStore::new(&cfg);
     let a = HashName::new(b"a").unwrap();
-    let ids = |v: Vec<PeerRecord>| v.iter().map(|r| r.id.0[0]).collect::<Vec<u8>>();
     // The first announcers: the seeder, its ORDB, two downloaders' ORDBs.
-    s.put(&a, rec([1; 20]), Progress::Full, secs(0)).unwrap();
-    s.put(&a, rec([2; 20]), Progress::Full, secs(1)).unwrap();
-    s.put(&a, rec([3; 20]), Progress::Quarter, secs(2)).unwrap();
-    s.put(&a, rec([4; 20]), Progress::Half, secs(3)).unwrap();
+    use Progress::{Full, Half, Quarter};
+    announce_in_order(&mut s, &a, &[Full, Full, Quarter, Half]);
     // Until others hold the whole file, the answer is the record's order, every time.
     assert_eq!(ids(s.answer(&a, secs(4), 8)), [1, 2, 3, 4]);
     assert_eq!(ids(s.answer(&a, secs(4), 8)), [1, 2, 3, 4]);
@@ -610,13 +620,9 @@ fn find_value_answers_lead_with_the_partial_holders_stored_longest() {
     };
     let mut s = RecordStore::new(&cfg);
     let a = HashName::new(b"a").unwrap();
-    let ids = |v: Vec<PeerRecord>| v.iter().map(|r| r.id.0[0]).collect::<Vec<u8>>();
     // The seeder and its ORDB, then three downloaders' ORDBs.
-    s.put(&a, rec([1; 20]), Progress::Full, secs(0)).unwrap();
-    s.put(&a, rec([2; 20]), Progress::Full, secs(1)).unwrap();
-    s.put(&a, rec([3; 20]), Progress::Quarter, secs(2)).unwrap();
-    s.put(&a, rec([4; 20]), Progress::Half, secs(3)).unwrap();
-    s.put(&a, rec([5; 20]), Progress::Quarter, secs(4)).unwrap();
+    use Progress::{Full, Half, Quarter};
+    announce_in_order(&mut s, &a, &[Full, Full, Quarter, Half, Quarter]);
     // The two partial holders stored first lead, every time; then the record's order.
     assert_eq!(ids(s.answer(&a, secs(5), 8)), [3, 4, 1, 2, 5]);
     assert_eq!(ids(s.answer(&a, secs(5), 8)), [3, 4, 1, 2, 5]);
@@ -640,18 +646,7 @@ fn find_value_answers_lead_with_the_partial_holders_stored_longest() {
         ..cfg
     };
     let mut s = RecordStore::new(&cfg);
-    for (i, p) in [
-        Progress::Full,
-        Progress::Quarter,
-        Progress::Half,
-        Progress::Quarter,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        s.put(&a, rec([i as u8 + 1; 20]), p, secs(i as u64))
-            .unwrap();
-    }
+    announce_in_order(&mut s, &a, &[Full, Quarter, Half, Quarter]);
     assert_eq!(ids(s.answer(&a, secs(5), 8)), [2, 3, 1, 4]);
     assert_eq!(ids(s.answer(&a, secs(5), 8)), [3, 4, 1, 2]);
     assert_eq!(ids(s.answer(&a, secs(5), 8)), [4, 2, 1, 3]);
