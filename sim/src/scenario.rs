@@ -248,6 +248,9 @@ pub struct PeersmKnobs {
     pub answer_partial_lead: Option<usize>,
     /// Partial holders lead in turn (`DhtConfig::answer_partial_turn`).
     pub answer_partial_turn: Option<bool>,
+    /// Seconds a DHT record of part of a file lives unless its ORDB STOREs it again
+    /// (`DhtConfig::partial_record_ttl`; unset, such records live as long as others).
+    pub partial_record_ttl_secs: Option<u64>,
 }
 
 impl PeersmKnobs {
@@ -264,6 +267,11 @@ impl PeersmKnobs {
         set(&mut d.pipeline, self.download_pipeline);
         set(&mut p.dht.answer_partial_lead, self.answer_partial_lead);
         set(&mut p.dht.answer_partial_turn, self.answer_partial_turn);
+        set(
+            &mut p.dht.partial_record_ttl,
+            self.partial_record_ttl_secs
+                .map(|s| Some(core::time::Duration::from_secs(s))),
+        );
     }
 }
 

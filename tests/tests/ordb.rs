@@ -3,7 +3,8 @@
 //! splices the answer back byte-exact; the FIND_VALUE fallback; the loop counter;
 //! DB_END UNAVAILABLE; a tampering ORDB, and one caught by the honest ORDB it answers
 //! through; a live stream joined 2 windows behind; a live
-//! stream re-served by a viewer; the facilitator fallback.
+//! stream re-served by a viewer; the facilitator fallback; a record of part of a file
+//! that lives as long as the download it names (`partial_record_ttl`).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -1010,4 +1011,51 @@ fn a_live_range_just_past_two_windows_behind_is_served() {
     let expect: Vec<u32> = (28..36).map(|a| ring.to_wire(a)).collect();
     assert_eq!(wires, expect);
     assert_eq!(end_reason(&msgs), Some(DbEndReason::FINISHED));
+}
+
+/// The peers whose live records say they hold `name`, across every node's store, with
+/// the progress each says.
+fn recorded_holders(net: &Network, all: &[NodeIx], name: &HashName) -> BTreeSet<(PeerId, u8)> {
+    let now = net.now;
+    all.iter()
+        .filter_map(|&ix| net.node(ix).record_store())
+        .flat_map(|s| s.get(name, now).map(|h| (h.peer.id, h.progress.to_u8())))
+        .collect()
+}
+
+#[test]
+fn a_partial_record_lives_as_long_as_the_download_it_speaks_for() {
+    let ttl = Duration::from_secs(180);
+    let (mut net, all) = bootstrapped_with(14, |_, p| p.dht.partial_record_ttl = Some(ttl));
+    let downloader = all[9];
+    let hname = HashName::new(&[0x5a; 20]).unwrap();
+    let cmd = Command::Advertise {
+        hash_name: hname.clone(),
+        progress: Progress::Half,
+    };
+    run(&mut net, downloader, cmd);
+    settle(&mut net, 20);
+    // Its ORDBs STOREd themselves as holders of half of it.
+    let ordbs: BTreeSet<PeerId> = net.node(downloader).ordb_peers().into_iter().collect();
+    let named = |net: &Network| {
+        recorded_holders(net, &all, &hname)
+            .into_iter()
+            .filter(|(id, _)| ordbs.contains(id))
+            .collect::<BTreeSet<_>>()
+    };
+    let first = named(&net);
+    assert!(!first.is_empty(), "no ORDB STOREd the partial holding");
+    assert!(first.iter().all(|(_, p)| *p == Progress::Half.to_u8()));
+    // While the download's circuits live, its ORDBs keep the records alive past their
+    // lifetime.
+    settle(&mut net, 2 * ttl.as_secs());
+    assert_eq!(
+        named(&net),
+        first,
+        "records refreshed while the download lives"
+    );
+    // Gone, the download's records go within a lifetime: no ORDB claims it any more.
+    net.crash(downloader);
+    settle(&mut net, ttl.as_secs() + 40);
+    assert_eq!(recorded_holders(&net, &all, &hname), BTreeSet::new());
 }

@@ -13,6 +13,8 @@
 #                   without it the script exits (and stops tor) once the consensus is up.
 # Environment: TORNET_BASE_PORT (default 17100): ORPorts base+0.., DirPorts base+50..
 #              TORNET_TIMEOUT   (default 300 s) to wait for the consensus.
+#              TORNET_LOG       (default notice): the tors' log level (info, debug).
+#              TORNET_KEEP_DIR=1 keeps the temp dir (torrcs, logs) after the script ends.
 # Every tor started here is stopped on exit (pids recorded, trap on EXIT).
 set -euo pipefail
 
@@ -70,7 +72,7 @@ ShutdownWaitLength 0
 # Never reach the public network: only the DirAuthority lines below, no fallbacks.
 UseDefaultFallbackDirs 0
 SafeLogging 0
-Log notice file $NET/$1/notice.log
+Log ${TORNET_LOG:-notice} file $NET/$1/notice.log
 %include $DIRAUTH
 EOT
 }

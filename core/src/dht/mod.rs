@@ -59,6 +59,13 @@ pub struct DhtConfig {
     pub max_holders_per_record: usize,
     /// A STORE is forgotten this long after it was last received.
     pub record_ttl: Duration,
+    /// With a value: a STORE for part of a file is forgotten this long after it was last
+    /// received, and the closest nodes do not send it on. It names the ORDB of a
+    /// download, which holds the file only through that download's circuit to it, and
+    /// which STOREs it again only while that circuit lives (PROTOCOL.md §8, "Partial
+    /// records"). `None` (the default: measured and not kept, sim/README.md): such
+    /// records live `record_ttl` like any other.
+    pub partial_record_ttl: Option<Duration>,
     /// A kept STORE is due to be sent on again this long after it was stored or last sent
     /// (shorter than `record_ttl`, so the closest nodes keep it alive).
     pub republish_interval: Duration,
@@ -116,6 +123,7 @@ impl Default for DhtConfig {
             max_records: 4096,
             max_holders_per_record: 16,
             record_ttl: Duration::from_secs(60 * 60),
+            partial_record_ttl: None,
             republish_interval: Duration::from_secs(45 * 60),
             refresh_interval: Duration::from_secs(10 * 60),
             verify_listed: true,

@@ -57,6 +57,7 @@ pub struct RecordStore {
     max_records: usize,
     max_holders: usize,
     ttl: Duration,
+    partial_ttl: Option<Duration>,
     republish_interval: Duration,
     partial_lead: usize,
     partial_turn: bool,
@@ -70,13 +71,15 @@ impl RecordStore {
             max_records: config.max_records,
             max_holders: config.max_holders_per_record,
             ttl: config.record_ttl,
+            partial_ttl: config.partial_record_ttl,
             republish_interval: config.republish_interval,
             partial_lead: config.answer_partial_lead,
             partial_turn: config.answer_partial_turn,
         }
     }
 
-    /// Keeps "`peer` holds `hash_name` at `progress`" until `now + record_ttl`. A holder
+    /// Keeps "`peer` holds `hash_name` at `progress`" until `now + record_ttl` (for part
+    /// of the file, `partial_record_ttl` when set). A holder
     /// already known is refreshed (its record and progress replaced). Expired holders of
     /// the name make room; expired names do not (call [`Self::expire`] periodically), so a
     /// put never scans the whole store. When the name's holders are all live, the
@@ -89,7 +92,11 @@ impl RecordStore {
         progress: Progress,
         now: Instant,
     ) -> Result<(), StoreError> {
-        let expires = now + self.ttl;
+        let expires = now
+            + match self.partial_ttl {
+                Some(ttl) if progress != Progress::Full => ttl,
+                _ => self.ttl,
+            };
         let republish_at = now + self.republish_interval;
         let mut holder = Holder {
             peer,
@@ -208,12 +215,15 @@ impl RecordStore {
     }
 
     /// The live announcements due to be sent on (a DHT_STORE each, to the closest peers of
-    /// the name), rescheduled `republish_interval` later.
+    /// the name), rescheduled `republish_interval` later. With `partial_record_ttl`,
+    /// holders of part of a file are not: only their announcer keeps them alive, while
+    /// the download it speaks for lasts (PROTOCOL.md §8, "Partial records").
     pub fn due_for_republish(&mut self, now: Instant) -> Vec<(HashName, Holder)> {
         let mut due = Vec::new();
         for (name, holders) in &mut self.records {
             for h in holders.iter_mut() {
-                if h.republish_at <= now && h.expires > now {
+                let sent_on = h.progress == Progress::Full || self.partial_ttl.is_none();
+                if sent_on && h.republish_at <= now && h.expires > now {
                     h.republish_at = now + self.republish_interval;
                     due.push((name.clone(), h.clone()));
                 }

@@ -561,6 +561,43 @@ fn store_limits_expiry_and_republish() {
     assert_eq!(s.holder_count(), 2);
 }
 
+#[test]
+fn partial_records_live_only_while_refreshed_and_are_not_sent_on() {
+    let ttl = 180;
+    let cfg = DhtConfig {
+        partial_record_ttl: Some(Duration::from_secs(ttl)),
+        ..config()
+    };
+    let mut s = RecordStore::new(&cfg);
+    let a = HashName::new(b"a").unwrap();
+    s.put(&a, rec([1; 20]), Progress::Half, secs(0)).unwrap();
+    s.put(&a, rec([2; 20]), Progress::Full, secs(0)).unwrap();
+    s.put(&a, rec([3; 20]), Progress::Quarter, secs(0)).unwrap();
+    // Holder 3's announcer refreshes it; holder 1's does not (its download is gone).
+    s.put(&a, rec([3; 20]), Progress::Half, secs(ttl - 1))
+        .unwrap();
+    let live = |s: &RecordStore, t| {
+        let mut v: Vec<u8> = s.get(&a, secs(t)).map(|h| h.peer.id.0[0]).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(live(&s, ttl - 1), [1, 2, 3]);
+    assert_eq!(live(&s, ttl), [2, 3]);
+    assert_eq!(live(&s, 2 * ttl - 1), [2]);
+    // Only the whole holder is sent on by the closest nodes.
+    let due = s.due_for_republish(secs(cfg.republish_interval.as_secs()));
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].1.peer.id.0[0], 2);
+    // A holder that has it all now lives as long as any whole holder.
+    s.put(&a, rec([3; 20]), Progress::Full, secs(ttl)).unwrap();
+    assert_eq!(live(&s, cfg.record_ttl.as_secs()), [3]);
+    // Without a lifetime of their own, partial records live and are sent on as others.
+    let mut s = RecordStore::new(&config());
+    s.put(&a, rec([1; 20]), Progress::Half, secs(0)).unwrap();
+    assert_eq!(live(&s, 3599), [1]);
+    assert_eq!(s.due_for_republish(secs(45 * 60)).len(), 1);
+}
+
 /// Holders 1, 2, … of `a` announce `progress` in turn, one a second from 0 s.
 fn announce_in_order(s: &mut RecordStore, a: &HashName, progress: &[Progress]) {
     for (i, p) in progress.iter().enumerate() {

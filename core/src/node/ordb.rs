@@ -201,6 +201,10 @@ pub(super) struct OrdbState {
     lookups: BTreeMap<u64, Lookup>,
     fwd: BTreeMap<CircKey, FwdCirc>,
     advertised: BTreeMap<HashName, Advert>,
+    /// Names we STOREd for peers that told us (DB_INFO) they have part of them, with
+    /// when: kept alive while such a peer downloads over a live circuit to us (bounded
+    /// by `max_names`, as the lists).
+    stored_for: BTreeMap<HashName, Instant>,
     test_queries: BTreeMap<(CircKey, StreamId), TestQuery>,
     test_replies: VecDeque<(QueryId, RelayMsg)>,
     next_splice: u64,
@@ -223,6 +227,7 @@ impl OrdbState {
             lookups: BTreeMap::new(),
             fwd: BTreeMap::new(),
             advertised: BTreeMap::new(),
+            stored_for: BTreeMap::new(),
             test_queries: BTreeMap::new(),
             test_replies: VecDeque::new(),
             next_splice: 1,
@@ -651,8 +656,67 @@ impl Node {
                 self.circ_send(c, None, passed.clone().into());
             }
         }
-        if new {
+        if new && m.progress != Progress::Full && self.partial_record_ttl().is_some() {
+            self.store_for(m.hash_name, m.progress);
+        } else if new {
             self.quiet_store(m.hash_name, m.progress);
+        }
+    }
+
+    /// STORE that peers that told us have part of `name` hold `progress` of it, and
+    /// remember when, to keep the record alive while they do (`refresh_stored_for`).
+    fn store_for(&mut self, name: HashName, progress: Progress) {
+        let now = self.now;
+        let Some(o) = self.ordb.as_mut() else {
+            return;
+        };
+        if !o.stored_for.contains_key(&name) && o.stored_for.len() >= o.cfg.max_names.max(1) {
+            let oldest = o
+                .stored_for
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(n, _)| n.clone());
+            if let Some(n) = oldest {
+                o.stored_for.remove(&n);
+            }
+        }
+        o.stored_for.insert(name.clone(), now);
+        self.quiet_store(name, progress);
+    }
+
+    /// On the DHT tick: a record of part of a file we STOREd for peers that told us is
+    /// STOREd again every half `partial_record_ttl` while one of them is still
+    /// downloading over a live circuit to us. Once none is, we stop announcing it
+    /// (unless we hold the name ourselves) and the record expires: the peer held the
+    /// file, not us, and a peer that finished announces itself as a whole holder
+    /// (PROTOCOL.md §8, "Partial records").
+    pub(super) fn refresh_stored_for(&mut self) {
+        let now = self.now;
+        let Some(ttl) = self.partial_record_ttl() else {
+            return;
+        };
+        let Some(o) = self.ordb.as_mut() else {
+            return;
+        };
+        let circuits = &self.circuits;
+        let mut gone = Vec::new();
+        let mut due = Vec::new();
+        for (name, at) in &o.stored_for {
+            match o.lists.told_progress(name, |c| circuits.contains_key(&c)) {
+                None | Some(Progress::Full) => gone.push(name.clone()),
+                Some(p) if now >= *at + ttl / 2 => due.push((name.clone(), p)),
+                Some(_) => {}
+            }
+        }
+        for name in &gone {
+            o.stored_for.remove(name);
+        }
+        gone.retain(|n| !o.advertised.contains_key(n));
+        for name in &gone {
+            self.withdraw_announcement(name);
+        }
+        for (name, progress) in due {
+            self.store_for(name, progress);
         }
     }
 

@@ -208,6 +208,22 @@ impl OrdbLists {
         }
     }
 
+    /// The most of `name` a peer that told us itself (DB_INFO) holds, among those whose
+    /// circuit `live` accepts; `None` when none is left.
+    pub(super) fn told_progress(
+        &self,
+        name: &HashName,
+        live: impl Fn(CircKey) -> bool,
+    ) -> Option<Progress> {
+        self.names
+            .get(name)?
+            .refs
+            .iter()
+            .filter(|r| r.direct && live(r.circ))
+            .map(|r| r.progress)
+            .max()
+    }
+
     /// Whether a reference of `name` said it holds only part of it: the name is a file
     /// some of whose holders we know are still downloading it.
     pub(super) fn has_partial(&self, name: &HashName) -> bool {

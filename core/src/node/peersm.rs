@@ -1707,6 +1707,21 @@ impl Node {
         })
     }
 
+    /// How long a DHT record of part of a file lives unless STOREd again, when such
+    /// records have a lifetime of their own.
+    pub(super) fn partial_record_ttl(&self) -> Option<core::time::Duration> {
+        self.peersm
+            .as_ref()
+            .and_then(|p| p.cfg.dht.partial_record_ttl)
+    }
+
+    /// Stop re-announcing `name` (its record then expires at the closest nodes).
+    pub(super) fn withdraw_announcement(&mut self, name: &HashName) {
+        if let Some(p) = self.peersm.as_mut() {
+            p.announced.remove(name);
+        }
+    }
+
     /// The id the next DHT lookup will run under.
     pub(super) fn next_dht_query_id(&self) -> Option<u64> {
         self.peersm.as_ref().map(|p| p.next_query)
@@ -1798,6 +1813,7 @@ impl Node {
             });
         }
         self.reannounce();
+        self.refresh_stored_for();
         self.refresh();
         self.fill_ordbs();
         self.close_idle_circuits();
