@@ -1015,11 +1015,15 @@ fn a_live_range_just_past_two_windows_behind_is_served() {
 
 /// The peers whose live records say they hold `name`, across every node's store, with
 /// the progress each says.
-fn recorded_holders(net: &Network, all: &[NodeIx], name: &HashName) -> BTreeSet<(PeerId, u8)> {
+fn recorded_holders(
+    net: &Network,
+    all: &[NodeIx],
+    name: &HashName,
+) -> BTreeSet<(PeerId, Progress)> {
     let now = net.now;
     all.iter()
         .filter_map(|&ix| net.node(ix).record_store())
-        .flat_map(|s| s.get(name, now).map(|h| (h.peer.id, h.progress.to_u8())))
+        .flat_map(|s| s.get(name, now).map(|h| (h.peer.id, h.progress)))
         .collect()
 }
 
@@ -1045,7 +1049,7 @@ fn a_partial_record_lives_as_long_as_the_download_it_speaks_for() {
     };
     let first = named(&net);
     assert!(!first.is_empty(), "no ORDB STOREd the partial holding");
-    assert!(first.iter().all(|(_, p)| *p == Progress::Half.to_u8()));
+    assert!(first.iter().all(|(_, p)| *p == Progress::Half));
     // While the download's circuits live, its ORDBs keep the records alive past their
     // lifetime.
     settle(&mut net, 2 * ttl.as_secs());
