@@ -239,6 +239,11 @@ pub struct PeersmKnobs {
     pub download_circuits: Option<usize>,
     /// Blocks in a download's window (`DownloadConfig::window_blocks`).
     pub download_window_blocks: Option<u16>,
+    /// Blocks a download's window may grow to (`DownloadConfig::window_blocks_max`).
+    pub download_window_blocks_max: Option<u16>,
+    /// Seconds of data at a download's rate its window holds
+    /// (`DownloadConfig::window_time`).
+    pub download_window_secs: Option<u64>,
     /// Chunks per GET (`DownloadConfig::block_chunks`).
     pub download_block_chunks: Option<u16>,
     /// GETs in flight per circuit (`DownloadConfig::pipeline`).
@@ -263,6 +268,10 @@ impl PeersmKnobs {
         set(&mut p.ordb.find_value_peers, self.find_value_peers);
         set(&mut d.circuits, self.download_circuits);
         set(&mut d.window_blocks, self.download_window_blocks);
+        set(&mut d.window_blocks_max, self.download_window_blocks_max);
+        if let Some(secs) = self.download_window_secs {
+            d.window_time = std::time::Duration::from_secs(secs);
+        }
         set(&mut d.block_chunks, self.download_block_chunks);
         set(&mut d.pipeline, self.download_pipeline);
         set(&mut p.dht.answer_partial_lead, self.answer_partial_lead);

@@ -98,8 +98,15 @@ pub struct DownloadConfig {
     pub circuits: usize,
     /// Chunks per block (one GET asks for at most one block).
     pub block_chunks: u16,
-    /// Blocks per window.
+    /// Blocks per window (the least, when `window_blocks_max` is larger).
     pub window_blocks: u16,
+    /// Blocks per window at most: a file download's window follows its rate (it holds
+    /// `window_time` of data at the rate measured over the last 2 s) up to this. The
+    /// default, `window_blocks`, keeps the window fixed (PROTOCOL.md §10 says why).
+    pub window_blocks_max: u16,
+    /// Time of data at the download's measured rate the window holds, within
+    /// `window_blocks ..= window_blocks_max`.
+    pub window_time: Duration,
     /// GETs in flight per circuit at most (2: one running, one sent early).
     pub pipeline: usize,
     /// A GET that got no data for this long drops its circuit, or for 4 × the
@@ -136,6 +143,8 @@ impl Default for DownloadConfig {
             circuits: 5,
             block_chunks: 420,
             window_blocks: 10,
+            window_blocks_max: 10,
+            window_time: Duration::from_secs(6),
             pipeline: 2,
             stall_timeout: Duration::from_secs(15),
             stall_timeout_max: Duration::from_secs(60),
@@ -156,7 +165,15 @@ impl DownloadConfig {
     fn window(&self) -> u64 {
         u64::from(self.block_chunks.max(1)) * u64::from(self.window_blocks.max(1))
     }
+
+    fn window_max(&self) -> u64 {
+        let blocks = self.window_blocks_max.max(self.window_blocks).max(1);
+        u64::from(self.block_chunks.max(1)) * u64::from(blocks)
+    }
 }
+
+/// How often the download's rate is measured for the window.
+const RATE_PERIOD: Duration = Duration::from_secs(2);
 
 /// Why a circuit should be destroyed and replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -344,6 +361,11 @@ pub struct Downloader {
     verified: VecDeque<Verified>,
     stats: DownloadStats,
     done: bool,
+    /// The window, in chunks (`DownloadConfig::window_time`).
+    window: u64,
+    /// Chunks verified so far, and the count and time the rate was last measured from.
+    verified_count: u64,
+    rate_mark: Option<(Instant, u64)>,
 }
 
 /// What the scheduler did beyond asking each range once (for counters and studies).
@@ -407,6 +429,9 @@ impl Downloader {
             verified: VecDeque::new(),
             stats: DownloadStats::default(),
             done: false,
+            window: cfg.window(),
+            verified_count: 0,
+            rate_mark: None,
         }
     }
 
@@ -474,9 +499,19 @@ impl Downloader {
         self.ready.len()
     }
 
-    /// The window, in chunks (the bound on [`Downloader::buffered_chunks`]).
+    /// The window, in chunks: no chunk at or past the reader's position + this is asked.
     pub fn window_chunks(&self) -> u64 {
-        self.cfg.window()
+        self.window
+    }
+
+    /// The bound on [`Downloader::buffered_chunks`]: the largest a file's window may
+    /// reach (a chunk asked before the window shrank still has its place).
+    pub fn buffer_bound(&self) -> u64 {
+        if self.live {
+            self.window
+        } else {
+            self.cfg.window_max().max(self.window)
+        }
     }
 
     /// The measured rate of `circuit`, bytes/s.
@@ -913,13 +948,14 @@ impl Downloader {
     /// A newly verified chunk: to the store, and to the reader when in the window.
     fn on_new_chunk(&mut self, now: Instant, index: u64, data: ChunkBytes) {
         self.failures = 0;
+        self.verified_count += 1;
         self.last_progress = Some(now);
         self.verified
             .push_back(Verified::Chunk(index, data.clone()));
         if let Content::Live { newest, .. } = &mut self.content {
             *newest = (*newest).max(index);
         }
-        if index >= self.read_chunk && index < self.read_chunk.saturating_add(self.cfg.window()) {
+        if index >= self.read_chunk && index < self.read_chunk.saturating_add(self.buffer_bound()) {
             self.ready.insert(index, data);
         }
     }
@@ -1016,7 +1052,7 @@ impl Downloader {
                 {
                     self.read_chunk += 1;
                 }
-                let keep = self.cfg.window() * u64::from(self.cfg.live_windows_kept.max(1));
+                let keep = self.window * u64::from(self.cfg.live_windows_kept.max(1));
                 let oldest = newest.saturating_sub(keep);
                 if self.read_chunk < oldest {
                     self.read_chunk = oldest;
@@ -1258,8 +1294,33 @@ impl Downloader {
             .min(self.cfg.stall_timeout_max.max(floor))
     }
 
+    /// A file's window holds `window_time` of data at the rate measured over the last
+    /// `RATE_PERIOD`, within `window_blocks ..= window_blocks_max`. Why: a GET at the
+    /// window's start holds the window until it is in (its path's round trip, ~1 s,
+    /// more behind a queue), and a window shorter than that at the download's rate
+    /// leaves circuits idle and cuts GETs to slivers. Off by default (PROTOCOL.md §10).
+    fn size_window(&mut self, now: Instant) {
+        if self.live {
+            return;
+        }
+        let Some((at, count)) = self.rate_mark else {
+            self.rate_mark = Some((now, self.verified_count));
+            return;
+        };
+        let elapsed = now.saturating_duration_since(at);
+        if elapsed < RATE_PERIOD {
+            return;
+        }
+        self.rate_mark = Some((now, self.verified_count));
+        let chunks = u128::from(self.verified_count.saturating_sub(count));
+        let want = chunks * self.cfg.window_time.as_nanos() / elapsed.as_nanos().max(1);
+        let want = u64::try_from(want).unwrap_or(u64::MAX);
+        self.window = want.clamp(self.cfg.window(), self.cfg.window_max());
+    }
+
     /// Stalled GETs and slow circuits.
     fn check_circuits(&mut self, now: Instant) {
+        self.size_window(now);
         let stalled: Vec<DlCircuit> = self
             .gets
             .values()
@@ -1297,7 +1358,7 @@ impl Downloader {
 
     /// Window end: no chunk at or beyond it is asked for.
     fn window_end(&self) -> u64 {
-        let mut end = self.read_chunk.saturating_add(self.cfg.window());
+        let mut end = self.read_chunk.saturating_add(self.window);
         // A live GET names its first chunk by its wire number, which an ORDB resolves
         // nearest to its own newest chunk: asked more than half a ring ahead, it would
         // serve an old chunk instead (out of range here: the circuit dropped). A quarter
@@ -1663,7 +1724,7 @@ impl Downloader {
         {
             return Err("a GET on an unknown circuit");
         }
-        if self.ready.len() as u64 > self.cfg.window() {
+        if self.ready.len() as u64 > self.buffer_bound() {
             return Err("buffered beyond the window");
         }
         if self

@@ -746,9 +746,11 @@ fn fuzz_scheduler() {
         .flat_map(|i| s.chunk(i).unwrap().to_vec())
         .collect();
     bolero::check!().for_each(|input: &[u8]| {
+        // The window follows the rate between 4 and 8 blocks (it grows and shrinks).
         let cfg = DownloadConfig {
             block_chunks: 15,
             window_blocks: 4,
+            window_blocks_max: 8,
             ..DownloadConfig::default()
         };
         let held: &[(u64, u64)] = match input.first() {
@@ -1192,5 +1194,67 @@ fn a_hedge_that_fails_leaves_its_range_to_its_twin() {
     let closed: Vec<GetId> = again.iter().map(|s| s.0).collect();
     assert_eq!(h.stopped, closed);
     h.run(&[], 1, 20_000);
+    h.assert_complete();
+}
+
+#[test]
+fn the_window_follows_the_rate() {
+    // 3,750 chunks of 16 B, blocks of 30, a window of 5 blocks that may grow to 10.
+    let cfg = DownloadConfig {
+        window_blocks_max: 10,
+        ..small_cfg()
+    };
+    let mut h = Harness::new(seeder(60_000, 16), &[], cfg);
+    for _ in 0..5 {
+        h.circuit_up();
+    }
+    // One answer every 50 ms: ~20 chunks/s, 4 s of which (80) fit the first window.
+    let serve = |h: &mut Harness, rounds: u32, every_ms: u64| {
+        for _ in 0..rounds {
+            let gets: Vec<GetId> = h.streams.keys().copied().collect();
+            let served = gets.into_iter().any(|g| h.step(g));
+            assert!(served || h.done.is_some());
+            h.advance(every_ms);
+        }
+    };
+    serve(&mut h, 200, 50);
+    assert_eq!(
+        h.d.window_chunks(),
+        150,
+        "slow: the window stays at its start"
+    );
+    // Served at once: the window grows to its bound.
+    serve(&mut h, 3_000, 2);
+    assert_eq!(h.d.window_chunks(), 300);
+    // With the GET at the reader's position silent, GETs reach past the first window.
+    let read = h.reads.iter().map(|r| r.1 as u64).sum::<u64>() / 16;
+    let (&held, _) = h
+        .streams
+        .iter()
+        .min_by_key(|(g, _)| h.sent.iter().find(|s| s.0 == **g).map(|s| s.2))
+        .unwrap();
+    for _ in 0..200 {
+        let gets: Vec<GetId> = h.streams.keys().copied().filter(|g| *g != held).collect();
+        for g in gets {
+            h.step(g);
+        }
+        h.advance(2);
+    }
+    let furthest = h
+        .sent
+        .iter()
+        .map(|s| s.2 - 1 + u64::from(s.3))
+        .max()
+        .unwrap();
+    assert!(furthest > read + 150, "asked up to {furthest}, read {read}");
+    assert!(
+        furthest <= read + 300,
+        "asked up to {furthest}, read {read}"
+    );
+    // Slow again: the window shrinks; what was asked under the larger one still fits.
+    serve(&mut h, 200, 50);
+    assert_eq!(h.d.window_chunks(), 150);
+    assert!(h.d.buffered_chunks() as u64 <= h.d.buffer_bound());
+    h.run(&[], 1, 100_000);
     h.assert_complete();
 }
