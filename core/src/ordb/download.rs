@@ -510,7 +510,7 @@ impl Downloader {
         if self.live {
             self.window
         } else {
-            self.cfg.window_max().max(self.window)
+            self.cfg.window_max()
         }
     }
 

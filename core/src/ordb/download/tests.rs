@@ -1208,7 +1208,7 @@ fn the_window_follows_the_rate() {
     for _ in 0..5 {
         h.circuit_up();
     }
-    // One answer every 50 ms: ~20 chunks/s, 4 s of which (80) fit the first window.
+    // One answer every 50 ms: ~20 chunks/s, 6 s of which (120) fit the first window.
     let serve = |h: &mut Harness, rounds: u32, every_ms: u64| {
         for _ in 0..rounds {
             let gets: Vec<GetId> = h.streams.keys().copied().collect();
