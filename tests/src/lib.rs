@@ -104,6 +104,9 @@ pub struct Network {
     /// Directions (from, to) whose deliveries are held back until released.
     held: std::collections::BTreeSet<(NodeIx, NodeIx)>,
     held_queue: Vec<Delivery>,
+    /// Nodes whose links are not drained (their bytes stay queued in the node) until
+    /// [`Self::resume_sending`].
+    paused: std::collections::BTreeSet<NodeIx>,
     configs: Vec<NodeConfig>,
 }
 
@@ -129,6 +132,7 @@ impl Network {
             record: false,
             held: Default::default(),
             held_queue: Vec::new(),
+            paused: Default::default(),
             configs: Vec::new(),
         }
     }
@@ -244,6 +248,27 @@ impl Network {
                 _ => self.schedule(d),
             }
         }
+    }
+
+    /// Stop taking bytes from node `ix`'s links: what it sends stays queued in the node,
+    /// as behind a congested uplink.
+    pub fn pause_sending(&mut self, ix: NodeIx) {
+        self.paused.insert(ix);
+    }
+
+    /// Take what node `ix` queued while paused, and go on draining it.
+    pub fn resume_sending(&mut self, ix: NodeIx) {
+        self.paused.remove(&ix);
+        let conns: Vec<ConnId> = self
+            .conns
+            .keys()
+            .filter(|(i, _)| *i == ix)
+            .map(|(_, c)| *c)
+            .collect();
+        for conn in conns {
+            self.transmit(ix, conn);
+        }
+        self.flush(ix);
     }
 
     fn source_of(&self, d: &Delivery) -> Option<(NodeIx, NodeIx)> {
@@ -365,6 +390,9 @@ impl Network {
     }
 
     fn transmit(&mut self, ix: NodeIx, conn: ConnId) {
+        if self.paused.contains(&ix) {
+            return;
+        }
         let mut buf = vec![0u8; self.chunk];
         loop {
             let n = self.hosts[ix].node.poll_transmit(conn, &mut buf);

@@ -345,6 +345,83 @@ fn an_ordb_serves_again_what_it_relayed() {
 }
 
 #[test]
+fn a_busy_seeder_sends_the_rarest_chunks_first() {
+    // A seeder whose uplink is busy keeps back what its links do not take and, as they
+    // drain, sends first the parts of the file it sent least (PROTOCOL.md §9, "Serving
+    // order"): a range asked for the first time overtakes one it already sent and that
+    // was asked before it. In arrival order (the old behaviour) the first range ends
+    // first.
+    let (mut net, all) = bootstrapped_with(14, |_, p| p.ordb.relay_cache_budget = 0);
+    let seeder = all[3];
+    let data = pattern(9, 300_000);
+    let (name, hname) = seed(&mut net, seeder, data.clone());
+    let (asker, ordb, _) = sharing_an_ordb_with(&net, &all, seeder);
+    // Chunks 1-200 (the tally's first span) go out once.
+    let msgs = query(&mut net, asker, ordb, &hname, 1, 200);
+    assert_eq!(verify(&name, &msgs).unwrap(), data[..200 * 486]);
+
+    net.pause_sending(seeder);
+    let again = ask(&mut net, asker, ordb, &hname, 1, 200);
+    settle(&mut net, 1);
+    let fresh = ask(&mut net, asker, ordb, &hname, 301, 200);
+    settle(&mut net, 1);
+    assert_eq!(
+        net.node(seeder).ordb_census()[0],
+        2,
+        "both streams at the seeder"
+    );
+    net.resume_sending(seeder);
+
+    // Every answer cell as it arrives, in one sequence.
+    let mut arrived: Vec<(QueryId, RelayMsg)> = Vec::new();
+    for _ in 0..3000 {
+        let t = net.now + Duration::from_millis(10);
+        net.drive_until(t);
+        arrived.extend(net.taped(asker).take_query_replies());
+        let ended = |q: QueryId| {
+            arrived
+                .iter()
+                .any(|(id, m)| *id == q && matches!(m, RelayMsg::DbEnd(_)))
+        };
+        if ended(again) && ended(fresh) {
+            break;
+        }
+    }
+    let of = |q: QueryId| -> Vec<RelayMsg> {
+        arrived
+            .iter()
+            .filter(|(id, _)| *id == q)
+            .map(|(_, m)| m.clone())
+            .collect()
+    };
+    assert_eq!(verify(&name, &of(again)).unwrap(), data[..200 * 486]);
+    assert_eq!(
+        verify(&name, &of(fresh)).unwrap(),
+        data[300 * 486..500 * 486]
+    );
+    let end_at = |q: QueryId| {
+        arrived
+            .iter()
+            .position(|(id, m)| *id == q && matches!(m, RelayMsg::DbEnd(_)))
+            .unwrap()
+    };
+    assert!(
+        end_at(fresh) < end_at(again),
+        "the range never sent ended first ({} < {})",
+        end_at(fresh),
+        end_at(again)
+    );
+    // The range sent before still started at once: it was not starved until the end.
+    let first_data = |q: QueryId| {
+        arrived
+            .iter()
+            .position(|(id, m)| *id == q && matches!(m, RelayMsg::DbData(_)))
+            .unwrap()
+    };
+    assert!(first_data(again) < first_data(fresh));
+}
+
+#[test]
 fn a_query_for_a_range_an_ordb_is_fetching_rides_on_that_fetch() {
     // Two requesters ask an ORDB for the same range at about the same time: the second
     // is served from the relay cache as the first one's answer arrives, and the seeder

@@ -326,6 +326,11 @@ impl Node {
         }
     }
 
+    /// Bytes queued on `conn` that the runtime has not taken yet.
+    pub(super) fn link_queued(&self, conn: ConnId) -> usize {
+        self.links.get(&conn).map_or(0, |l| l.outbuf.len())
+    }
+
     /// Whether `conn` can take another fixed cell now.
     pub(super) fn link_has_room(&self, conn: ConnId) -> bool {
         self.links.get(&conn).is_some_and(|l| {

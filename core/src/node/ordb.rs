@@ -28,7 +28,7 @@ use core::net::SocketAddr;
 use rand_core::Rng;
 
 use super::Node;
-use super::api::{Command, CommandError, CommandOk, FirstHop, QueryId, RelayTarget};
+use super::api::{Command, CommandError, CommandOk, ConnId, FirstHop, QueryId, RelayTarget};
 use super::config::OrdbConfig;
 use super::counters::Count;
 use super::ordb_lists::{OrdbLists, PeerRef, Wanted};
@@ -42,7 +42,7 @@ use crate::circuit::{CircKey, Circuit};
 use crate::crypto::identity::{Ed25519Keypair, PeerId};
 use crate::ordb::{
     Accepted, ChunkStore, FileSeeder, FileVerifier, LiveSeeder, Manifest, MemoryStore, Name20,
-    RelayCache, Released, ServeCursor, ServeStep, Verified, VerifyError, VerifyLimits,
+    RelayCache, Released, ServeCursor, ServeStep, ServedTally, Verified, VerifyError, VerifyLimits,
     index_from_wire, store_file, store_segment,
 };
 
@@ -58,6 +58,11 @@ pub const SENDME_CHUNKS: u16 = 100;
 /// Stream ids an ORDB picks for the queries it forwards have this bit set; clients pick
 /// theirs without it, so the two never collide on one circuit.
 const FORWARD_SID_BIT: u16 = 0x8000;
+/// A stream we serve queues cells on its link only while the link holds less than this
+/// (64 cells): a busy server keeps the rest back and sends, as the link drains, the
+/// rarest parts first instead of every stream's whole window in arrival order (where a
+/// new stream waited behind megabytes, and a full queue closed the circuit).
+const SERVE_QUEUE_BYTES: usize = 64 * 514;
 /// Replies kept for [`Node::take_query_replies`] at most.
 const MAX_TEST_REPLIES: usize = 4096;
 /// Names we advertised, re-sent to a new ORDB circuit, at most.
@@ -99,6 +104,9 @@ struct Serving {
     window: u16,
     /// Served from the relay cache, not the store.
     cached: bool,
+    /// When it last sent a chunk (`OrdbState::sent_seq`): among streams of equally
+    /// served parts, the one that waited longest goes first.
+    last_sent: u64,
 }
 
 /// A query we forwarded: the requester's stream (`down`) spliced to ours (`up`).
@@ -210,6 +218,10 @@ pub(super) struct OrdbState {
     next_splice: u64,
     next_test: u64,
     buckets: BTreeMap<CircKey, Bucket>,
+    /// How often we sent each part of what we serve: a busy link sends the rarest first.
+    tally: ServedTally,
+    /// Chunks sent so far, to order streams by when they last sent.
+    sent_seq: u64,
 }
 
 impl OrdbState {
@@ -233,6 +245,8 @@ impl OrdbState {
             next_splice: 1,
             next_test: 1,
             buckets: BTreeMap::new(),
+            tally: ServedTally::new(),
+            sent_seq: 0,
         }
     }
 
@@ -973,6 +987,7 @@ impl Node {
                 cursor: ServeCursor::new(name, first, count),
                 window: STREAM_WINDOW,
                 cached,
+                last_sent: 0,
             },
         );
         // The manifest first, on every stream: each answer verifies on its own.
@@ -998,61 +1013,123 @@ impl Node {
         s.cached && self.fetching(s.cursor.name(), next, end)
     }
 
-    /// Send what the stream's window allows.
+    /// Send what the stream's window and its link allow (what the link does not take
+    /// now goes when it drains, rarest first: [`Node::serve_on_drained`]).
     fn pump(&mut self, leg: Leg) {
-        loop {
-            let step = {
-                let Some(o) = self.ordb.as_deref_mut() else {
-                    return;
-                };
-                let Some(s) = o.serving.get_mut(&(leg.circ, leg.sid)) else {
-                    return;
-                };
-                let mut step = if s.cached {
-                    s.cursor.next_msg(&mut o.cache, s.window)
-                } else {
-                    s.cursor.next_msg(&mut *o.store, s.window)
-                };
-                if let ServeStep::Send { data: true, msg } = &mut step {
-                    s.window = s.window.saturating_sub(1);
-                    self.counters.bump(Count::OrdbChunksServed);
-                    // What a tampering ORDB relays, it serves from its cache too.
-                    if s.cached
-                        && o.cfg.tamper_relayed_data
-                        && let RelayMsg::DbData(d) = msg
-                    {
-                        tamper(d);
-                    }
-                }
-                step
+        while self.serve_room(leg.circ) && self.pump_one(leg) {}
+    }
+
+    /// Send the stream's next cell; `false` when it has nothing to send now (its window
+    /// is closed, it waits for chunks) or it ended.
+    fn pump_one(&mut self, leg: Leg) -> bool {
+        let step = {
+            let Some(o) = self.ordb.as_deref_mut() else {
+                return false;
             };
-            match step {
-                ServeStep::Send { msg, .. } => {
-                    if let RelayMsg::DbData(d) = &msg {
-                        self.counters
-                            .add(Count::OrdbBytesServed, d.data.len() as u64);
-                    }
-                    if !self.circ_send(leg.circ, Some(leg.sid), msg) {
-                        if let Some(o) = self.ordb.as_mut() {
-                            o.serving.remove(&(leg.circ, leg.sid));
-                        }
-                        return;
-                    }
+            let Some(s) = o.serving.get_mut(&(leg.circ, leg.sid)) else {
+                return false;
+            };
+            let next = s.cursor.position().0;
+            let mut step = if s.cached {
+                s.cursor.next_msg(&mut o.cache, s.window)
+            } else {
+                s.cursor.next_msg(&mut *o.store, s.window)
+            };
+            if let ServeStep::Send { data: true, msg } = &mut step {
+                s.window = s.window.saturating_sub(1);
+                o.sent_seq += 1;
+                s.last_sent = o.sent_seq;
+                o.tally.note(s.cursor.name(), next);
+                self.counters.bump(Count::OrdbChunksServed);
+                // What a tampering ORDB relays, it serves from its cache too.
+                if s.cached
+                    && o.cfg.tamper_relayed_data
+                    && let RelayMsg::DbData(d) = msg
+                {
+                    tamper(d);
                 }
-                ServeStep::Blocked | ServeStep::Waiting => return,
-                ServeStep::Missing if self.awaits_fetch(leg) => return,
-                ServeStep::Done | ServeStep::Missing => {
-                    if let Some(o) = self.ordb.as_mut() {
-                        o.serving.remove(&(leg.circ, leg.sid));
-                    }
-                    let reason = if step == ServeStep::Done {
-                        DbEndReason::FINISHED
-                    } else {
-                        DbEndReason::UNAVAILABLE
-                    };
-                    self.send_end(leg, reason);
-                    return;
+            }
+            step
+        };
+        match step {
+            ServeStep::Send { msg, .. } => {
+                if let RelayMsg::DbData(d) = &msg {
+                    self.counters
+                        .add(Count::OrdbBytesServed, d.data.len() as u64);
                 }
+                if self.circ_send(leg.circ, Some(leg.sid), msg) {
+                    return true;
+                }
+                if let Some(o) = self.ordb.as_mut() {
+                    o.serving.remove(&(leg.circ, leg.sid));
+                }
+                false
+            }
+            ServeStep::Blocked | ServeStep::Waiting => false,
+            ServeStep::Missing if self.awaits_fetch(leg) => false,
+            ServeStep::Done | ServeStep::Missing => {
+                if let Some(o) = self.ordb.as_mut() {
+                    o.serving.remove(&(leg.circ, leg.sid));
+                }
+                let reason = if step == ServeStep::Done {
+                    DbEndReason::FINISHED
+                } else {
+                    DbEndReason::UNAVAILABLE
+                };
+                self.send_end(leg, reason);
+                false
+            }
+        }
+    }
+
+    /// The link a stream we serve on circuit `circ` leaves by: our first hop's, or the
+    /// previous hop's of a circuit we are the last hop of.
+    fn serve_link(&self, circ: CircKey) -> Option<ConnId> {
+        match self.circuits.get(&circ)? {
+            Circuit::Client(c) => Some(c.link),
+            Circuit::Relay(r) => Some(r.prev.conn),
+        }
+    }
+
+    /// Whether a stream on `circ` may queue another cell: its link holds less than
+    /// [`SERVE_QUEUE_BYTES`] (a circuit gone has room: sending fails and ends the stream).
+    fn serve_room(&self, circ: CircKey) -> bool {
+        self.serve_link(circ)
+            .is_none_or(|conn| self.link_queued(conn) < SERVE_QUEUE_BYTES)
+    }
+
+    /// `conn` drained: fill it again from the streams we serve on it, the least served
+    /// part of a name first (the one sent longest ago among equals), while it has room.
+    pub(super) fn serve_on_drained(&mut self, conn: ConnId) {
+        let Some(o) = self.ordb.as_ref() else {
+            return;
+        };
+        let mut ready: Vec<Leg> = o
+            .serving
+            .iter()
+            .filter(|(_, s)| s.window > 0)
+            .map(|(k, _)| Leg {
+                circ: k.0,
+                sid: k.1,
+            })
+            .filter(|leg| self.serve_link(leg.circ) == Some(conn))
+            .collect();
+        while !ready.is_empty() && self.link_queued(conn) < SERVE_QUEUE_BYTES {
+            let Some(o) = self.ordb.as_ref() else {
+                return;
+            };
+            let rank = |leg: &Leg| {
+                o.serving.get(&(leg.circ, leg.sid)).map_or((0, 0), |s| {
+                    let next = s.cursor.position().0;
+                    (o.tally.count(s.cursor.name(), next), s.last_sent)
+                })
+            };
+            let Some(i) = (0..ready.len()).min_by_key(|&i| rank(&ready[i])) else {
+                return;
+            };
+            let leg = ready[i];
+            if !self.pump_one(leg) {
+                ready.swap_remove(i);
             }
         }
     }

@@ -698,6 +698,7 @@ impl Node {
                 None => {}
             }
         }
+        self.serve_on_drained(conn);
     }
 }
 

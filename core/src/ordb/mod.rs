@@ -26,6 +26,7 @@ pub mod live;
 mod seeder;
 pub mod serve;
 pub mod store;
+pub mod tally;
 mod tree;
 mod verify;
 
@@ -45,6 +46,7 @@ pub use live::{
 pub use seeder::{FileSeeder, LiveSeeder, SeedError, SignedSegment};
 pub use serve::{ServeCursor, ServeStep};
 pub use store::{ChunkStore, MemoryStore, StoreError, store_file, store_segment};
+pub use tally::ServedTally;
 pub use tree::{ARITY, NodeRef, TreeShape, leaf_hash};
 pub use verify::{
     Accepted, ChunkBytes, FileVerifier, LiveVerifier, Released, VerifyError, VerifyLimits,
