@@ -256,6 +256,9 @@ pub struct PeersmKnobs {
     /// Seconds a DHT record of part of a file lives unless its ORDB STOREs it again
     /// (`DhtConfig::partial_record_ttl`; unset, such records live as long as others).
     pub partial_record_ttl_secs: Option<u64>,
+    /// A publisher STOREs its own record in the DHT too, beside its ORDBs'
+    /// (`OrdbConfig::store_own_record`; the behaviour before 2026-12-08).
+    pub store_own_record: Option<bool>,
 }
 
 impl PeersmKnobs {
@@ -266,6 +269,7 @@ impl PeersmKnobs {
         set(&mut p.ordb.max_serving, self.max_serving);
         set(&mut p.ordb.relay_cache_budget, self.relay_cache_budget);
         set(&mut p.ordb.find_value_peers, self.find_value_peers);
+        set(&mut p.ordb.store_own_record, self.store_own_record);
         set(&mut d.circuits, self.download_circuits);
         set(&mut d.window_blocks, self.download_window_blocks);
         set(&mut d.window_blocks_max, self.download_window_blocks_max);

@@ -456,10 +456,12 @@ fn a_query_for_a_range_an_ordb_is_fetching_rides_on_that_fetch() {
 #[test]
 fn find_value_fallback_and_unavailable() {
     // The seeder keeps no ORDB circuits, so it advertises to nobody: its only trace is
-    // the DHT record its STORE left. Any ORDB asked must look the name up.
+    // the DHT record it STOREs as a public server (`store_own_record`). Any ORDB asked
+    // must look the name up.
     let (mut net, all) = bootstrapped_with(14, |i, p| {
         if i == 5 {
             p.ordb_circuits = 0;
+            p.ordb.store_own_record = true;
         }
     });
     let seeder = all[5];
@@ -543,7 +545,8 @@ fn tampering_ordb_is_caught() {
 
 #[test]
 fn an_ordb_catches_a_tamperer_upstream_and_goes_around_it() {
-    // The seeder keeps no ORDB circuits; a tampering peer claims the name to its ORDBs.
+    // The seeder keeps no ORDB circuits (a public server that STOREs its own record); a
+    // tampering peer claims the name to its ORDBs.
     // An honest ORDB of the tamperer forwards there, the tamperer fetches from the seeder
     // and flips a byte of each DB_DATA: the honest ORDB must catch it at the first bad
     // cell (never relaying it), drop that circuit, and serve later queries around it.
@@ -551,6 +554,7 @@ fn an_ordb_catches_a_tamperer_upstream_and_goes_around_it() {
     let (mut net, all) = bootstrapped_with(14, |i, p| {
         if i == seeder_i {
             p.ordb_circuits = 0;
+            p.ordb.store_own_record = true;
         }
         p.ordb.tamper_relayed_data = i == tamperer_i;
     });
@@ -776,6 +780,55 @@ fn get_fetches_a_seeded_file_through_the_ordbs() {
     let data = pattern(0, 700_000);
     let (_n, hname) = seed(&mut net, all[3], data.clone());
     assert!(fetch(&mut net, all[9], &hname, 600) == data);
+}
+
+#[test]
+fn a_publisher_is_named_in_the_dht_only_through_its_ordbs() {
+    // Anyone may look a name up: the seeder is never named in a DHT record, only its
+    // ORDBs, which STORE the name when it tells them (the seed: ORDBs send the STORE).
+    // A downloader still fetches through them. A public server (`store_own_record`)
+    // names itself too.
+    let (mut net, all) = bootstrapped(14, false);
+    let seeder = all[3];
+    let data = pattern(6, 100_000);
+    let (_n, hname) = seed(&mut net, seeder, data.clone());
+    let s_id = id_of(&net, seeder);
+    // A getter that is not the seeder's ORDB, nor has it as its ORDB: the seeder could
+    // be named as the getter's ORDB, as any ORDB is.
+    let getter = all
+        .iter()
+        .copied()
+        .find(|&i| {
+            i != seeder
+                && !net.node(i).ordb_peers().contains(&s_id)
+                && !net.node(seeder).ordb_peers().contains(&id_of(&net, i))
+        })
+        .expect("a peer apart from the seeder");
+    assert!(fetch(&mut net, getter, &hname, 600) == data);
+    settle(&mut net, 10);
+    let held = recorded_holders(&net, &all, &hname);
+    let named_as_its_ordb = net.node(getter).ordb_peers().contains(&s_id);
+    assert!(
+        named_as_its_ordb || !held.iter().any(|(id, _)| *id == s_id),
+        "the seeder is named in a record: {held:?}"
+    );
+    // Its ORDBs are named, as whole holders.
+    assert!(
+        net.node(seeder)
+            .ordb_peers()
+            .iter()
+            .any(|o| held.contains(&(*o, Progress::Full))),
+        "no ORDB of the seeder STOREd the name: {held:?}"
+    );
+
+    // A public server names itself.
+    let (mut net, all) = bootstrapped_with(14, |i, p| p.ordb.store_own_record = i == 3);
+    let (_n, hname) = seed(&mut net, all[3], data);
+    let held = recorded_holders(&net, &all, &hname);
+    assert!(
+        held.contains(&(id_of(&net, all[3]), Progress::Full)),
+        "{held:?}"
+    );
 }
 
 #[test]

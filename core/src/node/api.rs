@@ -172,9 +172,10 @@ pub enum Command {
     /// (`None`) or DHT_FIND_VALUE of the name. Each answer is an [`Event::OrdbAnswered`].
     AskOrdbs(Option<HashName>),
     /// ORDB: seed a file. The node signs it (ed25519, with `key` as the secret seed, or a
-    /// key drawn from its RNG), keeps it pinned in its chunk store, advertises it to its
-    /// ORDBs (DB_INFO 100 %) and STOREs the name in the DHT. Answered with
-    /// [`CommandOk::Content`] (the hash_name).
+    /// key drawn from its RNG), keeps it pinned in its chunk store and advertises it to
+    /// its ORDBs (DB_INFO 100 %), which STORE the name in the DHT (the node itself too
+    /// only with `OrdbConfig::store_own_record`). Answered with [`CommandOk::Content`]
+    /// (the hash_name).
     Seed {
         /// The file's bytes.
         data: Vec<u8>,

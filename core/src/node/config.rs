@@ -210,6 +210,12 @@ pub struct OrdbConfig {
     /// cycles (PROTOCOL.md §9); without it an ORDB that has no reference finds holders
     /// with FIND_VALUE (ORDBs STORE names new to them, whole holders announce).
     pub pass_on_names: bool,
+    /// STORE our own record in the DHT for what we publish (`Command::Seed`,
+    /// `Command::Live`), beside the records our ORDBs STORE. Off by default: the record
+    /// names us as the publisher to anyone who looks the name up, and queries that
+    /// reach us directly bypass our ORDBs' relay caches (PROTOCOL.md §9, "Seeding").
+    /// For a public server, or a publisher without ORDB circuits.
+    pub store_own_record: bool,
     /// **Test and simulation only**: this node flips a byte of every DB_DATA it relays
     /// for others (a tampering ORDB), so tests can check downloaders catch it.
     pub tamper_relayed_data: bool,
@@ -235,6 +241,7 @@ impl Default for OrdbConfig {
             max_facilitators: 16,
             facilitator_tries: 3,
             pass_on_names: false,
+            store_own_record: false,
             tamper_relayed_data: false,
             download: crate::ordb::DownloadConfig::default(),
         }

@@ -335,9 +335,11 @@ impl Node {
                 DlAction::Advertise(p) => {
                     let name = a.hash_name.clone();
                     match <[u8; 20]>::try_from(name.as_bytes()) {
-                        // Whole and in the store: a seeder like any other, in the DHT too.
+                        // Whole and in the store: a seeder like any other, in the DHT
+                        // too, under our own record (PROTOCOL.md §9, "Seeding", says
+                        // why not only through our ORDBs yet).
                         Ok(n20) if p == Progress::Full && self.holds_whole(&n20) => {
-                            self.announce(n20)
+                            self.announce_whole(n20, true)
                         }
                         _ => self.advertise(&name, p),
                     }

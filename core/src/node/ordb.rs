@@ -6,8 +6,9 @@
 //! - **Discovery.** A node advertises what it has with DB_INFO on its ORDB circuits
 //!   ([`Node::advertise`]). An ORDB (the last hop of someone's ORDB circuit) keeps, per
 //!   name, the circuits that advertised it ([`OrdbLists`]), STOREs a new name in the DHT
-//!   with its own record and, only when `pass_on_names` is set, passes a name on once to
-//!   each of its own ORDBs.
+//!   with its own record (a publisher never STOREs itself unless `store_own_record`)
+//!   and, only when `pass_on_names` is set, passes a name on once to each of its own
+//!   ORDBs.
 //! - **Requests.** A DB_QUERY at any node: counter 5 → DB_END; the node holds the range →
 //!   it serves it (DB_CONNECTED, DB_HASHES, DB_DATA, DB_END FINISHED) within a window of
 //!   chunks opened by DB_SENDME; else it forwards the query (counter + 1) on the first
@@ -464,7 +465,7 @@ impl Node {
                     o.store.remove(&seeder.hash_name());
                     CommandError::Limit
                 })?;
-                self.announce(name);
+                self.publish(name);
                 Ok(CommandOk::Content(name))
             }
             Command::Live {
@@ -484,7 +485,7 @@ impl Node {
                     .put_manifest(&name, Manifest::Live(seeder.manifest().clone()), true)
                     .map_err(|_| CommandError::Limit)?;
                 o.live.insert(name, seeder);
-                self.announce(name);
+                self.publish(name);
                 Ok(CommandOk::Content(name))
             }
             Command::LivePush { hash_name, chunks } => {
@@ -546,13 +547,26 @@ impl Node {
         }
     }
 
-    /// Our own content: DB_INFO 100 % to our ORDBs and a DHT STORE of the name.
-    pub(super) fn announce(&mut self, name: Name20) {
+    /// Content we publish (seeded, live): DB_INFO 100 % to our ORDBs, which STORE the
+    /// name in the DHT with their own records, so those who look it up reach us through
+    /// them and never learn who published it (the seed: "each time an ORDB has a new
+    /// hash_name it sends a STORE"). A public server (`OrdbConfig::store_own_record`)
+    /// STOREs its own record too.
+    fn publish(&mut self, name: Name20) {
+        let own = self.ordb.as_ref().is_some_and(|o| o.cfg.store_own_record);
+        self.announce_whole(name, own);
+    }
+
+    /// Content we hold whole: DB_INFO 100 % to our ORDBs and, when `own`, a DHT STORE
+    /// of our own record.
+    pub(super) fn announce_whole(&mut self, name: Name20, own: bool) {
         let Ok(hash_name) = HashName::new(&name) else {
             return;
         };
         self.advertise(&hash_name, Progress::Full);
-        self.quiet_store(hash_name, Progress::Full);
+        if own {
+            self.quiet_store(hash_name, Progress::Full);
+        }
     }
 
     /// STORE `name` toward the closest node, without an event at the end.
