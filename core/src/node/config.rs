@@ -186,7 +186,11 @@ pub struct OrdbConfig {
     pub max_names: usize,
     /// Peer references kept per name (the oldest is forgotten).
     pub refs_per_name: usize,
-    /// Streams served from our store at once.
+    /// Streams served from our store (or relay cache) at once; past it a query is
+    /// answered UNAVAILABLE. 256: since a busy server sends the rarest parts first,
+    /// the streams of the others stay open longer, and at 64 the seeder refused
+    /// thousands of queries, which its ORDBs then took for misses (PROTOCOL.md §9,
+    /// "Bounds").
     pub max_serving: usize,
     /// Queries forwarded (spliced) at once.
     pub max_splices: usize,
@@ -232,7 +236,7 @@ impl Default for OrdbConfig {
             facilitator: false,
             max_names: 4096,
             refs_per_name: 16,
-            max_serving: 64,
+            max_serving: 256,
             max_splices: 256,
             max_forward_circuits: 32,
             find_value_peers: 4,
