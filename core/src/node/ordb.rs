@@ -63,7 +63,7 @@ const FORWARD_SID_BIT: u16 = 0x8000;
 /// (64 cells): a busy server keeps the rest back and sends, as the link drains, the
 /// rarest parts first instead of every stream's whole window in arrival order (where a
 /// new stream waited behind megabytes, and a full queue closed the circuit).
-const SERVE_QUEUE_BYTES: usize = 64 * 514;
+const SERVE_QUEUE_BYTES: usize = 64 * crate::cells::channel::MAX_FIXED_CELL_LEN;
 /// Replies kept for [`Node::take_query_replies`] at most.
 const MAX_TEST_REPLIES: usize = 4096;
 /// Names we advertised, re-sent to a new ORDB circuit, at most.
@@ -1109,13 +1109,18 @@ impl Node {
     /// [`SERVE_QUEUE_BYTES`] (a circuit gone has room: sending fails and ends the stream).
     fn serve_room(&self, circ: CircKey) -> bool {
         self.serve_link(circ)
-            .is_none_or(|conn| self.link_queued(conn) < SERVE_QUEUE_BYTES)
+            .is_none_or(|conn| self.link_room_to_serve(conn))
+    }
+
+    /// Whether link `conn` holds less than [`SERVE_QUEUE_BYTES`].
+    fn link_room_to_serve(&self, conn: ConnId) -> bool {
+        self.link_queued(conn) < SERVE_QUEUE_BYTES
     }
 
     /// `conn` drained: fill it again from the streams we serve on it, the least served
     /// part of a name first (the one sent longest ago among equals), while it has room.
     pub(super) fn serve_on_drained(&mut self, conn: ConnId) {
-        let Some(o) = self.ordb.as_ref() else {
+        let Some(o) = self.ordb.as_ref().filter(|o| !o.serving.is_empty()) else {
             return;
         };
         let mut ready: Vec<Leg> = o
@@ -1128,7 +1133,7 @@ impl Node {
             })
             .filter(|leg| self.serve_link(leg.circ) == Some(conn))
             .collect();
-        while !ready.is_empty() && self.link_queued(conn) < SERVE_QUEUE_BYTES {
+        while !ready.is_empty() && self.link_room_to_serve(conn) {
             let Some(o) = self.ordb.as_ref() else {
                 return;
             };
